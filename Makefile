@@ -1,0 +1,79 @@
+# heapspy build. `make` builds build/heapspy; `make test` runs every test; `make demo` records the
+# bundled demo program; `make bench` runs the benchmarks in tools/.
+
+CC       ?= cc
+CLANG    ?= clang
+BPFTOOL  ?= bpftool
+PROTOC_C ?= protoc-c
+ARCH     := x86
+
+BUILD    := build
+GEN      := $(BUILD)/gen
+CFLAGS   ?= -O2 -g
+CFLAGS   += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Iinclude -Iuser -I$(GEN)
+LDLIBS   := -lbpf -lelf -lz -lprotobuf-c -lm
+
+BPF_SRCS := $(wildcard bpf/*.bpf.c)
+BPF_OBJS := $(patsubst bpf/%.bpf.c,$(BUILD)/%.bpf.o,$(BPF_SRCS))
+SKELS    := $(patsubst bpf/%.bpf.c,$(GEN)/%.skel.h,$(BPF_SRCS))
+PROTO_C  := $(GEN)/profile.pb-c.c
+
+# Every user/*.c but the CLI entry point is a library module that unit tests link against.
+LIB_SRCS := $(filter-out user/main.c,$(wildcard user/*.c)) $(PROTO_C)
+LIB_OBJS := $(patsubst %.c,$(BUILD)/obj/%.o,$(LIB_SRCS))
+
+UNIT_SRCS := $(wildcard tests/unit/test_*.c)
+UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/unit/%,$(UNIT_SRCS))
+FUZZ_SRCS := $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_BINS := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(FUZZ_SRCS))
+SAN      := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+
+.PHONY: all clean test unit fuzz demo bench format deps
+all: $(BUILD)/heapspy
+
+deps:
+	./tools/install-deps
+
+$(GEN) $(BUILD)/obj/user $(BUILD)/obj/build/gen $(BUILD)/unit $(BUILD)/fuzz:
+	mkdir -p $@
+
+$(GEN)/profile.pb-c.c $(GEN)/profile.pb-c.h: proto/profile.proto | $(GEN)
+	$(PROTOC_C) --proto_path=proto --c_out=$(GEN) proto/profile.proto
+
+$(BUILD)/%.bpf.o: bpf/%.bpf.c include/*.h | $(GEN)
+	$(CLANG) -g -O2 -target bpf -D__TARGET_ARCH_$(ARCH) -Iinclude -Ivmlinux -c $< -o $@
+
+$(GEN)/%.skel.h: $(BUILD)/%.bpf.o
+	$(BPFTOOL) gen skeleton $< > $@
+
+$(BUILD)/obj/%.o: %.c $(SKELS) $(GEN)/profile.pb-c.h $(wildcard user/*.h include/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c $< -o $@
+
+$(BUILD)/heapspy: $(LIB_OBJS) $(BUILD)/obj/user/main.o
+	$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS)
+
+# Unit tests build every module again with ASan and UBSan.
+$(BUILD)/unit/%: tests/unit/%.c $(LIB_SRCS) $(SKELS) $(GEN)/profile.pb-c.h $(wildcard user/*.h include/*.h tests/unit/*.h) | $(BUILD)/unit
+	$(CC) $(CFLAGS) -O1 $(SAN) $< $(LIB_SRCS) -o $@ $(LDLIBS)
+
+$(BUILD)/fuzz/%: tests/fuzz/%.c $(LIB_SRCS) $(SKELS) $(GEN)/profile.pb-c.h $(wildcard user/*.h include/*.h) | $(BUILD)/fuzz
+	$(CLANG) $(filter-out -O2,$(CFLAGS)) -O1 -fsanitize=fuzzer,address,undefined $< $(LIB_SRCS) -o $@ $(LDLIBS)
+
+unit: $(UNIT_BINS)
+fuzz: $(FUZZ_BINS)
+
+test: all unit fuzz
+	python3 tests/run.py
+
+demo: all
+	./tools/demo
+
+bench: all
+	python3 tools/bench.py
+
+format:
+	clang-format -i bpf/*.c user/*.c user/*.h include/*.h tests/unit/*.c tests/fuzz/*.c
+
+clean:
+	rm -rf $(BUILD)

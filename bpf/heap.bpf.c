@@ -1,0 +1,171 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Heap sampling probes. The Go runtime already samples one allocation per MemProfileRate bytes and
+ * calls runtime.mProf_Malloc for it; when the sweeper frees such an object it calls
+ * runtime.freeSpecial on its profile special. Probing those two functions costs one uprobe hit per
+ * sample, never one per allocation, which is what makes attaching to a production process cheap.
+ */
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
+
+#include "heapspy.h"
+
+char LICENSE[] SEC("license") = "GPL";
+
+const volatile struct hs_heap_config cfg = {};
+/* Runtime address of runtime.mProfCycle; 0 while unknown. */
+__u64 mprof_cycle_addr;
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, HS_RINGBUF_BYTES);
+} events SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, HS_CNT_MAX);
+	__type(key, __u32);
+	__type(value, __u64);
+} counters SEC(".maps");
+
+/* Wake the loader only once this much is queued: one wake-up per event would cost more than the
+ * event itself. The loader also polls on a short timeout, so a quiet target is never left behind. */
+#define WAKEUP_BYTES (256u << 10)
+
+static __always_inline void count(__u32 which)
+{
+	__u64 *v = bpf_map_lookup_elem(&counters, &which);
+
+	if (v)
+		*v += 1;
+}
+
+static __always_inline __u64 wakeup_flags(void)
+{
+	return bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= WAKEUP_BYTES ? BPF_RB_FORCE_WAKEUP
+									       : BPF_RB_NO_WAKEUP;
+}
+
+/*
+ * Go's register ABI (amd64): integer arguments in RAX, RBX, RCX, RDI, ... mProf_Malloc's object
+ * and size are the first two arguments, or the second and third where the M comes first. All three
+ * registers are loaded unconditionally: the verifier rejects a context load at a computed offset,
+ * which is what clang makes of a register chosen by index.
+ */
+static __always_inline void malloc_args(struct pt_regs *regs, __u64 *p, __u64 *size)
+{
+	__u64 ax = regs->ax, bx = regs->bx, cx = regs->cx;
+
+	asm volatile("" : "+r"(ax), "+r"(bx), "+r"(cx));
+	*p = cfg.malloc_arg_base ? bx : ax;
+	*size = cfg.malloc_arg_base ? cx : bx;
+}
+
+static __always_inline __u32 mprof_cycle(void)
+{
+	__u32 v;
+
+	if (!mprof_cycle_addr || bpf_probe_read_user(&v, sizeof(v), (void *)mprof_cycle_addr) != 0)
+		return ~0u;
+	/* mProfCycleHolder keeps the cycle above a "flushed" flag bit. */
+	return v >> 1;
+}
+
+struct go_frame {
+	__u64 fp;
+	__u64 ret;
+};
+
+/*
+ * At a function's first instruction its prologue has not run: the caller's return address is at
+ * [RSP] and RBP is still the caller's frame pointer. From there Go's frame pointers chain as
+ * [fp] = caller's fp, [fp+8] = return address.
+ */
+static __always_inline __u32 walk_stack(struct pt_regs *regs, __u64 *pcs)
+{
+	struct go_frame f = {.fp = regs->bp};
+	__u32 n = 0;
+
+	if (bpf_probe_read_user(&pcs[0], sizeof(pcs[0]), (void *)regs->sp) != 0) {
+		count(HS_CNT_READ_ERRORS);
+		return 0;
+	}
+	for (n = 1; n < HS_MAX_FRAMES; n++) {
+		if (!f.fp || bpf_probe_read_user(&f, sizeof(f), (void *)f.fp) != 0 || !f.ret)
+			return n;
+		pcs[n] = f.ret;
+	}
+	if (f.fp)
+		count(HS_CNT_TRUNCATED);
+	return n;
+}
+
+SEC("uprobe")
+int mprof_malloc(struct pt_regs *regs)
+{
+	struct hs_alloc_event *e;
+
+	count(HS_CNT_ALLOCS);
+	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+	if (!e) {
+		count(HS_CNT_LOST);
+		return 0;
+	}
+	e->hdr.type = HS_EV_ALLOC;
+	e->hdr.cycle = mprof_cycle();
+	e->hdr.ts = bpf_ktime_get_ns();
+	e->hdr.tid = (__u32)bpf_get_current_pid_tgid();
+	malloc_args(regs, &e->addr, &e->size);
+	e->nframes = walk_stack(regs, e->pcs);
+	bpf_ringbuf_submit(e, wakeup_flags());
+	return 0;
+}
+
+SEC("uprobe")
+int free_special(struct pt_regs *regs)
+{
+	__u64 special = regs->ax;
+	struct hs_free_event *e;
+	__u8 kind;
+
+	/* Finalizers, weak handles and pinners share freeSpecial: keep only profile specials. */
+	if (bpf_probe_read_user(&kind, sizeof(kind), (void *)(special + cfg.kind_offset)) != 0) {
+		count(HS_CNT_READ_ERRORS);
+		return 0;
+	}
+	if (kind != cfg.profile_kind)
+		return 0;
+	count(HS_CNT_FREES);
+	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+	if (!e) {
+		count(HS_CNT_LOST);
+		return 0;
+	}
+	e->hdr.type = HS_EV_FREE;
+	e->hdr.cycle = mprof_cycle();
+	e->hdr.ts = bpf_ktime_get_ns();
+	e->hdr.tid = (__u32)bpf_get_current_pid_tgid();
+	e->addr = regs->bx;
+	e->size = regs->cx;
+	if (bpf_probe_read_user(&e->bucket, sizeof(e->bucket),
+				(void *)(special + cfg.bucket_offset)) != 0)
+		e->bucket = 0;
+	bpf_ringbuf_submit(e, wakeup_flags());
+	return 0;
+}
+
+/*
+ * Launch mode only: stop the new process as runtime.main calls gcenable, after the runtime's own
+ * initialization has set MemProfileRate (to 0 when nothing links runtime/pprof; before Go 1.21 that
+ * happens in the runtime package's init, inside runtime.main) and before any package of the
+ * program is initialized, so the loader can switch sampling on before the program's first
+ * allocation.
+ */
+SEC("uprobe")
+int stop_before_init(struct pt_regs *regs)
+{
+	(void)regs;
+	bpf_send_signal(19 /* SIGSTOP */);
+	return 0;
+}

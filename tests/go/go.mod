@@ -1,0 +1,3 @@
+module heapspy.test/programs
+
+go 1.19

@@ -1,0 +1,241 @@
+"""heapspy record against real Go programs: the runtime's own heap profile and known retained sizes
+are the ground truth."""
+import os
+import re
+import signal
+import subprocess
+import time
+
+import pprofdec
+from harness import (GO_VERSIONS, HEAPSPY, NEWEST_GO, Failure, Program, check, go_bin, go_build, heapspy,
+                     pprof_top, tmpdir)
+
+# The three retained sites of tests/go/retain and their sizes in MiB.
+SITES = {"main.retainA": 24, "main.retainB": 12, "main.retainC": 6}
+SHARE_TOLERANCE_PP = 3.0
+
+
+def site_of(stack):
+    for fn in stack:
+        if fn in SITES:
+            return fn
+    return "other"
+
+
+def shares(profile):
+    by = profile.by_site("inuse_space", site_of)
+    total = sum(by.values())
+    check(total > 0, "the profile holds no in-use bytes")
+    return {k: 100.0 * v / total for k, v in by.items()}
+
+
+def compare_shares(got, want, what):
+    for site in SITES:
+        diff = abs(got.get(site, 0.0) - want.get(site, 0.0))
+        check(diff <= SHARE_TOLERANCE_PP,
+              "%s: %s has %.1f%% of inuse_space, expected %.1f%% (tolerance %.0f points)\n"
+              "heapspy: %s\nexpected: %s" % (what, site, got.get(site, 0.0), want[site],
+                                              SHARE_TOLERANCE_PP, got, want))
+
+
+def mem_profile_rate(binary, pid):
+    """Reads runtime.MemProfileRate out of a live process, independently of heapspy."""
+    nm = subprocess.run([go_bin(NEWEST_GO), "tool", "nm", binary], capture_output=True, text=True,
+                        check=True, env=dict(os.environ, GOTOOLCHAIN="local")).stdout
+    addr = int(re.search(r"^\s*([0-9a-f]+) D runtime\.MemProfileRate$", nm, re.M).group(1), 16)
+    with open("/proc/%d/mem" % pid, "rb") as mem:
+        mem.seek(addr)
+        return int.from_bytes(mem.read(8), "little")
+
+
+def late_attach(version):
+    binary = go_build(version, "retain", tags="withpprof")
+    out = tmpdir("late-%s" % version)
+    own = os.path.join(out, "runtime.pb.gz")
+    mine = os.path.join(out, "heapspy.pb.gz")
+    prog = Program([binary, "-duration", "60s", "-garbage", "30"], env={"RETAIN_PROFILE": own,
+                                                                       "GOGC": "50"})
+    try:
+        prog.wait_for("ready")
+        time.sleep(1.5)  # let a few GC cycles publish the retained objects
+        _, stdout, _ = heapspy("record", "--pid", prog.pid, "--duration", "3", "-o", mine,
+                               check_rc=0)
+        prog.signal(signal.SIGUSR1)
+        prog.wait_for("profile written")
+    finally:
+        prog.kill()
+    got, want = pprofdec.load(mine), pprofdec.load(own)
+    check(any("before heapspy attached" in c for c in got.comments),
+          "the profile does not say it includes pre-attach records: %s" % got.comments)
+    check(got.period == want.period == 512 * 1024, "period %d, runtime's %d" % (got.period,
+                                                                                 want.period))
+    compare_shares(shares(got), shares(want), "go%s attached late" % version)
+    top = pprof_top(mine)
+    check("main.retainA" in top, "go tool pprof -top does not show main.retainA:\n" + top)
+    return stdout
+
+
+def test_late_attach_matches_runtime_profile():
+    """Attached to a program that links runtime/pprof: the same shares as its own profile."""
+    for version in GO_VERSIONS:
+        late_attach(version)
+
+
+def test_early_attach_matches_known_sizes():
+    """Launched without runtime/pprof (sampling off): heapspy switches it on; known shares."""
+    total = float(sum(SITES.values()))
+    want = {k: 100.0 * v / total for k, v in SITES.items()}
+    for version in (GO_VERSIONS[0], NEWEST_GO):
+        binary = go_build(version, "retain")
+        out = os.path.join(tmpdir("early-%s" % version), "heap.pb.gz")
+        _, stdout, stderr = heapspy("record", "--rate", "16384", "-o", out, "--", binary,
+                                    "-duration", "5s", "-garbage", "20", check_rc=0,
+                                    env={"GOGC": "50"})
+        check("switched MemProfileRate from 0 to 16384" in stderr,
+              "heapspy did not say it switched sampling on:\n" + stderr)
+        prof = pprofdec.load(out)
+        check(prof.period == 16384, "period %d, wanted 16384" % prof.period)
+        check(any("since heapspy attached" in c for c in prof.comments), str(prof.comments))
+        compare_shares(shares(prof), want, "go%s launched" % version)
+        check("main.retainA" in stdout, "the summary does not name main.retainA:\n" + stdout)
+
+
+def test_profile_format():
+    """Sample types, period, default type, mapping with build ID, functions with file and line."""
+    binary = go_build(NEWEST_GO, "retain")
+    out = os.path.join(tmpdir("format"), "heap.pb.gz")
+    heapspy("record", "-o", out, "--", binary, "-duration", "3s", check_rc=0, env={"GOGC": "50"})
+    p = pprofdec.load(out)
+    check(p.sample_types == [("alloc_objects", "count"), ("alloc_space", "bytes"),
+                             ("inuse_objects", "count"), ("inuse_space", "bytes")],
+          "sample types %s" % p.sample_types)
+    check(p.period_type == ("space", "bytes") and p.period == 512 * 1024,
+          "period %s %d" % (p.period_type, p.period))
+    check(p.default_sample_type == "inuse_space", "default %r" % p.default_sample_type)
+    check(p.time_nanos > 0 and p.duration_nanos > 0, "time/duration not set")
+    check(len(p.mappings) == 1, "mappings: %s" % p.mappings)
+    m = list(p.mappings.values())[0]
+    check(m["build_id"] and m["file"].endswith(os.path.basename(binary)), "mapping %s" % m)
+    lines = [l for loc in p.locations.values() for l in loc["lines"]]
+    check(any(fn == "main.retainA" and f.endswith("retain/main.go") and ln > 0
+              for fn, f, ln in lines), "no main.retainA with file and line")
+    # runtime/pprof hides the allocator's own frames: no sample may start in runtime.*.
+    for s in p.samples:
+        stack = p.stack(s)
+        if any(not fn.startswith("runtime.") for fn in stack):
+            check(not stack[0].startswith("runtime."), "untrimmed stack %s" % stack)
+        check(s["labels"].get("bytes", 0) > 0, "sample without a bytes label")
+
+
+def test_launch_mode_target_runs_on():
+    """--duration shorter than the program: heapspy detaches, the program finishes normally."""
+    binary = go_build(NEWEST_GO, "retain")
+    out = os.path.join(tmpdir("launch"), "heap.pb.gz")
+    t0 = time.time()
+    rc, stdout, stderr = heapspy("record", "--duration", "1", "-o", out, "--", binary,
+                                 "-duration", "4s")
+    check(rc == 0, "heapspy exited %d (the program's status should be 0):\n%s" % (rc, stderr))
+    check(time.time() - t0 >= 3.5, "heapspy did not wait for the program")
+    check("3072 192 12288" in stdout, "the program did not finish normally:\n" + stdout)
+    check(os.path.exists(out), "no profile written")
+    pprof_top(out)
+
+
+def test_sigterm_writes_profile_and_restores_rate():
+    binary = go_build(NEWEST_GO, "retain")
+    out = os.path.join(tmpdir("sigterm"), "heap.pb.gz")
+    prog = Program([binary, "-duration", "60s"])
+    try:
+        prog.wait_for("ready")
+        check(mem_profile_rate(binary, prog.pid) == 0, "the runtime samples without pprof?")
+        hs = subprocess.Popen([HEAPSPY, "record", "--pid", str(prog.pid), "-o", out],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        time.sleep(2)
+        check(mem_profile_rate(binary, prog.pid) == 512 * 1024, "sampling not switched on")
+        hs.send_signal(signal.SIGTERM)
+        stdout, stderr = hs.communicate(timeout=30)
+        check(hs.returncode == 0, "heapspy exited %d on SIGTERM:\n%s" % (hs.returncode, stderr))
+        check("SIGTERM" in stdout, "the summary does not say why it ended:\n" + stdout)
+        check(mem_profile_rate(binary, prog.pid) == 0, "MemProfileRate not restored to 0")
+        check(prog.proc.poll() is None, "the target died")
+    finally:
+        prog.kill()
+    pprof_top(out)
+
+
+def test_target_exit_writes_profile():
+    binary = go_build(NEWEST_GO, "retain")
+    out = os.path.join(tmpdir("exit"), "heap.pb.gz")
+    prog = Program([binary, "-duration", "3s"])
+    try:
+        prog.wait_for("ready")
+        _, stdout, _ = heapspy("record", "--pid", prog.pid, "-o", out, check_rc=0)
+    finally:
+        prog.kill()
+    check("target exited" in stdout, stdout)
+    pprof_top(out)
+
+
+def one_line_error(rc, stderr, needle):
+    check(rc != 0, "heapspy succeeded")
+    lines = stderr.strip().splitlines()
+    check(len(lines) == 1, "wanted a one-line error, got:\n" + stderr)
+    check(needle in lines[0], "the error %r does not mention %r" % (lines[0], needle))
+
+
+def test_bad_inputs():
+    out = os.path.join(tmpdir("bad"), "heap.pb.gz")
+    rc, _, err = heapspy("record", "--pid", "4000000", "-o", out)
+    one_line_error(rc, err, "no process with pid 4000000")
+
+    sleeper = subprocess.Popen(["sleep", "30"])
+    try:
+        rc, _, err = heapspy("record", "--pid", sleeper.pid, "-o", out)
+        one_line_error(rc, err, "is not a Go program")
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+
+    binary = go_build(NEWEST_GO, "retain")
+    prog = Program([binary, "-duration", "30s"])
+    try:
+        prog.wait_for("ready")
+        rc, _, err = heapspy("record", "--pid", prog.pid, "-o", "/nonexistent/dir/heap.pb.gz")
+        one_line_error(rc, err, "cannot write /nonexistent/dir/heap.pb.gz")
+        rc, _, err = heapspy("record", "--pid", prog.pid, "--btf", "/nonexistent.btf", "-o", out)
+        one_line_error(rc, err, "no kernel BTF")
+        rc, _, err = heapspy("record", "--pid", prog.pid, "-o", "/tmp/x.pb.gz",
+                             preexec_fn=lambda: (os.setgroups([]), os.setgid(65534),
+                                                 os.setuid(65534)))
+        one_line_error(rc, err, "CAP_BPF")
+        check(mem_profile_rate(binary, prog.pid) == 0, "a failed run touched the target")
+        check(prog.proc.poll() is None, "the target died")
+    finally:
+        prog.kill()
+
+    rc, out_, err = heapspy("record", "--bogus")
+    check(rc == 2 and "unrecognized option '--bogus'" in err and "--help" in err,
+          "unknown flag: rc %d\n%s" % (rc, err))
+    rc, _, err = heapspy("record")
+    check(rc == 2, "no target: rc %d" % rc)
+
+
+def test_unsupported_go_version():
+    """A Go release heapspy does not know is refused before anything is touched."""
+    binary = go_build(NEWEST_GO, "retain")
+    out = tmpdir("version")
+    patched = os.path.join(out, "retain-go1.99")
+    data = open(binary, "rb").read()
+    version = re.search(rb"go1\.23\.\d+", data).group(0)
+    fake = b"go1.99" + version[6:]
+    check(len(fake) == len(version), "patch must keep the length")
+    open(patched, "wb").write(data.replace(version, fake))
+    os.chmod(patched, 0o755)
+    prog = Program([patched, "-duration", "30s"])
+    try:
+        prog.wait_for("ready")
+        rc, _, err = heapspy("record", "--pid", prog.pid, "-o", os.path.join(out, "h.pb.gz"))
+        one_line_error(rc, err, "go1.99")
+        check(prog.proc.poll() is None, "the target died")
+    finally:
+        prog.kill()

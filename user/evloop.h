@@ -1,0 +1,38 @@
+/*
+ * evloop: the one loop every recording command runs. It waits on the probes' ring buffers, on
+ * SIGINT/SIGTERM, on the target's exit (a pidfd) and on a periodic tick, and tells why it stopped.
+ */
+#ifndef HEAPSPY_EVLOOP_H
+#define HEAPSPY_EVLOOP_H
+
+#include <bpf/libbpf.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+enum evloop_end {
+	EVLOOP_DURATION = 1, /* --duration elapsed */
+	EVLOOP_SIGNAL,       /* SIGINT or SIGTERM */
+	EVLOOP_TARGET_EXIT,  /* the target process is gone */
+	EVLOOP_ERROR,
+};
+
+struct evloop {
+	int epfd, sigfd, pidfd, timerfd;
+	struct ring_buffer *rb;
+	uint64_t start_ns;
+	double duration_s; /* 0: until a signal or the target's exit */
+	int signal;        /* the signal that ended the loop */
+};
+
+/* Blocks SIGINT and SIGTERM (read through a signalfd instead) and watches pid's exit. */
+int evloop_init(struct evloop *l, pid_t pid, double duration_s, unsigned tick_ms);
+int evloop_add_ringbuf(struct evloop *l, int map_fd, ring_buffer_sample_fn fn, void *ctx);
+/* Runs until one of enum evloop_end; on_tick gets the seconds since evloop_init. */
+enum evloop_end evloop_run(struct evloop *l, void (*on_tick)(void *ctx, double elapsed), void *ctx);
+/* Consumes whatever the ring buffers still hold. */
+void evloop_drain(struct evloop *l);
+void evloop_close(struct evloop *l);
+uint64_t evloop_now_ns(void);
+const char *evloop_end_str(enum evloop_end e, int signal);
+
+#endif

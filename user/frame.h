@@ -1,0 +1,18 @@
+/* One source-level frame of a symbolized program counter. */
+#ifndef HEAPSPY_FRAME_H
+#define HEAPSPY_FRAME_H
+
+#include <stdint.h>
+
+/*
+ * Strings are borrowed from whoever produced the frame (the symbolizer keeps the binary mapped for
+ * its whole life), so a frame is valid as long as its producer is open.
+ */
+struct hs_frame {
+	const char *function; /* Go's full name, e.g. "main.(*cache).put" */
+	const char *file;     /* absolute source path as recorded by the Go linker, or "" */
+	uint32_t line;        /* 0 when unknown */
+	uint64_t func_entry;  /* link-time entry address of the outermost (physical) function */
+};
+
+#endif

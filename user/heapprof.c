@@ -1,0 +1,160 @@
+#include "heapprof.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MAX_INLINE 16
+
+/* Symbolizes one return address into a pprof location, once per address. */
+static uint64_t location(struct heapprof *h, uint64_t pc, bool *is_runtime)
+{
+	struct hs_frame frames[MAX_INLINE];
+	uint64_t *cached = u64map_get(&h->locs, pc), id;
+	int n;
+
+	if (cached) {
+		*is_runtime = *cached & 1;
+		return *cached >> 1;
+	}
+	/* A return address points after the call: the call itself is at pc-1. */
+	n = gosym_lookup(h->t->sym, pc - 1 - h->t->bias, frames, MAX_INLINE);
+	*is_runtime = n > 0 && strncmp(frames[0].function, "runtime.", 8) == 0;
+	id = pprof_location(h->p, h->mapping, pc, frames, n);
+	u64map_put(&h->locs, pc, id << 1 | *is_runtime);
+	return id;
+}
+
+uint32_t heapprof_trim(struct heapprof *h, const struct heap_stack *s)
+{
+	for (uint32_t i = 0; i < s->nframes; i++) {
+		bool rt;
+
+		location(h, s->pcs[i], &rt);
+		if (!rt)
+			return i;
+	}
+	return 0;
+}
+
+static void leaf(struct heapprof *h, const struct heap_stack *s, uint32_t first,
+		 struct heap_row *row)
+{
+	struct hs_frame f[MAX_INLINE];
+	int n = 0;
+
+	if (first < s->nframes)
+		n = gosym_lookup(h->t->sym, s->pcs[first] - 1 - h->t->bias, f, MAX_INLINE);
+	row->function = n > 0 ? f[0].function : "?";
+	row->file = n > 0 ? f[0].file : "";
+	row->line = n > 0 ? f[0].line : 0;
+}
+
+static int by_function(const void *a, const void *b)
+{
+	return strcmp(((const struct heap_row *)a)->function, ((const struct heap_row *)b)->function);
+}
+
+static int by_inuse_desc(const void *a, const void *b)
+{
+	const struct heap_row *x = a, *y = b;
+
+	if (x->inuse_bytes != y->inuse_bytes)
+		return x->inuse_bytes < y->inuse_bytes ? 1 : -1;
+	return x->alloc_bytes < y->alloc_bytes ? 1 : (x->alloc_bytes > y->alloc_bytes ? -1 : 0);
+}
+
+/* Merges rows of the same function (the summary reads like `go tool pprof -top`). */
+static void merge_rows(struct heapprof *h)
+{
+	size_t out = 0;
+
+	qsort(h->rows, h->nrows, sizeof(*h->rows), by_function);
+	for (size_t i = 0; i < h->nrows; i++) {
+		struct heap_row *r = &h->rows[i];
+
+		if (out && strcmp(h->rows[out - 1].function, r->function) == 0) {
+			struct heap_row *m = &h->rows[out - 1];
+
+			m->inuse_bytes += r->inuse_bytes;
+			m->inuse_objects += r->inuse_objects;
+			m->alloc_bytes += r->alloc_bytes;
+			m->alloc_objects += r->alloc_objects;
+		} else {
+			h->rows[out++] = *r;
+		}
+	}
+	h->nrows = out;
+	qsort(h->rows, h->nrows, sizeof(*h->rows), by_inuse_desc);
+}
+
+int heapprof_build(struct heapprof *h, const struct target *t, const struct heapagg *agg,
+		   const struct heapprof_meta *m)
+{
+	uint64_t *locs = malloc(HS_MAX_FRAMES * sizeof(*locs) + 1);
+
+	memset(h, 0, sizeof(*h));
+	h->t = t;
+	h->agg = agg;
+	h->p = pprof_new();
+	h->rows = calloc(agg->nsites ? agg->nsites : 1, sizeof(*h->rows));
+	if (!h->p || !h->rows || !locs) {
+		free(locs);
+		return -ENOMEM;
+	}
+	pprof_sample_type(h->p, "alloc_objects", "count");
+	pprof_sample_type(h->p, "alloc_space", "bytes");
+	pprof_sample_type(h->p, "inuse_objects", "count");
+	pprof_sample_type(h->p, "inuse_space", "bytes");
+	pprof_period(h->p, "space", "bytes", m->rate);
+	pprof_default_sample_type(h->p, "inuse_space");
+	pprof_time(h->p, m->time_ns, m->duration_ns);
+	h->mapping = pprof_mapping(h->p, t->map_start, t->map_limit, t->map_offset, t->display,
+				   t->build_id);
+
+	for (size_t i = 0; i < agg->nsites; i++) {
+		const struct heap_site *s = &agg->sites[i];
+		const struct heap_stack *st = &agg->stacks[s->stack];
+		struct heap_totals tot;
+		struct pprof_label bytes = {.key = "bytes", .num = (int64_t)s->size,
+					    .num_unit = "bytes"};
+		int64_t v[4];
+		uint32_t first, n = 0;
+		struct heap_row *row;
+
+		heapagg_totals(agg, s, m->cycle, &tot);
+		if (!tot.allocs && !tot.inuse_objects)
+			continue;
+		heap_unsample(tot.allocs, tot.alloc_bytes, m->rate, &v[0], &v[1]);
+		heap_unsample(tot.inuse_objects, tot.inuse_bytes, m->rate, &v[2], &v[3]);
+		first = heapprof_trim(h, st);
+		for (uint32_t k = first; k < st->nframes && n < HS_MAX_FRAMES; k++) {
+			bool rt;
+
+			locs[n++] = location(h, st->pcs[k], &rt);
+		}
+		pprof_sample(h->p, locs, n, v, &bytes, 1);
+
+		row = &h->rows[h->nrows++];
+		leaf(h, st, first, row);
+		row->alloc_objects = v[0];
+		row->alloc_bytes = v[1];
+		row->inuse_objects = v[2];
+		row->inuse_bytes = v[3];
+		h->total.alloc_objects += v[0];
+		h->total.alloc_bytes += v[1];
+		h->total.inuse_objects += v[2];
+		h->total.inuse_bytes += v[3];
+	}
+	free(locs);
+	merge_rows(h);
+	return 0;
+}
+
+void heapprof_free(struct heapprof *h)
+{
+	pprof_free(h->p);
+	u64map_free(&h->locs);
+	free(h->rows);
+	memset(h, 0, sizeof(*h));
+}

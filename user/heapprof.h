@@ -1,0 +1,53 @@
+/*
+ * heapprof: turns heapspy's per-site counts into what users read: a pprof heap profile with
+ * runtime/pprof's sample types, unsampling and frame trimming, and the top sites for the summary.
+ */
+#ifndef HEAPSPY_HEAPPROF_H
+#define HEAPSPY_HEAPPROF_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "heapagg.h"
+#include "pprof.h"
+#include "target.h"
+
+struct heapprof_meta {
+	int64_t rate;          /* MemProfileRate in effect */
+	int64_t cycle;         /* heap-profile cycle to publish at, or HEAPAGG_UNKNOWN_CYCLE */
+	int64_t time_ns;       /* wall-clock start of the recording */
+	int64_t duration_ns;
+};
+
+/* One allocation site as the summary shows it: the first frame that is not the runtime's. */
+struct heap_row {
+	const char *function;
+	const char *file;
+	uint32_t line;
+	int64_t inuse_bytes, inuse_objects, alloc_bytes, alloc_objects; /* unsampled */
+};
+
+struct heapprof {
+	const struct target *t;
+	const struct heapagg *agg;
+	struct u64map locs; /* runtime pc -> pprof location id << 1 | frame-is-runtime bit */
+	struct pprof *p;
+	uint64_t mapping;
+	struct heap_row *rows; /* merged by function, biggest in-use first */
+	size_t nrows;
+	struct heap_row total;
+};
+
+/* Builds the profile (comments are the caller's to add through h->p before writing). */
+int heapprof_build(struct heapprof *h, const struct target *t, const struct heapagg *agg,
+		   const struct heapprof_meta *m);
+void heapprof_free(struct heapprof *h);
+
+/*
+ * The frames of one stack as the profile shows them: the runtime's allocation frames trimmed as
+ * runtime/pprof trims them (all leading runtime.* frames, unless nothing else is left).
+ * Returns the index of the first frame kept.
+ */
+uint32_t heapprof_trim(struct heapprof *h, const struct heap_stack *s);
+
+#endif

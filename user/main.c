@@ -1,0 +1,64 @@
+/*
+ * heapspy: a Go program's heap, garbage collector and leaks, seen from outside the process.
+ * This file only dispatches to the commands.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "record.h"
+
+#ifndef HEAPSPY_VERSION
+#define HEAPSPY_VERSION "0.1.0"
+#endif
+
+struct command {
+	const char *name;
+	int (*run)(int argc, char **argv);
+	const char *summary;
+};
+
+static const struct command commands[] = {
+    {"record", cmd_record, "heap profile (pprof) of a running or launched Go program"},
+};
+
+static void usage(FILE *f)
+{
+	fprintf(f, "Usage: heapspy COMMAND [OPTIONS]\n\n"
+		   "Shows a Go program's memory from outside the process: no restart, no code "
+		   "change,\nno pprof endpoint. Attach with --pid, or launch a program after --.\n\n"
+		   "Commands:\n");
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+		fprintf(f, "  %-8s %s\n", commands[i].name, commands[i].summary);
+	fprintf(f, "\nRun 'heapspy COMMAND --help' for a command's options and examples.\n"
+		   "Example: sudo heapspy record --pid $(pidof myservice) --duration 30 -o "
+		   "heap.pb.gz\n");
+}
+
+int main(int argc, char **argv)
+{
+	if (argc < 2) {
+		usage(stderr);
+		return 2;
+	}
+	if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+		usage(stdout);
+		return 0;
+	}
+	if (!strcmp(argv[1], "--version")) {
+		printf("heapspy %s\n", HEAPSPY_VERSION);
+		return 0;
+	}
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
+		if (!strcmp(argv[1], commands[i].name)) {
+			char name[64];
+
+			/* argp prints argv[0] in usage: make it "heapspy record". */
+			snprintf(name, sizeof(name), "heapspy %s", commands[i].name);
+			argv[1] = name;
+			return commands[i].run(argc - 1, argv + 1);
+		}
+	}
+	fprintf(stderr, "heapspy: unknown command '%s'\n\n", argv[1]);
+	usage(stderr);
+	return 2;
+}

@@ -1,0 +1,54 @@
+#include "mbuckets.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "procmem.h"
+
+/* runtime/mprof.go: type bucket struct { next, allnext *bucket; typ bucketType; hash, size, nstk uintptr } */
+struct go_bucket {
+	uint64_t next, allnext, typ, hash, size, nstk;
+};
+
+#define GO_MEM_PROFILE 1       /* bucketType memProfile */
+#define GO_MAX_STACK 1024      /* maxProfStackDepth: a longer stack means we read garbage */
+#define GO_MAX_BUCKETS 4000000 /* a list this long is a cycle, not a heap profile */
+
+long mbuckets_read(const struct target *t, uint64_t mbuckets_vaddr, int64_t now, struct heapagg *a,
+		   char *err, size_t errlen)
+{
+	static uint64_t pcs[GO_MAX_STACK];
+	struct go_mem_record rec;
+	struct go_bucket b;
+	uint64_t addr;
+	long n = 0;
+	int rc;
+
+	rc = target_read(t, mbuckets_vaddr, &addr, sizeof(addr));
+	for (; rc == 0 && addr; addr = b.allnext, n++) {
+		if (n >= GO_MAX_BUCKETS) {
+			rc = -ELOOP;
+			break;
+		}
+		rc = procmem_read(t->mem_fd, addr, &b, sizeof(b));
+		if (rc)
+			break;
+		if (b.typ != GO_MEM_PROFILE || b.nstk > GO_MAX_STACK) {
+			rc = -EPROTO;
+			break;
+		}
+		rc = procmem_read(t->mem_fd, addr + sizeof(b), pcs, b.nstk * sizeof(pcs[0]));
+		if (!rc)
+			rc = procmem_read(t->mem_fd, addr + sizeof(b) + b.nstk * sizeof(pcs[0]), &rec,
+					  sizeof(rec));
+		if (!rc)
+			rc = heapagg_baseline(a, addr, pcs, (uint32_t)b.nstk, b.size, &rec, now);
+	}
+	if (rc) {
+		snprintf(err, errlen, "cannot read the runtime's heap records (runtime.mbuckets): %s",
+			 rc == -EPROTO ? "unexpected layout" : strerror(-rc));
+		return rc;
+	}
+	return n;
+}

@@ -1,0 +1,38 @@
+/*
+ * probes: where heapspy's probes go in a given Go binary, and what the runtime looks like there.
+ * Function entries come from .gopclntab (present even in stripped binaries); the runtime variables
+ * heapspy reads or writes come from the ELF symbol table. Everything version-dependent is decided
+ * here, from the binary's Go release, and nowhere else.
+ */
+#ifndef HEAPSPY_PROBES_H
+#define HEAPSPY_PROBES_H
+
+#include <linux/types.h>
+#include <stdint.h>
+
+#include "heapspy.h"
+#include "target.h"
+
+struct probe_point {
+	const char *name;
+	uint64_t vaddr;  /* link-time entry address, 0 when the binary lacks the function */
+	uint64_t offset; /* file offset, what a uprobe attaches to */
+};
+
+struct heap_probes {
+	struct probe_point mprof_malloc;
+	struct probe_point free_special;
+	struct probe_point gcenable; /* launch mode stops here: runtime ready, no package init yet */
+	/* Link-time addresses of runtime variables, 0 when the symbol table lacks them. */
+	uint64_t mem_profile_rate;
+	uint64_t mbuckets;
+	uint64_t mprof_cycle;
+	struct hs_heap_config cfg; /* mprof_cycle_addr is filled in once the load bias is known */
+};
+
+/* Resolves a function's entry and file offset. 0 or -ENOENT. */
+int probes_resolve(const struct target *t, const char *name, struct probe_point *p);
+/* Resolves the heap-sampling probes; errors name what is missing and what it costs. */
+int probes_resolve_heap(const struct target *t, struct heap_probes *hp, char *err, size_t errlen);
+
+#endif

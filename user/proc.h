@@ -1,0 +1,33 @@
+/*
+ * proc: process control: launching a program with probes in place before it runs, and holding a
+ * running process still for the few milliseconds it takes to read its heap records consistently.
+ */
+#ifndef HEAPSPY_PROC_H
+#define HEAPSPY_PROC_H
+
+#include <limits.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+struct launch {
+	pid_t pid;
+	int go_fd; /* write end of the pipe the child waits on before exec */
+	char path[PATH_MAX];
+};
+
+/* Finds argv[0] as execvp would and forks a child that waits before exec'ing it. */
+int launch_prepare(struct launch *l, char *const argv[], char *err, size_t errlen);
+/* Lets the child exec. */
+int launch_release(struct launch *l);
+/* Waits until the child stops (SIGSTOP from the runtime.main probe). -ECHILD if it exited. */
+int launch_wait_stopped(struct launch *l, int *status);
+/* Reaps the child if it exited; returns its exit status (128+signal when killed) or -1. */
+int launch_reap(struct launch *l);
+
+/* Stops every thread of pid and waits until all are stopped. */
+int proc_freeze(pid_t pid, char *err, size_t errlen);
+int proc_thaw(pid_t pid);
+bool proc_alive(pid_t pid);
+
+#endif

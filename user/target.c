@@ -1,0 +1,176 @@
+#include "target.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "procmem.h"
+
+/* Oldest and newest Go release whose runtime internals heapspy's tables describe. */
+#define GO_MINOR_MIN 18
+#define GO_MINOR_MAX 23
+
+static int parse_go_minor(const char *version)
+{
+	int major, minor;
+
+	if (sscanf(version, "go%d.%d", &major, &minor) != 2 || major != 1)
+		return 0;
+	return minor;
+}
+
+static int open_binary(struct target *t, char *err, size_t errlen)
+{
+	char why[256];
+	int rc;
+
+	rc = elfbin_open(t->path, &t->elf, why, sizeof(why));
+	if (rc) {
+		snprintf(err, errlen, "cannot read %s: %s", t->display, why);
+		return rc;
+	}
+	rc = gosym_open(t->elf, &t->sym, why, sizeof(why));
+	if (rc) {
+		snprintf(err, errlen, "%s is not a Go program (no Go symbol table: %s)", t->display,
+			 why);
+		return -ENOEXEC;
+	}
+	elfbin_go_version(t->elf, t->go_version, sizeof(t->go_version));
+	elfbin_build_id(t->elf, t->build_id, sizeof(t->build_id));
+	t->go_minor = parse_go_minor(t->go_version);
+	if (!t->go_minor) {
+		snprintf(err, errlen,
+			 "%s: cannot tell its Go release (no build info); heapspy supports go1.%d to "
+			 "go1.%d",
+			 t->display, GO_MINOR_MIN, GO_MINOR_MAX);
+		return -ENOTSUP;
+	}
+	if (t->go_minor < GO_MINOR_MIN || t->go_minor > GO_MINOR_MAX) {
+		snprintf(err, errlen,
+			 "%s was built with %s; heapspy knows the runtime internals of go1.%d to "
+			 "go1.%d only",
+			 t->display, t->go_version, GO_MINOR_MIN, GO_MINOR_MAX);
+		return -ENOTSUP;
+	}
+	return 0;
+}
+
+static void target_init(struct target *t, pid_t pid)
+{
+	memset(t, 0, sizeof(*t));
+	t->pid = pid;
+	t->mem_fd = -1;
+}
+
+int target_open_pid(struct target *t, pid_t pid, char *err, size_t errlen)
+{
+	char link[64];
+	ssize_t n;
+
+	target_init(t, pid);
+	snprintf(link, sizeof(link), "/proc/%d/exe", (int)pid);
+	n = readlink(link, t->display, sizeof(t->display) - 1);
+	if (n < 0) {
+		if (errno == ENOENT)
+			snprintf(err, errlen, "no process with pid %d", (int)pid);
+		else if (errno == EACCES || errno == EPERM)
+			snprintf(err, errlen,
+				 "cannot inspect pid %d: permission denied (heapspy needs root, or "
+				 "CAP_SYS_PTRACE to read another user's process)",
+				 (int)pid);
+		else
+			snprintf(err, errlen, "cannot inspect pid %d: %s", (int)pid,
+				 strerror(errno));
+		return -errno;
+	}
+	t->display[n] = '\0';
+	/* The magic link opens the very file the process runs, whatever namespace it lives in. */
+	snprintf(t->path, sizeof(t->path), "%s", link);
+	return open_binary(t, err, errlen);
+}
+
+int target_open_path(struct target *t, const char *path, pid_t pid, char *err, size_t errlen)
+{
+	target_init(t, pid);
+	snprintf(t->path, sizeof(t->path), "%s", path);
+	snprintf(t->display, sizeof(t->display), "%s", path);
+	return open_binary(t, err, errlen);
+}
+
+int target_locate(struct target *t, char *err, size_t errlen)
+{
+	char maps[64], line[PATH_MAX + 128];
+	struct stat st;
+	FILE *f;
+	int found = 0;
+
+	if (stat(t->path, &st) != 0) {
+		snprintf(err, errlen, "cannot stat %s: %s", t->display, strerror(errno));
+		return -errno;
+	}
+	snprintf(maps, sizeof(maps), "/proc/%d/maps", (int)t->pid);
+	f = fopen(maps, "re");
+	if (!f) {
+		snprintf(err, errlen, "cannot read %s: %s", maps, strerror(errno));
+		return -errno;
+	}
+	while (fgets(line, sizeof(line), f)) {
+		uint64_t start, end, off, ino;
+		unsigned maj, min;
+
+		if (sscanf(line, "%" SCNx64 "-%" SCNx64 " %*s %" SCNx64 " %x:%x %" SCNu64, &start,
+			   &end, &off, &maj, &min, &ino) != 6)
+			continue;
+		/* Match by inode, not name: the name may be another namespace's or "(deleted)". */
+		if (ino != (uint64_t)st.st_ino)
+			continue;
+		if (!found) {
+			t->map_start = start;
+			t->map_offset = off;
+			t->bias = elfbin_is_pie(t->elf) ? start - off - elfbin_base_vaddr(t->elf) : 0;
+			found = 1;
+		}
+		t->map_limit = end;
+	}
+	fclose(f);
+	if (!found) {
+		snprintf(err, errlen, "pid %d does not map %s", (int)t->pid, t->display);
+		return -ENOENT;
+	}
+	t->mem_fd = procmem_open(t->pid);
+	if (t->mem_fd < 0) {
+		snprintf(err, errlen, "cannot open the memory of pid %d: %s", (int)t->pid,
+			 strerror(-t->mem_fd));
+		return t->mem_fd;
+	}
+	return 0;
+}
+
+void target_close(struct target *t)
+{
+	if (t->mem_fd >= 0)
+		close(t->mem_fd);
+	gosym_close(t->sym);
+	elfbin_close(t->elf);
+	t->sym = NULL;
+	t->elf = NULL;
+	t->mem_fd = -1;
+}
+
+int target_read(const struct target *t, uint64_t vaddr, void *buf, size_t len)
+{
+	if (t->mem_fd < 0 || !vaddr)
+		return -EBADF;
+	return procmem_read(t->mem_fd, target_runtime_addr(t, vaddr), buf, len);
+}
+
+int target_write(const struct target *t, uint64_t vaddr, const void *buf, size_t len)
+{
+	if (t->mem_fd < 0 || !vaddr)
+		return -EBADF;
+	return procmem_write(t->mem_fd, target_runtime_addr(t, vaddr), buf, len);
+}

@@ -1,0 +1,49 @@
+/*
+ * target: the Go process heapspy observes: its executable (opened through /proc/PID/exe, so a
+ * process in another mount namespace or running a deleted binary resolves to the right file), its
+ * Go release, its symbol table and where the kernel loaded it.
+ */
+#ifndef HEAPSPY_TARGET_H
+#define HEAPSPY_TARGET_H
+
+#include <limits.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "elfbin.h"
+#include "gosym.h"
+
+struct target {
+	pid_t pid;
+	char path[PATH_MAX];    /* what heapspy opens: /proc/PID/exe, or the launched program */
+	char display[PATH_MAX]; /* the executable's name as the target sees it, for messages */
+	struct elfbin *elf;
+	struct gosym *sym;
+	char go_version[32]; /* "go1.23.5", or "" when the binary does not record it */
+	int go_minor;        /* 23 for go1.23.x; 0 when unknown */
+	char build_id[128];
+	uint64_t bias;       /* runtime address = link-time address + bias */
+	uint64_t map_start;  /* the executable's mapped range, for the pprof mapping */
+	uint64_t map_limit;
+	uint64_t map_offset;
+	int mem_fd;          /* /proc/PID/mem, -1 until target_attach_memory */
+};
+
+/* Opens the executable of a running process. Errors are one line, meant for the user. */
+int target_open_pid(struct target *t, pid_t pid, char *err, size_t errlen);
+/* Opens an executable that pid is about to exec (launch mode); call target_locate once it runs. */
+int target_open_path(struct target *t, const char *path, pid_t pid, char *err, size_t errlen);
+/* Reads /proc/PID/maps for the load bias and mapped range, and opens /proc/PID/mem. */
+int target_locate(struct target *t, char *err, size_t errlen);
+void target_close(struct target *t);
+
+/* Link-time address to runtime address, and back. */
+static inline uint64_t target_runtime_addr(const struct target *t, uint64_t vaddr)
+{
+	return vaddr ? vaddr + t->bias : 0;
+}
+
+int target_read(const struct target *t, uint64_t vaddr, void *buf, size_t len);
+int target_write(const struct target *t, uint64_t vaddr, const void *buf, size_t len);
+
+#endif
