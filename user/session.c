@@ -1,0 +1,402 @@
+#include "session.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "bpfload.h"
+#include "mbuckets.h"
+#include "heap.skel.h" /* after heapagg.h (via session.h): it needs heapspy.h's types */
+
+enum { LINK_MALLOC, LINK_FREE, LINK_STOP };
+
+static int read_cycle(struct session *s)
+{
+	uint32_t v;
+
+	if (!s->hp.mprof_cycle || s->exited ||
+	    target_read(&s->t, s->hp.mprof_cycle, &v, sizeof(v)) != 0)
+		return -ENOENT;
+	/* mProfCycleHolder stores the cycle above a "flushed" flag bit. */
+	if (s->cycle == HEAPAGG_UNKNOWN_CYCLE || (int64_t)(v >> 1) > s->cycle)
+		s->cycle = v >> 1;
+	return 0;
+}
+
+int64_t session_cycle(const struct session *s)
+{
+	int64_t c = s->cycle;
+
+	if (!s->hp.mprof_cycle)
+		return HEAPAGG_UNKNOWN_CYCLE;
+	return s->agg.last_cycle > c ? s->agg.last_cycle : c;
+}
+
+static int on_heap_event(void *ctx, void *data, size_t len)
+{
+	struct session *s = ctx;
+	const struct hs_event_header *h = data;
+	int rc = 0;
+
+	if (len >= sizeof(struct hs_alloc_event) && h->type == HS_EV_ALLOC)
+		rc = heapagg_alloc(&s->agg, data);
+	else if (len >= sizeof(struct hs_free_event) && h->type == HS_EV_FREE)
+		rc = heapagg_free_event(&s->agg, data);
+	if (rc && !s->error)
+		s->error = rc;
+	return 0;
+}
+
+static int load_heap(struct session *s, char *err, size_t errlen)
+{
+	LIBBPF_OPTS(bpf_object_open_opts, oo, .btf_custom_path = s->o->tgt.btf);
+	int rc;
+
+	s->skel = heap_bpf__open_opts(&oo);
+	if (!s->skel) {
+		snprintf(err, errlen, "cannot open the BPF programs: %s", strerror(errno));
+		return -errno;
+	}
+	s->skel->rodata->cfg = s->hp.cfg;
+	rc = heap_bpf__load(s->skel);
+	if (rc) {
+		snprintf(err, errlen, "the kernel refused heapspy's BPF programs: %s (run with -v)",
+			 strerror(-rc));
+		return rc;
+	}
+	return 0;
+}
+
+static int attach_one(struct session *s, int which, struct bpf_program *prog,
+		      const struct probe_point *p, char *err, size_t errlen)
+{
+	s->links[which] = bpfload_uprobe(prog, s->t.pid, s->t.path, p->offset, p->name, err, errlen);
+	return s->links[which] ? 0 : -errno;
+}
+
+static int attach_all(struct session *s, char *err, size_t errlen)
+{
+	int rc = 0;
+
+	if (s->o->heap) {
+		rc = attach_one(s, LINK_MALLOC, s->skel->progs.mprof_malloc, &s->hp.mprof_malloc,
+				err, errlen);
+		if (!rc)
+			rc = attach_one(s, LINK_FREE, s->skel->progs.free_special,
+					&s->hp.free_special, err, errlen);
+	}
+	if (!rc && s->launched)
+		rc = attach_one(s, LINK_STOP, s->skel->progs.stop_before_init, &s->hp.gcenable,
+				err, errlen);
+	if (!rc && s->o->extra) {
+		rc = s->o->extra->attach(s->o->extra->ctx, &s->t, s->o->tgt.btf, err, errlen);
+		s->extra_attached = rc == 0;
+	}
+	return rc;
+}
+
+static void set_cycle_addr(struct session *s)
+{
+	if (s->skel)
+		s->skel->bss->mprof_cycle_addr = target_runtime_addr(&s->t, s->hp.mprof_cycle);
+}
+
+/* Makes sure the runtime samples, at the rate the user asked for when heapspy has to choose. */
+static int ensure_sampling(struct session *s, char *err, size_t errlen)
+{
+	int64_t rate;
+	int rc;
+
+	if (!s->hp.mem_profile_rate) {
+		fprintf(stderr,
+			"heapspy: %s has no symbol table: cannot read runtime.MemProfileRate; "
+			"recording at whatever rate the runtime uses\n",
+			s->t.display);
+		s->old_rate = s->rate = s->o->rate;
+		return 0;
+	}
+	rc = target_read(&s->t, s->hp.mem_profile_rate, &rate, sizeof(rate));
+	if (rc) {
+		snprintf(err, errlen, "cannot read runtime.MemProfileRate: %s", strerror(-rc));
+		return rc;
+	}
+	s->old_rate = s->rate = rate;
+	if (rate > 0) {
+		if (s->o->rate_given && s->o->rate != rate)
+			fprintf(stderr,
+				"heapspy: the runtime already samples every %" PRId64
+				" bytes; keeping that rate (--rate %ld ignored) so its own records "
+				"stay comparable\n",
+				rate, s->o->rate);
+		return 0;
+	}
+	if (s->o->no_write) {
+		fprintf(stderr, "heapspy: the runtime is not sampling (MemProfileRate=0) and "
+				"--no-write forbids switching it on: the profile will hold no "
+				"allocations unless the program enables sampling itself\n");
+		return 0;
+	}
+	rate = s->o->rate;
+	rc = target_write(&s->t, s->hp.mem_profile_rate, &rate, sizeof(rate));
+	if (rc) {
+		snprintf(err, errlen, "cannot switch heap sampling on (write runtime.MemProfileRate): %s",
+			 strerror(-rc));
+		return rc;
+	}
+	s->rate = rate;
+	s->rate_switched = true;
+	fprintf(stderr,
+		"heapspy: the runtime was not sampling; switched MemProfileRate from 0 to %" PRId64
+		" (restored on detach)\n",
+		rate);
+	return 0;
+}
+
+static void restore_sampling(struct session *s)
+{
+	if (!s->rate_switched || s->exited || !proc_alive(s->t.pid))
+		return;
+	if (target_write(&s->t, s->hp.mem_profile_rate, &s->old_rate, sizeof(s->old_rate)) == 0)
+		s->rate_switched = false;
+	else
+		fprintf(stderr, "heapspy: could not restore MemProfileRate to %" PRId64 "\n",
+			s->old_rate);
+}
+
+/* The runtime's records from before attach, read with the process held still. */
+static int read_baseline(struct session *s, char *err, size_t errlen)
+{
+	long n;
+
+	if (!s->hp.mbuckets || read_cycle(s) != 0) {
+		fprintf(stderr, "heapspy: no runtime.mbuckets/mProfCycle symbols: the profile covers "
+				"allocations since attach only\n");
+		return 0;
+	}
+	n = mbuckets_read(&s->t, s->hp.mbuckets, s->cycle, &s->agg, err, errlen);
+	if (n < 0)
+		return (int)n;
+	s->baseline_records = n;
+	return 0;
+}
+
+static int located(struct session *s, char *err, size_t errlen)
+{
+	int rc = target_locate(&s->t, err, errlen);
+
+	if (!rc && s->o->extra && s->o->extra->located)
+		rc = s->o->extra->located(s->o->extra->ctx, &s->t, err, errlen);
+	set_cycle_addr(s);
+	return rc;
+}
+
+static int start_running(struct session *s, char *err, size_t errlen)
+{
+	uint64_t t0 = 0;
+	bool frozen = false;
+	int64_t rate;
+	int rc;
+
+	rc = located(s, err, errlen);
+	if (rc)
+		return rc;
+	/* A sampling runtime has records to read; hold it still so they match the probes' start. */
+	if (s->o->heap && s->hp.mem_profile_rate &&
+	    target_read(&s->t, s->hp.mem_profile_rate, &rate, sizeof(rate)) == 0 && rate > 0) {
+		t0 = evloop_now_ns();
+		rc = proc_freeze(s->t.pid, err, errlen);
+		if (rc)
+			return rc;
+		frozen = true;
+	}
+	if (s->o->heap) {
+		rc = load_heap(s, err, errlen);
+		set_cycle_addr(s);
+	}
+	if (!rc)
+		rc = attach_all(s, err, errlen);
+	if (!rc && frozen)
+		rc = read_baseline(s, err, errlen);
+	if (!rc && s->o->heap)
+		rc = ensure_sampling(s, err, errlen);
+	if (frozen) {
+		proc_thaw(s->t.pid);
+		s->freeze_ms = (double)(evloop_now_ns() - t0) / 1e6;
+	}
+	return rc;
+}
+
+static int start_launched(struct session *s, char *err, size_t errlen)
+{
+	int status, rc;
+
+	rc = load_heap(s, err, errlen);
+	if (!rc)
+		rc = attach_all(s, err, errlen);
+	if (rc)
+		return rc;
+	rc = launch_release(&s->launch);
+	if (!rc)
+		rc = launch_wait_stopped(&s->launch, &status);
+	if (rc) {
+		snprintf(err, errlen, "%.300s exited before its runtime was initialized",
+			 s->t.display);
+		return rc;
+	}
+	/* Stopped in runtime.main: the runtime is initialized, no package init has run yet. */
+	bpf_link__destroy(s->links[LINK_STOP]);
+	s->links[LINK_STOP] = NULL;
+	rc = located(s, err, errlen);
+	if (!rc && s->o->heap)
+		rc = ensure_sampling(s, err, errlen);
+	kill(s->t.pid, SIGCONT);
+	return rc;
+}
+
+static void detach_all(struct session *s)
+{
+	for (int i = 0; i < 3; i++) {
+		bpf_link__destroy(s->links[i]);
+		s->links[i] = NULL;
+	}
+	if (s->extra_attached)
+		s->o->extra->detach(s->o->extra->ctx);
+	s->extra_attached = false;
+}
+
+static int start_loop(struct session *s)
+{
+	int rc = evloop_init(&s->loop, s->t.pid, s->o->tgt.duration, 100);
+
+	if (!rc && s->o->heap)
+		rc = evloop_add_ringbuf(&s->loop, bpf_map__fd(s->skel->maps.events), on_heap_event,
+					s);
+	if (!rc && s->o->extra)
+		rc = evloop_add_ringbuf(&s->loop, s->o->extra->ringbuf_fd(s->o->extra->ctx),
+					s->o->extra->on_event, s->o->extra->ctx);
+	return rc;
+}
+
+int session_start(struct session *s, const struct session_opts *o, char *err, size_t errlen)
+{
+	struct timespec wall;
+	int rc;
+
+	memset(s, 0, sizeof(*s));
+	s->o = o;
+	s->cycle = HEAPAGG_UNKNOWN_CYCLE;
+	s->t.mem_fd = -1;
+	s->loop.epfd = s->loop.sigfd = s->loop.pidfd = s->loop.timerfd = -1;
+	heapagg_init(&s->agg);
+	bpfload_set_verbose(o->tgt.verbose);
+
+	rc = bpfload_check(o->tgt.btf, err, errlen);
+	if (!rc && o->tgt.argv) {
+		rc = launch_prepare(&s->launch, o->tgt.argv, err, errlen);
+		s->launched = rc == 0;
+		if (!rc)
+			rc = target_open_path(&s->t, s->launch.path, s->launch.pid, err, errlen);
+	} else if (!rc) {
+		rc = target_open_pid(&s->t, o->tgt.pid, err, errlen);
+	}
+	if (!rc)
+		rc = probes_resolve_heap(&s->t, &s->hp, err, errlen);
+	if (!rc)
+		rc = s->launched ? start_launched(s, err, errlen) : start_running(s, err, errlen);
+	if (!rc)
+		rc = start_loop(s);
+	if (rc) {
+		if (!err[0])
+			snprintf(err, errlen, "cannot start: %s", strerror(-rc));
+		if (s->launched && s->launch.pid > 0) {
+			kill(s->launch.pid, SIGKILL);
+			launch_reap(&s->launch);
+			s->launched = false;
+		}
+		return rc;
+	}
+	clock_gettime(CLOCK_REALTIME, &wall);
+	s->start_wall_ns = (int64_t)wall.tv_sec * 1000000000 + wall.tv_nsec;
+	s->start_ns = evloop_now_ns();
+	fprintf(stderr, "heapspy: recording pid %d (%s, %s)%s\n", (int)s->t.pid, s->t.display,
+		s->t.go_version, isatty(STDERR_FILENO) ? "; Ctrl-C to stop" : "");
+	return 0;
+}
+
+struct tick_ctx {
+	struct session *s;
+	void (*on_tick)(void *ctx, double elapsed);
+	void *ctx;
+};
+
+static void session_tick(void *ctx, double elapsed)
+{
+	struct tick_ctx *tc = ctx;
+
+	read_cycle(tc->s);
+	if (tc->on_tick)
+		tc->on_tick(tc->ctx, elapsed);
+}
+
+enum evloop_end session_run(struct session *s, void (*on_tick)(void *ctx, double elapsed),
+			    void *ctx)
+{
+	struct tick_ctx tc = {s, on_tick, ctx};
+
+	return evloop_run(&s->loop, session_tick, &tc);
+}
+
+void session_progress(struct session *s, double elapsed, const char *extra)
+{
+	if (!isatty(STDERR_FILENO))
+		return;
+	fprintf(stderr, "\rheapspy: pid %d  %.0fs", (int)s->t.pid, elapsed);
+	if (s->o->tgt.duration > 0)
+		fprintf(stderr, "/%.0fs", s->o->tgt.duration);
+	if (s->skel && s->o->heap) {
+		bpfload_counters(s->skel->maps.counters, s->counters, HS_CNT_MAX);
+		fprintf(stderr, "  %" PRIu64 " samples  %" PRIu64 " frees  %" PRIu64 " lost",
+			s->agg.samples, s->agg.frees, s->counters[HS_CNT_LOST]);
+	}
+	fprintf(stderr, "%s%s\033[K", extra ? "  " : "", extra ? extra : "");
+}
+
+void session_stop(struct session *s, enum evloop_end end)
+{
+	s->exited = end == EVLOOP_TARGET_EXIT;
+	evloop_drain(&s->loop);
+	if (s->skel)
+		bpfload_counters(s->skel->maps.counters, s->counters, HS_CNT_MAX);
+	read_cycle(s);
+	restore_sampling(s);
+	detach_all(s);
+	s->secs = (double)(evloop_now_ns() - s->start_ns) / 1e9;
+	if (isatty(STDERR_FILENO))
+		fprintf(stderr, "\r\033[K");
+}
+
+int session_wait(struct session *s, enum evloop_end end)
+{
+	if (!s->launched)
+		return 0;
+	/* Launch mode ends like the program: forward a SIGTERM meant to end it, then wait. */
+	if (end == EVLOOP_SIGNAL && s->loop.signal == SIGTERM)
+		kill(s->t.pid, SIGTERM);
+	s->launched = false;
+	return launch_reap(&s->launch);
+}
+
+void session_close(struct session *s)
+{
+	restore_sampling(s);
+	detach_all(s);
+	heap_bpf__destroy(s->skel);
+	s->skel = NULL;
+	evloop_close(&s->loop);
+	heapagg_free(&s->agg);
+	target_close(&s->t);
+}

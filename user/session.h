@@ -1,0 +1,90 @@
+/*
+ * session: one observation of one Go process, shared by every command: find the target (a pid, or
+ * a program to launch with the probes in place before it runs), load and attach the probes, switch
+ * the runtime's heap sampling on when it is off, read the runtime's records from before attach,
+ * run the event loop, and undo everything on the way out.
+ */
+#ifndef HEAPSPY_SESSION_H
+#define HEAPSPY_SESSION_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "cli.h"
+#include "evloop.h"
+#include "heapagg.h"
+#include "probes.h"
+#include "proc.h"
+#include "target.h"
+
+struct heap_bpf;
+
+/*
+ * Probes a command adds beyond the heap probes (the GC's, say). The session calls attach while
+ * the target is held still (stopped before its package initializers in launch mode), located once
+ * the target's load address is known, and detach on the way out.
+ */
+struct probe_set {
+	int (*attach)(void *ctx, const struct target *t, const char *btf, char *err, size_t errlen);
+	int (*located)(void *ctx, const struct target *t, char *err, size_t errlen);
+	int (*ringbuf_fd)(void *ctx);
+	int (*on_event)(void *ctx, void *data, size_t len);
+	void (*detach)(void *ctx);
+	void *ctx;
+};
+
+struct session_opts {
+	struct cli_target tgt;
+	bool heap;          /* the heap-sampling probes (record, leaks) */
+	long rate;          /* MemProfileRate heapspy sets when the runtime is not sampling */
+	bool rate_given;
+	bool no_write;      /* never write to the target's memory */
+	struct probe_set *extra; /* or NULL */
+};
+
+#define SESSION_DEFAULT_RATE (512 * 1024)
+
+struct session {
+	const struct session_opts *o;
+	struct target t;
+	struct heap_probes hp;
+	struct heap_bpf *skel;
+	struct bpf_link *links[3];
+	bool extra_attached;
+	struct heapagg agg;
+	struct evloop loop;
+	struct launch launch;
+	bool launched;
+	bool exited;
+	int64_t old_rate, rate; /* MemProfileRate before heapspy and while recording */
+	bool rate_switched;
+	long baseline_records;  /* runtime records read from before attach */
+	double freeze_ms;       /* how long the target was held still to read them */
+	int64_t cycle;          /* newest heap-profile cycle read from the runtime */
+	int64_t start_wall_ns;
+	uint64_t start_ns;
+	double secs;            /* recording time, set by session_stop */
+	uint64_t counters[HS_CNT_MAX];
+	int error;              /* first error from an event handler */
+};
+
+/* Opens the target and attaches everything; on failure err holds a one-line reason. */
+int session_start(struct session *s, const struct session_opts *o, char *err, size_t errlen);
+/* Runs the event loop; on_tick (may be NULL) runs every 100 ms. */
+enum evloop_end session_run(struct session *s, void (*on_tick)(void *ctx, double elapsed),
+			    void *ctx);
+/* Drains the probes, restores the target's sampling rate and detaches. */
+void session_stop(struct session *s, enum evloop_end end);
+/*
+ * Launch mode: waits for the program (forwarding a SIGTERM that ended the recording) and returns
+ * its exit status; 0 when attached to a running process.
+ */
+int session_wait(struct session *s, enum evloop_end end);
+void session_close(struct session *s);
+
+/* Heap progress on stderr (a terminal only): "pid N  12s/30s  1234 samples ...". */
+void session_progress(struct session *s, double elapsed, const char *extra);
+/* The heap-profile cycle to publish at, HEAPAGG_UNKNOWN_CYCLE if the runtime's is unknown. */
+int64_t session_cycle(const struct session *s);
+
+#endif
