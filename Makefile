@@ -63,13 +63,17 @@ $(BUILD)/fuzz/%: tests/fuzz/%.c $(LIB_SRCS) $(SKELS) $(GEN)/profile.pb-c.h $(wil
 unit: $(UNIT_BINS)
 fuzz: $(FUZZ_BINS)
 
-test: all unit fuzz
+# deps is a no-op once everything is installed, so the quick start works on a fresh machine.
+test: deps
+	$(MAKE) all unit fuzz
 	python3 tests/run.py
 
-demo: all
+demo: deps
+	$(MAKE) all
 	./tools/demo
 
-bench: all
+bench: deps
+	$(MAKE) all
 	python3 tools/bench.py
 
 format:

@@ -1,0 +1,239 @@
+/* Unit tests of the aggregation: the runtime's cycle semantics, repeats, baseline, unsampling. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "check.h"
+#include "heapagg.h"
+#include "u64map.h"
+
+static void test_u64map_matches_reference(void)
+{
+	enum { N = 20000 };
+	static uint64_t ref[N];
+	static unsigned char present[N];
+	struct u64map m = {0};
+	unsigned seed = 1;
+
+	/* Keys share low bits, as addresses do; deletions exercise the backward shift. */
+	for (int round = 0; round < 200000; round++) {
+		int k;
+		uint64_t key, *v;
+
+		seed = seed * 1103515245u + 12345u;
+		k = (int)((seed >> 8) % N);
+		key = 0xc000000000ull + (uint64_t)k * 4096;
+		if ((seed >> 4) % 3 == 0) {
+			CHECK(u64map_del(&m, key) == (bool)present[k]);
+			present[k] = 0;
+		} else {
+			CHECK(u64map_put(&m, key, (uint64_t)round) == 0);
+			ref[k] = (uint64_t)round;
+			present[k] = 1;
+		}
+		v = u64map_get(&m, key);
+		CHECK((v != NULL) == (bool)present[k]);
+	}
+	size_t live = 0;
+	for (int k = 0; k < N; k++) {
+		uint64_t *v = u64map_get(&m, 0xc000000000ull + (uint64_t)k * 4096);
+
+		live += present[k];
+		CHECK((v != NULL) == (bool)present[k]);
+		if (v && present[k])
+			CHECK(*v == ref[k]);
+	}
+	CHECK(m.len == live);
+	u64map_free(&m);
+}
+
+static struct hs_alloc_event alloc_ev(uint32_t tid, uint64_t addr, uint64_t size, uint32_t cycle,
+				      uint64_t pc)
+{
+	struct hs_alloc_event e;
+
+	memset(&e, 0, sizeof(e));
+	e.hdr.type = HS_EV_ALLOC;
+	e.hdr.tid = tid;
+	e.hdr.cycle = cycle;
+	e.addr = addr;
+	e.size = size;
+	e.nframes = 2;
+	e.pcs[0] = pc;
+	e.pcs[1] = 0x401000;
+	return e;
+}
+
+static struct hs_free_event free_ev(uint32_t tid, uint64_t addr, uint64_t size, uint32_t cycle,
+				    uint64_t bucket)
+{
+	struct hs_free_event e;
+
+	memset(&e, 0, sizeof(e));
+	e.hdr.type = HS_EV_FREE;
+	e.hdr.tid = tid;
+	e.hdr.cycle = cycle;
+	e.addr = addr;
+	e.size = size;
+	e.bucket = bucket;
+	return e;
+}
+
+static struct heap_totals totals_at(struct heapagg *a, size_t site, int64_t cycle)
+{
+	struct heap_totals t;
+
+	heapagg_totals(a, &a->sites[site], cycle, &t);
+	return t;
+}
+
+/* runtime/mprof.go: allocations are published two cycles later, sweep frees one cycle later. */
+static void test_publication_delay(void)
+{
+	struct heapagg a;
+	struct hs_alloc_event al = alloc_ev(1, 0x1000, 64, 5, 0x402000);
+	struct hs_free_event fr = free_ev(2, 0x1000, 64, 7, 0);
+
+	heapagg_init(&a);
+	CHECK(heapagg_alloc(&a, &al) == 0);
+	CHECK(a.nsites == 1);
+	CHECK(totals_at(&a, 0, 5).allocs == 0);
+	CHECK(totals_at(&a, 0, 6).allocs == 0);
+	CHECK(totals_at(&a, 0, 7).allocs == 1);
+	CHECK(totals_at(&a, 0, 7).inuse_bytes == 64);
+	CHECK(heapagg_free_event(&a, &fr) == 0);
+	CHECK(totals_at(&a, 0, 7).inuse_objects == 1);
+	CHECK(totals_at(&a, 0, 8).inuse_objects == 0);
+	CHECK(totals_at(&a, 0, 8).allocs == 1);
+	CHECK(totals_at(&a, 0, 8).alloc_bytes == 64);
+	/* Slots older than four cycles fold into the settled counts without changing totals. */
+	for (uint32_t c = 8; c < 20; c++) {
+		struct hs_alloc_event e = alloc_ev(1, 0x2000 + c * 64, 64, c, 0x402000);
+
+		CHECK(heapagg_alloc(&a, &e) == 0);
+	}
+	CHECK(totals_at(&a, 0, 21).allocs == 13);
+	CHECK(totals_at(&a, 0, 21).inuse_objects == 12);
+	CHECK(a.last_cycle == 19);
+	heapagg_free(&a);
+}
+
+static void test_sites_are_stack_and_size(void)
+{
+	struct heapagg a;
+	struct hs_alloc_event e1 = alloc_ev(1, 0x1000, 64, 1, 0x402000);
+	struct hs_alloc_event e2 = alloc_ev(1, 0x2000, 128, 1, 0x402000);
+	struct hs_alloc_event e3 = alloc_ev(1, 0x3000, 64, 1, 0x403000);
+	struct hs_alloc_event e4 = alloc_ev(1, 0x4000, 64, 1, 0x402000);
+
+	heapagg_init(&a);
+	heapagg_alloc(&a, &e1);
+	heapagg_alloc(&a, &e2);
+	heapagg_alloc(&a, &e3);
+	heapagg_alloc(&a, &e4);
+	CHECK(a.nsites == 3);
+	CHECK(a.nstacks == 2);
+	CHECK(totals_at(&a, 0, 3).allocs == 2);
+	heapagg_free(&a);
+}
+
+/* A uprobe handler re-run after a signal delivers the same call twice on one thread. */
+static void test_repeated_probe_hits_dropped(void)
+{
+	struct heapagg a;
+	struct hs_alloc_event al = alloc_ev(7, 0x1000, 64, 3, 0x402000);
+	struct hs_free_event fr = free_ev(9, 0x1000, 64, 4, 0);
+	struct hs_alloc_event again = alloc_ev(7, 0x1000, 64, 5, 0x402000);
+
+	heapagg_init(&a);
+	heapagg_alloc(&a, &al);
+	heapagg_alloc(&a, &al);
+	CHECK(a.samples == 1 && a.repeated == 1);
+	heapagg_free_event(&a, &fr);
+	heapagg_free_event(&a, &fr);
+	CHECK(a.frees == 1 && a.repeated == 2);
+	CHECK(a.unmatched_frees == 0);
+	/* The same thread allocating the freed address again is a new object, not a repeat. */
+	heapagg_alloc(&a, &again);
+	CHECK(a.samples == 2 && a.repeated == 2);
+	CHECK(totals_at(&a, 0, 10).allocs == 2);
+	CHECK(totals_at(&a, 0, 10).inuse_objects == 1);
+	heapagg_free(&a);
+}
+
+/* The runtime's record at cycle now: active is published; future[] by cycle. */
+static void test_baseline_record(void)
+{
+	struct heapagg a;
+	struct go_mem_record r;
+	uint64_t pcs[2] = {0x402000, 0x401000};
+	int64_t now = 10;
+	struct hs_free_event fr = free_ev(3, 0xdead000, 1024, 11, 0xb0c4e7);
+
+	memset(&r, 0, sizeof(r));
+	r.active = (struct heap_counts){.allocs = 100, .frees = 40, .alloc_bytes = 102400,
+					.free_bytes = 40960};
+	/* Allocations of cycle 10 sit in future[(10+2)%3 = 0], of cycle 9 in future[2]. */
+	r.future[0].allocs = 5;
+	r.future[0].alloc_bytes = 5120;
+	r.future[2].allocs = 3;
+	r.future[2].alloc_bytes = 3072;
+	/* Sweep frees of cycle 10 sit in future[(10+1)%3 = 2]. */
+	r.future[2].frees = 2;
+	r.future[2].free_bytes = 2048;
+
+	heapagg_init(&a);
+	CHECK(heapagg_baseline(&a, 0xb0c4e7, pcs, 2, 1024, &r, now) == 0);
+	CHECK(totals_at(&a, 0, 10).allocs == 100);
+	CHECK(totals_at(&a, 0, 10).inuse_objects == 60);
+	CHECK(totals_at(&a, 0, 11).allocs == 103);
+	CHECK(totals_at(&a, 0, 11).inuse_objects == 61);
+	CHECK(totals_at(&a, 0, 12).allocs == 108);
+	CHECK(totals_at(&a, 0, 12).inuse_objects == 66);
+	/* A pre-attach object's free is found through its bucket. */
+	heapagg_free_event(&a, &fr);
+	CHECK(a.unmatched_frees == 0);
+	CHECK(totals_at(&a, 0, 12).inuse_objects == 65);
+	heapagg_free(&a);
+}
+
+static void test_unknown_cycle_counts_everything(void)
+{
+	struct heapagg a;
+	struct hs_alloc_event al = alloc_ev(1, 0x1000, 64, ~0u, 0x402000);
+
+	heapagg_init(&a);
+	heapagg_alloc(&a, &al);
+	CHECK(totals_at(&a, 0, HEAPAGG_UNKNOWN_CYCLE).inuse_bytes == 64);
+	CHECK(a.last_cycle == HEAPAGG_UNKNOWN_CYCLE);
+	heapagg_free(&a);
+}
+
+/* runtime/pprof's scaleHeapSample. */
+static void test_unsample_matches_runtime_pprof(void)
+{
+	int64_t n, b;
+	double scale = 1 / (1 - exp(-8192.0 / 16384.0));
+
+	heap_unsample(1, 8192, 16384, &n, &b);
+	CHECK(n == (int64_t)(1 * scale) && b == (int64_t)(8192 * scale));
+	CHECK(b == 20819);
+	heap_unsample(10, 640, 1, &n, &b);
+	CHECK(n == 10 && b == 640);
+	heap_unsample(0, 0, 512 * 1024, &n, &b);
+	CHECK(n == 0 && b == 0);
+}
+
+int main(void)
+{
+	int failures = 0;
+
+	RUN(test_u64map_matches_reference);
+	RUN(test_publication_delay);
+	RUN(test_sites_are_stack_and_size);
+	RUN(test_repeated_probe_hits_dropped);
+	RUN(test_baseline_record);
+	RUN(test_unknown_cycle_counts_everything);
+	RUN(test_unsample_matches_runtime_pprof);
+	return failures;
+}

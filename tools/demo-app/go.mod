@@ -1,0 +1,3 @@
+module heapspy.demo/app
+
+go 1.19
