@@ -25,9 +25,27 @@ def go_bin(version):
     return "/usr/lib/go-%s/bin/go" % version
 
 
+# Production build shapes: name -> (extra tags, ldflags, buildmode).
+VARIANTS = {
+    "": (None, None, None),
+    "stripped": (None, "-s -w", None),
+    "pie": (None, None, "pie"),
+    "stripped-pie": (None, "-s -w", "pie"),
+    "cgo": ("withcgo", "-linkmode=external", None),
+}
+
+
+def go_variant(version, pkg, variant, tags=None):
+    """Builds pkg in one of VARIANTS, adding tags."""
+    vtags, ldflags, buildmode = VARIANTS[variant]
+    all_tags = ",".join(t for t in (tags, vtags) if t) or None
+    return go_build(version, pkg, tags=all_tags, ldflags=ldflags, buildmode=buildmode,
+                    variant="-" + variant if variant else "")
+
+
 def go_build(version, pkg, tags=None, ldflags=None, buildmode=None, variant=""):
     """Builds tests/go/<pkg> with Go <version>, once per run; returns the binary's path."""
-    name = "%s-go%s%s%s" % (pkg, version, "-" + tags if tags else "", variant)
+    name = "%s-go%s%s%s" % (pkg, version, "-" + tags.replace(",", "-") if tags else "", variant)
     out = os.path.join(BUILD, "bin", name)
     if os.path.exists(out):
         return out
@@ -41,7 +59,8 @@ def go_build(version, pkg, tags=None, ldflags=None, buildmode=None, variant=""):
         cmd += ["-buildmode", buildmode]
     cmd.append("./" + pkg)
     env = dict(os.environ, GOTOOLCHAIN="local", GOFLAGS="-mod=mod", GOPROXY="off",
-               GOCACHE=os.path.join(BUILD, "gocache"), CGO_ENABLED="0")
+               GOCACHE=os.path.join(BUILD, "gocache"),
+               CGO_ENABLED="1" if tags and "withcgo" in tags else "0")
     subprocess.run(cmd, cwd=os.path.join(ROOT, "tests", "go"), env=env, check=True,
                    stdout=subprocess.DEVNULL)
     return out

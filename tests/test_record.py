@@ -7,8 +7,8 @@ import subprocess
 import time
 
 import pprofdec
-from harness import (GO_VERSIONS, HEAPSPY, NEWEST_GO, Failure, Program, check, go_bin, go_build, heapspy,
-                     pprof_top, tmpdir)
+from harness import (GO_VERSIONS, HEAPSPY, NEWEST_GO, VARIANTS, Failure, Program, check, go_bin,
+                     go_build, go_variant, heapspy, pprof_top, tmpdir)
 
 # The three retained sites of tests/go/retain and their sizes in MiB.
 SITES = {"main.retainA": 24, "main.retainB": 12, "main.retainC": 6}
@@ -48,9 +48,9 @@ def mem_profile_rate(binary, pid):
         return int.from_bytes(mem.read(8), "little")
 
 
-def late_attach(version):
-    binary = go_build(version, "retain", tags="withpprof")
-    out = tmpdir("late-%s" % version)
+def late_attach(version, variant=""):
+    binary = go_variant(version, "retain", variant, tags="withpprof")
+    out = tmpdir("late-%s%s" % (version, variant))
     own = os.path.join(out, "runtime.pb.gz")
     mine = os.path.join(out, "heapspy.pb.gz")
     prog = Program([binary, "-duration", "60s", "-garbage", "30"], env={"RETAIN_PROFILE": own,
@@ -69,35 +69,43 @@ def late_attach(version):
           "the profile does not say it includes pre-attach records: %s" % got.comments)
     check(got.period == want.period == 512 * 1024, "period %d, runtime's %d" % (got.period,
                                                                                  want.period))
-    compare_shares(shares(got), shares(want), "go%s attached late" % version)
+    compare_shares(shares(got), shares(want), "go%s %s attached late" % (version, variant))
     top = pprof_top(mine)
     check("main.retainA" in top, "go tool pprof -top does not show main.retainA:\n" + top)
     return stdout
 
 
 def test_late_attach_matches_runtime_profile():
-    """Attached to a program that links runtime/pprof: the same shares as its own profile."""
+    """Attached to a program that links runtime/pprof: the same shares as its own profile.
+    Stripped binaries too: the runtime's records are then found from the runtime's code."""
     for version in GO_VERSIONS:
-        late_attach(version)
+        for variant in ("", "stripped"):
+            late_attach(version, variant)
 
 
 def test_early_attach_matches_known_sizes():
-    """Launched without runtime/pprof (sampling off): heapspy switches it on; known shares."""
+    """Launched without runtime/pprof (sampling off): heapspy switches it on; known shares.
+    Every Go version, in every production build shape: stripped, PIE, stripped PIE, cgo."""
     total = float(sum(SITES.values()))
     want = {k: 100.0 * v / total for k, v in SITES.items()}
-    for version in (GO_VERSIONS[0], NEWEST_GO):
-        binary = go_build(version, "retain")
-        out = os.path.join(tmpdir("early-%s" % version), "heap.pb.gz")
-        _, stdout, stderr = heapspy("record", "--rate", "16384", "-o", out, "--", binary,
-                                    "-duration", "5s", "-garbage", "20", check_rc=0,
-                                    env={"GOGC": "50"})
-        check("switched MemProfileRate from 0 to 16384" in stderr,
-              "heapspy did not say it switched sampling on:\n" + stderr)
-        prof = pprofdec.load(out)
-        check(prof.period == 16384, "period %d, wanted 16384" % prof.period)
-        check(any("since heapspy attached" in c for c in prof.comments), str(prof.comments))
-        compare_shares(shares(prof), want, "go%s launched" % version)
-        check("main.retainA" in stdout, "the summary does not name main.retainA:\n" + stdout)
+    for version in GO_VERSIONS:
+        for variant in VARIANTS:
+            early_attach(version, variant, want)
+
+
+def early_attach(version, variant, want):
+    binary = go_variant(version, "retain", variant)
+    out = os.path.join(tmpdir("early-%s%s" % (version, variant)), "heap.pb.gz")
+    _, stdout, stderr = heapspy("record", "--rate", "16384", "-o", out, "--", binary,
+                                "-duration", "5s", "-garbage", "20", check_rc=0,
+                                env={"GOGC": "50"})
+    check("switched MemProfileRate from 0 to 16384" in stderr,
+          "heapspy did not say it switched sampling on:\n" + stderr)
+    prof = pprofdec.load(out)
+    check(prof.period == 16384, "period %d, wanted 16384" % prof.period)
+    check(any("since heapspy attached" in c for c in prof.comments), str(prof.comments))
+    compare_shares(shares(prof), want, "go%s %s launched" % (version, variant))
+    check("main.retainA" in stdout, "the summary does not name main.retainA:\n" + stdout)
 
 
 def test_profile_format():

@@ -15,6 +15,28 @@ struct go_bucket {
 #define GO_MAX_STACK 1024      /* maxProfStackDepth: a longer stack means we read garbage */
 #define GO_MAX_BUCKETS 4000000 /* a list this long is a cycle, not a heap profile */
 
+static int read_bucket(const struct target *t, uint64_t addr, struct go_bucket *b)
+{
+	int rc = procmem_read(t->mem_fd, addr, b, sizeof(*b));
+
+	if (!rc && (b->typ != GO_MEM_PROFILE || b->nstk > GO_MAX_STACK))
+		rc = -EPROTO;
+	return rc;
+}
+
+uint64_t mbuckets_confirm(const struct target *t, const uint64_t *candidates, int n)
+{
+	for (int i = 0; i < n; i++) {
+		struct go_bucket b;
+		uint64_t head;
+
+		if (target_read(t, candidates[i], &head, sizeof(head)) == 0 && head &&
+		    read_bucket(t, head, &b) == 0)
+			return candidates[i];
+	}
+	return 0;
+}
+
 long mbuckets_read(const struct target *t, uint64_t mbuckets_vaddr, int64_t now, struct heapagg *a,
 		   char *err, size_t errlen)
 {
@@ -31,13 +53,9 @@ long mbuckets_read(const struct target *t, uint64_t mbuckets_vaddr, int64_t now,
 			rc = -ELOOP;
 			break;
 		}
-		rc = procmem_read(t->mem_fd, addr, &b, sizeof(b));
+		rc = read_bucket(t, addr, &b);
 		if (rc)
 			break;
-		if (b.typ != GO_MEM_PROFILE || b.nstk > GO_MAX_STACK) {
-			rc = -EPROTO;
-			break;
-		}
 		rc = procmem_read(t->mem_fd, addr + sizeof(b), pcs, b.nstk * sizeof(pcs[0]));
 		if (!rc)
 			rc = procmem_read(t->mem_fd, addr + sizeof(b) + b.nstk * sizeof(pcs[0]), &rec,

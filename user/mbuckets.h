@@ -19,4 +19,10 @@
 long mbuckets_read(const struct target *t, uint64_t mbuckets_vaddr, int64_t now, struct heapagg *a,
 		   char *err, size_t errlen);
 
+/*
+ * Of the candidate addresses found in a stripped binary's code, the one that holds the runtime's
+ * list of memory-profile buckets in the live process (its first bucket has the memory type), or 0.
+ */
+uint64_t mbuckets_confirm(const struct target *t, const uint64_t *candidates, int n);
+
 #endif

@@ -8,7 +8,9 @@
 #define HEAPSPY_PROBES_H
 
 #include <linux/types.h>
+#include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "heapspy.h"
 #include "target.h"
@@ -23,10 +25,17 @@ struct heap_probes {
 	struct probe_point mprof_malloc;
 	struct probe_point free_special;
 	struct probe_point gcenable; /* launch mode stops here: runtime ready, no package init yet */
-	/* Link-time addresses of runtime variables, 0 when the symbol table lacks them. */
+	/*
+	 * Link-time addresses of runtime variables, 0 when unknown. A stripped binary has no symbol
+	 * table; they are then found in the code of the runtime functions that use them, and
+	 * runtime.mbuckets only as candidates that the live process must confirm.
+	 */
 	uint64_t mem_profile_rate;
 	uint64_t mbuckets;
 	uint64_t mprof_cycle;
+	uint64_t mbuckets_candidates[16];
+	int nmbuckets_candidates;
+	bool from_code; /* the variables came from code, not from a symbol table */
 	struct hs_heap_config cfg; /* mprof_cycle_addr is filled in once the load bias is known */
 };
 
@@ -34,5 +43,8 @@ struct heap_probes {
 int probes_resolve(const struct target *t, const char *name, struct probe_point *p);
 /* Resolves the heap-sampling probes; errors name what is missing and what it costs. */
 int probes_resolve_heap(const struct target *t, struct heap_probes *hp, char *err, size_t errlen);
+
+/* Says where each probe and variable was found, for --verbose. */
+void probes_describe(const struct target *t, const struct heap_probes *hp, FILE *f);
 
 #endif

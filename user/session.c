@@ -172,6 +172,9 @@ static int read_baseline(struct session *s, char *err, size_t errlen)
 {
 	long n;
 
+	if (!s->hp.mbuckets)
+		s->hp.mbuckets = mbuckets_confirm(&s->t, s->hp.mbuckets_candidates,
+						  s->hp.nmbuckets_candidates);
 	if (!s->hp.mbuckets || read_cycle(s) != 0) {
 		fprintf(stderr, "heapspy: no runtime.mbuckets/mProfCycle symbols: the profile covers "
 				"allocations since attach only\n");
@@ -305,6 +308,8 @@ int session_start(struct session *s, const struct session_opts *o, char *err, si
 	}
 	if (!rc)
 		rc = probes_resolve_heap(&s->t, &s->hp, err, errlen);
+	if (!rc && o->tgt.verbose)
+		probes_describe(&s->t, &s->hp, stderr);
 	if (!rc)
 		rc = s->launched ? start_launched(s, err, errlen) : start_running(s, err, errlen);
 	if (!rc)

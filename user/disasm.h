@@ -1,0 +1,28 @@
+/*
+ * disasm: finds the runtime variables a function reads, through Capstone, for binaries stripped of
+ * their symbol table: .gopclntab still names every function, and the code of a known runtime
+ * function addresses the variables it uses relative to RIP.
+ */
+#ifndef HEAPSPY_DISASM_H
+#define HEAPSPY_DISASM_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "elfbin.h"
+
+/* A RIP-relative memory operand of one instruction. */
+struct rip_ref {
+	uint64_t insn;   /* link-time address of the instruction */
+	uint64_t target; /* link-time address it refers to */
+	uint8_t size;    /* operand size in bytes */
+	bool lea;        /* the address is taken, not loaded */
+	bool cmp_imm;    /* the next instruction compares the loaded register with an immediate */
+	int64_t imm;     /* that immediate */
+};
+
+/* Lists the RIP-relative operands of the code in [start, end), in order. Returns the count. */
+int disasm_rip_refs(const struct elfbin *eb, uint64_t start, uint64_t end, struct rip_ref *out,
+		    int max);
+
+#endif
