@@ -1,6 +1,7 @@
 """Shared machinery of heapspy's integration tests: building Go programs with each of Debian's Go
 toolchains, running heapspy against them, and reading what it wrote."""
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -68,9 +69,8 @@ def go_build(version, pkg, tags=None, ldflags=None, buildmode=None, variant=""):
 
 def tmpdir(name):
     d = os.path.join(BUILD, "out", name)
-    os.makedirs(d, exist_ok=True)
-    for f in os.listdir(d):
-        os.unlink(os.path.join(d, f))
+    shutil.rmtree(d, ignore_errors=True)
+    os.makedirs(d)
     return d
 
 

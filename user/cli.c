@@ -1,7 +1,13 @@
 #include "cli.h"
 
 #include <errno.h>
+#include <libgen.h>
+#include <limits.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 long cli_parse_long(struct argp_state *state, const char *arg, const char *name, long min, long max)
 {
@@ -33,6 +39,11 @@ error_t cli_parse_target(int key, char *arg, struct argp_state *state, struct cl
 	case CLI_OPT_BTF:
 		t->btf = arg;
 		return 0;
+	case CLI_OPT_RINGBUF:
+		t->ringbuf_kib = (unsigned)cli_parse_long(state, arg, "--ringbuf", 4, 1 << 20);
+		if (t->ringbuf_kib & (t->ringbuf_kib - 1))
+			argp_error(state, "--ringbuf takes a power of two, not %s", arg);
+		return 0;
 	case 'v':
 		t->verbose = true;
 		return 0;
@@ -56,4 +67,22 @@ void cli_parse(const struct argp *argp, int argc, char **argv, void *input, stru
 	(void)t;
 	argp_err_exit_status = 2;
 	argp_parse(argp, argc, argv, 0, NULL, input);
+}
+
+int cli_check_output(const char *path, char *err, size_t errlen)
+{
+	char copy[PATH_MAX], *dir;
+	struct stat st;
+
+	if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
+		snprintf(err, errlen, "cannot write %s: it is a directory", path);
+		return -EISDIR;
+	}
+	snprintf(copy, sizeof(copy), "%s", path);
+	dir = dirname(copy);
+	if (access(dir, W_OK | X_OK) != 0) {
+		snprintf(err, errlen, "cannot write %s: %s: %s", path, dir, strerror(errno));
+		return -errno;
+	}
+	return 0;
 }

@@ -1,7 +1,7 @@
 /*
  * elfbin: libelf parses the headers once at open; everything the accessors need (segments,
- * sections, symbol tables) is copied or pinned then, so accessors never call back into libelf and
- * are safe to use from several threads. All data pointers point into the caller's (or our mmap'd)
+ * sections, symbol tables) is copied or pinned then, so accessors only read and are safe to use
+ * from several threads. All data pointers point into the caller's (or our mmap'd)
  * image and are bounds-checked against it, because the file is untrusted.
  */
 #include "elfbin.h"
@@ -20,7 +20,6 @@
 struct section {
 	const char *name;
 	uint32_t type;
-	uint64_t flags;
 	uint64_t addr;
 	uint64_t offset;
 	uint64_t size;
@@ -119,13 +118,12 @@ static int load_sections(struct elfbin *eb)
 			return -EINVAL;
 		const char *name = shstrndx ? elf_strptr(eb->elf, shstrndx, sh.sh_name) : NULL;
 		eb->secs[eb->nsecs++] = (struct section){
-			.name = name ? name : "",
-			.type = sh.sh_type,
-			.flags = sh.sh_flags,
-			.addr = sh.sh_addr,
-			.offset = sh.sh_offset,
-			.size = sh.sh_size,
-			.align = sh.sh_addralign,
+		    .name = name ? name : "",
+		    .type = sh.sh_type,
+		    .addr = sh.sh_addr,
+		    .offset = sh.sh_offset,
+		    .size = sh.sh_size,
+		    .align = sh.sh_addralign,
 		};
 		if (sh.sh_type == SHT_SYMTAB)
 			load_symtab(eb, scn, &sh, &eb->symtab);
@@ -162,7 +160,8 @@ static int parse(struct elfbin *eb, char *err, size_t errlen)
 	if (rc == 0)
 		rc = load_sections(eb);
 	if (rc != 0)
-		set_err(err, errlen, "bad ELF headers: %s", rc == -ENOMEM ? "out of memory" : "corrupt");
+		set_err(err, errlen, "bad ELF headers: %s",
+			rc == -ENOMEM ? "out of memory" : "corrupt");
 	return rc;
 }
 
@@ -290,8 +289,8 @@ static const GElf_Phdr *load_segment(const struct elfbin *eb, uint64_t vaddr)
 {
 	for (size_t i = 0; i < eb->nphdrs; i++) {
 		const GElf_Phdr *ph = &eb->phdrs[i];
-		if (ph->p_type == PT_LOAD && vaddr >= ph->p_vaddr && vaddr - ph->p_vaddr < ph->p_filesz &&
-		    in_image(eb, ph->p_offset, ph->p_filesz))
+		if (ph->p_type == PT_LOAD && vaddr >= ph->p_vaddr &&
+		    vaddr - ph->p_vaddr < ph->p_filesz && in_image(eb, ph->p_offset, ph->p_filesz))
 			return ph;
 	}
 	return NULL;

@@ -1,6 +1,6 @@
 /*
- * elfbin: read-only access to an ELF executable on disk (or in memory, for fuzzing), through libelf.
- * Every accessor validates what it reads: the file is untrusted input.
+ * elfbin: read-only access to an ELF executable on disk (or in memory, for fuzzing), through
+ * libelf. Every accessor validates what it reads: the file is untrusted input.
  */
 #ifndef HEAPSPY_ELFBIN_H
 #define HEAPSPY_ELFBIN_H
@@ -27,22 +27,28 @@ bool elfbin_has_symtab(const struct elfbin *eb);
 /* Converts a link-time virtual address to its offset in the file (for uprobes). 0 or -ENOENT. */
 int elfbin_vaddr_to_offset(const struct elfbin *eb, uint64_t vaddr, uint64_t *offset);
 /*
- * Section contents by name (NULL if absent or out of bounds); *vaddr and *size are set when non-NULL.
+ * Section contents by name (NULL if absent or out of bounds); *vaddr and *size are set when
+ * non-NULL.
  */
-const void *elfbin_section(const struct elfbin *eb, const char *name, uint64_t *vaddr, size_t *size);
+const void *elfbin_section(const struct elfbin *eb, const char *name, uint64_t *vaddr,
+			   size_t *size);
 /*
  * The file bytes at link-time address vaddr: *avail bytes are file-backed from there to the end of
- * its PT_LOAD segment, whose p_flags go to *flags when non-NULL. NULL when vaddr is not file-backed.
+ * its PT_LOAD segment, whose p_flags go to *flags when non-NULL. NULL when vaddr is not
+ * file-backed.
  */
 const void *elfbin_vaddr_ptr(const struct elfbin *eb, uint64_t vaddr, size_t *avail,
 			     uint32_t *flags);
-/* Reads len bytes at link-time address vaddr from the file image (e.g. in .noptrdata). 0 or -ENOENT. */
+/*
+ * Reads len bytes at link-time address vaddr from the file image (e.g. in .noptrdata). 0, or
+ * -ENOENT when any of them is not file-backed (.bss).
+ */
 int elfbin_read_vaddr(const struct elfbin *eb, uint64_t vaddr, void *buf, size_t len);
 /* GNU build ID as lowercase hex, else the Go build ID string; "" if neither. */
 void elfbin_build_id(const struct elfbin *eb, char *buf, size_t len);
 /*
- * Go version ("go1.23.5") from .go.buildinfo, "" when absent. Returns 0, -ENOENT, or -ENOSPC when buf
- * is too small.
+ * Go version ("go1.23.5") from .go.buildinfo, "" when absent. Returns 0, -ENOENT, or -ENOSPC when
+ * buf is too small.
  */
 int elfbin_go_version(const struct elfbin *eb, char *buf, size_t len);
 

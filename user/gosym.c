@@ -58,7 +58,7 @@ struct gosym {
 	struct alias *aliases; /* sorted by nameoff */
 	size_t naliases;
 	char *arena;
-	/* Built on the first gosym_func call; published atomically so lookups may run concurrently. */
+	/* Built by the first gosym_func; published atomically, as callers may run concurrently. */
 	_Atomic(struct name_index *) names;
 };
 
@@ -153,9 +153,9 @@ static bool header_ok(const uint8_t *tab, size_t size, char *err, size_t errlen)
 static bool split_tables(struct gosym *g, char *err, size_t errlen)
 {
 	const uint64_t off[] = {
-		hdr_word(g->tab.p, W_FUNCNAME), hdr_word(g->tab.p, W_CU),
-		hdr_word(g->tab.p, W_FILETAB),	hdr_word(g->tab.p, W_PCTAB),
-		hdr_word(g->tab.p, W_PCLN),	g->tab.len,
+	    hdr_word(g->tab.p, W_FUNCNAME), hdr_word(g->tab.p, W_CU),
+	    hdr_word(g->tab.p, W_FILETAB),  hdr_word(g->tab.p, W_PCTAB),
+	    hdr_word(g->tab.p, W_PCLN),	    g->tab.len,
 	};
 	struct span *dst[] = {&g->funcnames, &g->cutab, &g->filetab, &g->pctab, &g->pcln};
 	if (off[0] < HDR_SIZE) {
@@ -164,7 +164,8 @@ static bool split_tables(struct gosym *g, char *err, size_t errlen)
 	}
 	for (int i = 0; i < 5; i++) {
 		if (off[i] > off[i + 1]) {
-			set_err(err, errlen, "pclntab: table offsets out of order or out of bounds");
+			set_err(err, errlen,
+				"pclntab: table offsets out of order or out of bounds");
 			return false;
 		}
 	}
@@ -173,15 +174,36 @@ static bool split_tables(struct gosym *g, char *err, size_t errlen)
 	return true;
 }
 
-/* Binary search needs a sorted functab; checking it once here keeps every lookup cheap. */
-static bool functab_ok(struct gosym *g, char *err, size_t errlen)
+static bool nfunc_ok(struct gosym *g, char *err, size_t errlen)
 {
 	uint64_t nfunc = hdr_word(g->tab.p, W_NFUNC);
-	if (nfunc == 0 || nfunc > (g->pcln.len / 4 - 1) / 2) {
+	/* nfunc {entryoff, funcoff} pairs, then the end of the last function. */
+	if (nfunc == 0 || nfunc > UINT32_MAX || 2 * nfunc + 1 > g->pcln.len / 4) {
 		set_err(err, errlen, "pclntab: bad function count %llu", (unsigned long long)nfunc);
 		return false;
 	}
 	g->nfunc = (uint32_t)nfunc;
+	return true;
+}
+
+/* Everything but the functab order, in constant time, so that scanning for a header stays linear.
+ */
+static bool parse_header(struct gosym *g, const uint8_t *data, size_t size, char *err,
+			 size_t errlen)
+{
+	if (!header_ok(data, size, err, errlen))
+		return false;
+	g->tab = (struct span){data, size};
+	g->magic = le32(data);
+	g->quantum = data[6];
+	g->text_start = hdr_word(data, W_TEXTSTART);
+	set_layout(g);
+	return split_tables(g, err, errlen) && nfunc_ok(g, err, errlen);
+}
+
+/* Binary search needs a sorted functab; checking it once here keeps every lookup cheap. */
+static bool functab_sorted(const struct gosym *g, char *err, size_t errlen)
+{
 	for (size_t i = 0; i < g->nfunc; i++) {
 		if (functab_entry(g, i) > functab_entry(g, i + 1)) {
 			set_err(err, errlen, "pclntab: functab not sorted at %zu", i);
@@ -248,19 +270,12 @@ int gosym_open_pclntab(const void *data, size_t size, uint64_t text_start, struc
 	/* Both supported layouts record textStart in the header. */
 	(void)text_start;
 	*out = NULL;
-	if (!header_ok(data, size, err, errlen))
-		return -EINVAL;
 	struct gosym *g = calloc(1, sizeof(*g));
 	if (!g) {
 		set_err(err, errlen, "out of memory");
 		return -ENOMEM;
 	}
-	g->tab = (struct span){data, size};
-	g->magic = le32(data);
-	g->quantum = g->tab.p[6];
-	g->text_start = hdr_word(data, W_TEXTSTART);
-	set_layout(g);
-	if (!split_tables(g, err, errlen) || !functab_ok(g, err, errlen)) {
+	if (!parse_header(g, data, size, err, errlen) || !functab_sorted(g, err, errlen)) {
 		free(g);
 		return -EINVAL;
 	}
@@ -299,18 +314,18 @@ static bool decode_func(const struct gosym *g, size_t i, struct func *f)
 	if (funcoff > g->pcln.len || g->pcln.len - funcoff < g->func_size)
 		return false;
 	const uint8_t *p = g->pcln.p + funcoff;
-	/* The functab and the _func must agree, or the pc tables would be read from a wrong base. */
+	/* functab and _func must agree, or the pc tables would be read from a wrong base. */
 	if (le32(p) != functab_entry(g, i))
 		return false;
 	*f = (struct func){
-		.entry = g->text_start + le32(p),
-		.nameoff = le32(p + 4),
-		.pcfile = le32(p + 20),
-		.pcln = le32(p + 24),
-		.npcdata = le32(p + 28),
-		.cuoff = le32(p + 32),
-		.nfuncdata = p[g->func_size - 1],
-		.pcdata = p + g->func_size,
+	    .entry = g->text_start + le32(p),
+	    .nameoff = le32(p + 4),
+	    .pcfile = le32(p + 20),
+	    .pcln = le32(p + 24),
+	    .npcdata = le32(p + 28),
+	    .cuoff = le32(p + 32),
+	    .nfuncdata = p[g->func_size - 1],
+	    .pcdata = p + g->func_size,
 	};
 	uint64_t arrays = 4 * ((uint64_t)f->npcdata + f->nfuncdata);
 	return arrays <= g->pcln.len - funcoff - g->func_size;
@@ -386,8 +401,7 @@ static int32_t pcdata_value(const struct gosym *g, const struct func *f, uint32_
 	return pcvalue(g, f, le32(f->pcdata + 4 * table), pc);
 }
 
-static void file_line(const struct gosym *g, const struct func *f, uint64_t pc,
-		      struct hs_frame *fr)
+static void file_line(const struct gosym *g, const struct func *f, uint64_t pc, struct hs_frame *fr)
 {
 	fr->file = "";
 	fr->line = 0;
@@ -523,9 +537,8 @@ static const struct name_index *name_index(const struct gosym *g)
 		return idx;
 	idx = build_index(g);
 	struct name_index *expected = NULL;
-	if (idx && !atomic_compare_exchange_strong_explicit(&mut->names, &expected, idx,
-							    memory_order_acq_rel,
-							    memory_order_acquire)) {
+	if (idx && !atomic_compare_exchange_strong_explicit(
+		       &mut->names, &expected, idx, memory_order_acq_rel, memory_order_acquire)) {
 		free(idx);
 		idx = expected;
 	}
@@ -553,7 +566,7 @@ int gosym_func(const struct gosym *g, const char *name, uint64_t *entry, uint64_
 
 /* ---- Locating the table and go:func.* in an ELF file ---- */
 
-/* Header bytes every supported amd64 table starts with: magic, two zero pads, minLC 1, ptrSize 8. */
+/* How every supported amd64 table starts: magic, two zero pads, minLC 1, ptrSize 8. */
 static bool looks_like_header(const uint8_t *p)
 {
 	static const uint8_t tail[4] = {0, 0, 1, 8};
@@ -563,7 +576,8 @@ static bool looks_like_header(const uint8_t *p)
 
 /*
  * Externally linked binaries merge .gopclntab into .data.rel.ro and, when stripped, keep no symbol
- * for it: scan for a header that also parses, and whose text start is executable.
+ * for it: scan for a header that is consistent and whose text start is executable, then parse the
+ * first such candidate fully. Parsing only one keeps a crafted file from making the scan quadratic.
  */
 static struct gosym *scan_section(const struct elfbin *eb, const char *name, uint64_t *vaddr)
 {
@@ -571,18 +585,18 @@ static struct gosym *scan_section(const struct elfbin *eb, const char *name, uin
 	size_t len;
 	const uint8_t *p = elfbin_section(eb, name, &base, &len);
 	for (size_t off = 0; p && len >= HDR_SIZE && off <= len - HDR_SIZE; off += 4) {
-		if (!looks_like_header(p + off))
+		struct gosym cand = {0};
+		size_t avail;
+		uint32_t flags = 0;
+		if (!looks_like_header(p + off) ||
+		    !parse_header(&cand, p + off, len - off, NULL, 0) ||
+		    !elfbin_vaddr_ptr(eb, cand.text_start, &avail, &flags) || !(flags & PF_X))
 			continue;
 		struct gosym *g;
 		if (gosym_open_pclntab(p + off, len - off, 0, &g, NULL, 0) != 0)
-			continue;
-		size_t avail;
-		uint32_t flags = 0;
-		if (elfbin_vaddr_ptr(eb, g->text_start, &avail, &flags) && (flags & PF_X)) {
-			*vaddr = base + off;
-			return g;
-		}
-		gosym_close(g);
+			return NULL;
+		*vaddr = base + off;
+		return g;
 	}
 	return NULL;
 }
@@ -604,9 +618,11 @@ static struct gosym *find_pclntab(const struct elfbin *eb, uint64_t *vaddr, char
 	const void *p = NULL;
 	if (elfbin_symbol(eb, "runtime.pclntab", vaddr, &size) == 0)
 		p = elfbin_vaddr_ptr(eb, *vaddr, &avail, NULL);
-	if (p && gosym_open_pclntab(p, size && size < avail ? size : avail, 0, &g, err, errlen) == 0)
+	if (p &&
+	    gosym_open_pclntab(p, size && size < avail ? size : avail, 0, &g, err, errlen) == 0)
 		return g;
-	if ((g = scan_section(eb, ".data.rel.ro", vaddr)) || (g = scan_section(eb, ".rodata", vaddr)))
+	if ((g = scan_section(eb, ".data.rel.ro", vaddr)) ||
+	    (g = scan_section(eb, ".rodata", vaddr)))
 		return g;
 	set_err(err, errlen, "no Go pclntab found");
 	return NULL;
@@ -618,8 +634,9 @@ enum { MD_PCHEADER = 0, MD_FUNCNAMETAB = 1, MD_TEXT = 22, MD_GOFUNC_118 = 38, MD
 /*
  * Funcdata (inline trees) are offsets from moduledata.gofunc, which the pclntab does not record.
  * moduledata sits in .noptrdata and starts with a pointer to the pcHeader; a candidate is accepted
- * when its funcnametab and text agree with the table and gofunc points into read-only data. That
- * last test also rejects Go 1.18, whose moduledata has no gofunc and whose funcdata are pointers.
+ * when its funcnametab and text agree with the table and gofunc points into read-only data. Go 1.18
+ * shares the 1.19 magic but, as far as we know, has no gofunc; the read-only test is what should
+ * turn its moduledata down (no 1.18 toolchain was at hand to confirm), leaving physical frames.
  */
 static void find_gofunc(const struct elfbin *eb, struct gosym *g, uint64_t pclntab_vaddr)
 {

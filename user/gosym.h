@@ -1,8 +1,8 @@
 /*
  * gosym: symbolization of Go binaries from .gopclntab, the table the Go runtime itself uses for
  * tracebacks. It is present in every Go binary, stripped or not, so one reader serves both; it
- * carries inline trees, so frames expand the way runtime.CallersFrames and runtime/pprof expand them.
- * Layouts: Go 1.18/1.19 (magic 0xfffffff0) and Go 1.20+ (0xfffffff1).
+ * carries inline trees, so frames expand the way runtime.CallersFrames and runtime/pprof expand
+ * them. Layouts: Go 1.18/1.19 (magic 0xfffffff0) and Go 1.20+ (0xfffffff1).
  */
 #ifndef HEAPSPY_GOSYM_H
 #define HEAPSPY_GOSYM_H
@@ -15,7 +15,10 @@
 
 struct gosym;
 
-/* Finds the pclntab of eb (section, runtime.pclntab symbol, or a header scan). eb must outlive it. */
+/*
+ * Finds the pclntab of eb (section, runtime.pclntab symbol, or a header scan) and the go:func.*
+ * data its inline trees live in. eb must outlive the result.
+ */
 int gosym_open(const struct elfbin *eb, struct gosym **out, char *err, size_t errlen);
 /* Parses a raw pclntab image; text_start is used only by layouts that do not record it. */
 int gosym_open_pclntab(const void *data, size_t size, uint64_t text_start, struct gosym **out,
@@ -30,11 +33,15 @@ void gosym_close(struct gosym *g);
 
 /*
  * Expands the exact link-time address pc (callers pass return address - 1) into source frames,
- * innermost (inlined callee) first, outermost (physical function) last. Returns the number written
- * (at most max), 0 when pc is in no function.
+ * innermost (inlined callee) first, outermost (physical function) last, named as
+ * runtime.CallersFrames names them (generic shapes print as "[...]"). Returns the number written
+ * (at most max, keeping the innermost), 0 when pc is in no function. Safe to call concurrently.
  */
 int gosym_lookup(const struct gosym *g, uint64_t pc, struct hs_frame *frames, int max);
-/* Entry and end (exclusive) of the function named name. 0, -ENOENT, or -ENOMEM. */
+/*
+ * Entry and end (exclusive) of the function named name as the pclntab stores it (since Go 1.20,
+ * generic instantiations with their shapes: "main.f[go.shape.int]"). 0, -ENOENT, or -ENOMEM.
+ */
 int gosym_func(const struct gosym *g, const char *name, uint64_t *entry, uint64_t *end);
 /* pclntab magic, which tells the Go release family. */
 uint32_t gosym_magic(const struct gosym *g);

@@ -62,6 +62,8 @@ static int load_heap(struct session *s, char *err, size_t errlen)
 		return -errno;
 	}
 	s->skel->rodata->cfg = s->hp.cfg;
+	if (s->o->tgt.ringbuf_kib)
+		bpf_map__set_max_entries(s->skel->maps.events, s->o->tgt.ringbuf_kib * 1024u);
 	rc = heap_bpf__load(s->skel);
 	if (rc) {
 		snprintf(err, errlen, "the kernel refused heapspy's BPF programs: %s (run with -v)",
@@ -156,13 +158,25 @@ static int ensure_sampling(struct session *s, char *err, size_t errlen)
 	return 0;
 }
 
+/*
+ * Puts MemProfileRate back, unless the process exec'd or changed it since: then the address may
+ * no longer be MemProfileRate, or the program's own choice must stand.
+ */
 static void restore_sampling(struct session *s)
 {
+	int64_t now = 0;
+
 	if (!s->rate_switched || s->exited || !proc_alive(s->t.pid))
 		return;
-	if (target_write(&s->t, s->hp.mem_profile_rate, &s->old_rate, sizeof(s->old_rate)) == 0)
-		s->rate_switched = false;
-	else
+	s->rate_switched = false;
+	if (!target_same_image(&s->t) ||
+	    target_read(&s->t, s->hp.mem_profile_rate, &now, sizeof(now)) != 0 || now != s->rate) {
+		fprintf(stderr,
+			"heapspy: not restoring MemProfileRate: the program exec'd or changed it "
+			"since heapspy set it\n");
+		return;
+	}
+	if (target_write(&s->t, s->hp.mem_profile_rate, &s->old_rate, sizeof(s->old_rate)) != 0)
 		fprintf(stderr, "heapspy: could not restore MemProfileRate to %" PRId64 "\n",
 			s->old_rate);
 }
@@ -308,6 +322,12 @@ int session_start(struct session *s, const struct session_opts *o, char *err, si
 	}
 	if (!rc)
 		rc = probes_resolve_heap(&s->t, &s->hp, err, errlen);
+	if (!rc && s->t.newer_release)
+		fprintf(stderr,
+			"heapspy: %s is newer than the go1.18-go1.23 runtimes heapspy knows: using "
+			"go1.23's layout where the runtime still has the same functions; check the "
+			"results\n",
+			s->t.go_version);
 	if (!rc && o->tgt.verbose)
 		probes_describe(&s->t, &s->hp, stderr);
 	if (!rc)

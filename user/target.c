@@ -49,12 +49,18 @@ static int open_binary(struct target *t, char *err, size_t errlen)
 			 t->display, GO_MINOR_MIN, GO_MINOR_MAX);
 		return -ENOTSUP;
 	}
-	if (t->go_minor < GO_MINOR_MIN || t->go_minor > GO_MINOR_MAX) {
+	if (t->go_minor < GO_MINOR_MIN) {
 		snprintf(err, errlen,
-			 "%s was built with %s; heapspy knows the runtime internals of go1.%d to "
-			 "go1.%d only",
-			 t->display, t->go_version, GO_MINOR_MIN, GO_MINOR_MAX);
+			 "%s was built with %s; heapspy reads go1.%d and later (older symbol tables "
+			 "have another layout)",
+			 t->display, t->go_version, GO_MINOR_MIN);
 		return -ENOTSUP;
+	}
+	/* A newer release is tried with the newest layout heapspy knows: the probes only read,
+	 * and the one write (MemProfileRate) is to a public variable every release has. */
+	if (t->go_minor > GO_MINOR_MAX) {
+		t->go_minor = GO_MINOR_MAX;
+		t->newer_release = true;
 	}
 	return 0;
 }
@@ -129,6 +135,7 @@ int target_locate(struct target *t, char *err, size_t errlen)
 		if (ino != (uint64_t)st.st_ino)
 			continue;
 		if (!found) {
+			t->exe_ino = ino;
 			t->map_start = start;
 			t->map_offset = off;
 			t->bias = elfbin_is_pie(t->elf) ? start - off - elfbin_base_vaddr(t->elf) : 0;
@@ -159,6 +166,13 @@ void target_close(struct target *t)
 	t->sym = NULL;
 	t->elf = NULL;
 	t->mem_fd = -1;
+}
+
+bool target_same_image(const struct target *t)
+{
+	struct stat st;
+
+	return stat(t->path, &st) == 0 && (uint64_t)st.st_ino == t->exe_ino;
 }
 
 int target_read(const struct target *t, uint64_t vaddr, void *buf, size_t len)

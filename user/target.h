@@ -7,6 +7,7 @@
 #define HEAPSPY_TARGET_H
 
 #include <limits.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -21,6 +22,8 @@ struct target {
 	struct gosym *sym;
 	char go_version[32]; /* "go1.23.5", or "" when the binary does not record it */
 	int go_minor;        /* 23 for go1.23.x; 0 when unknown */
+	bool newer_release;  /* newer than the releases heapspy's tables describe */
+	uint64_t exe_ino;    /* the executable's inode, to notice an exec */
 	char build_id[128];
 	uint64_t bias;       /* runtime address = link-time address + bias */
 	uint64_t map_start;  /* the executable's mapped range, for the pprof mapping */
@@ -43,6 +46,8 @@ static inline uint64_t target_runtime_addr(const struct target *t, uint64_t vadd
 	return vaddr ? vaddr + t->bias : 0;
 }
 
+/* Whether the process still runs the executable it was located in (it did not exec another). */
+bool target_same_image(const struct target *t);
 int target_read(const struct target *t, uint64_t vaddr, void *buf, size_t len);
 int target_write(const struct target *t, uint64_t vaddr, const void *buf, size_t len);
 

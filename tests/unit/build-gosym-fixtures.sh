@@ -1,7 +1,8 @@
 #!/bin/sh
 # Builds tests/unit/gosym_fixture.go with every installed Debian Go toolchain, in the layouts the
-# symbolizer must handle: default, stripped, PIE, stripped PIE, and stripped PIE linked by the
-# system linker (where .gopclntab is merged into .data.rel.ro). Binaries are named
+# symbolizer must handle: default, stripped, PIE, stripped PIE, and PIEs linked by the system
+# linker, where .gopclntab is merged into .data.rel.ro (found through the runtime.pclntab symbol, or
+# by a scan once stripped). Binaries are named
 # gosym-<version>-<variant> in OUTDIR. Needs no network: the fixture uses only the standard library.
 set -eu
 
@@ -27,6 +28,7 @@ for goroot in /usr/lib/go-1.19 /usr/lib/go-1.21 /usr/lib/go-1.22 /usr/lib/go-1.2
 	"$go" build -buildmode=pie -o "$out/gosym-$v-pie" "$src"
 	"$go" build -buildmode=pie -ldflags='-s -w' -o "$out/gosym-$v-stripped-pie" "$src"
 	if command -v gcc >/dev/null 2>&1; then
+		"$go" build -buildmode=pie -ldflags='-linkmode=external' -o "$out/gosym-$v-extld-pie" "$src"
 		"$go" build -buildmode=pie -ldflags='-s -w -linkmode=external' \
 			-o "$out/gosym-$v-extld-stripped-pie" "$src"
 	fi

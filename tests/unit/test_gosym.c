@@ -22,7 +22,7 @@
 
 #define MAX_FIXTURES 64
 #define MAX_STACKS   16
-#define MAX_PCS      64
+#define MAX_PCS	     64
 #define MAX_FRAMES   64
 
 struct want_frame {
@@ -185,8 +185,8 @@ static void compare_stack(const char *name, const struct stack *st, const struct
 	bool same = n == st->nframes;
 	for (int i = 0; same && i < n; i++) {
 		const struct want_frame *w = &st->frames[i];
-		same = strcmp(got[i].function, w->function) == 0 && strcmp(got[i].file, w->file) == 0 &&
-		       got[i].line == w->line;
+		same = strcmp(got[i].function, w->function) == 0 &&
+		       strcmp(got[i].file, w->file) == 0 && got[i].line == w->line;
 	}
 	CHECK(same);
 	if (same)
@@ -357,11 +357,13 @@ static void test_elf(void)
 		CHECK(strcmp(version, r.version) == 0);
 		CHECK(elfbin_go_version(eb, small, sizeof(small)) == -ENOSPC);
 
-		/* The system linker adds a GNU build ID (hex); Go's own linker only its build ID. */
+		/* The system linker adds a GNU build ID (hex); Go's own linker only its build ID.
+		 */
 		char id[256];
 		elfbin_build_id(eb, id, sizeof(id));
 		CHECK(id[0] != '\0');
-		CHECK(extld ? strspn(id, "0123456789abcdef") == strlen(id) : strchr(id, '/') != NULL);
+		CHECK(extld ? strspn(id, "0123456789abcdef") == strlen(id)
+			    : strchr(id, '/') != NULL);
 		elfbin_build_id(eb, small, sizeof(small));
 		CHECK(strlen(small) < sizeof(small));
 		free_run(&r);
@@ -408,19 +410,20 @@ static void check_addr2line(const char *name, const char *tool)
 	FILE *out = popen(cmd, "r");
 	char fn[4096], fl[4096];
 	int matched = 0;
-	for (uint64_t pc = lo; out && pc < hi && fgets(fn, sizeof(fn), out) &&
-			       fgets(fl, sizeof(fl), out);
-	     pc += 61) {
+	for (uint64_t pc = lo;
+	     out && pc < hi && fgets(fn, sizeof(fn), out) && fgets(fl, sizeof(fl), out); pc += 61) {
 		fn[strcspn(fn, "\n")] = fl[strcspn(fl, "\n")] = '\0';
 		name_for_print(fn);
 		struct hs_frame fr[MAX_FRAMES];
 		int n = gosym_lookup(o.g, pc, fr, MAX_FRAMES);
-		/* debug/gosym says ":-1" where the pc tables have no entry (padding), gosym ":0". */
+		/* debug/gosym says ":-1" where the pc tables have no entry (padding), gosym ":0".
+		 */
 		char mine[4200];
 		if (n && fr[0].line == 0)
 			snprintf(mine, sizeof(mine), "%s:-1", fr[0].file);
 		else
-			snprintf(mine, sizeof(mine), "%s:%u", n ? fr[0].file : "?", n ? fr[0].line : 0);
+			snprintf(mine, sizeof(mine), "%s:%u", n ? fr[0].file : "?",
+				 n ? fr[0].line : 0);
 		if (n > 0 && strcmp(fn, fr[n - 1].function) == 0 && strcmp(fl, mine) == 0)
 			matched++;
 		else
@@ -581,6 +584,62 @@ static void test_corrupt_pclntab(void)
 	close_both(&o);
 }
 
+/*
+ * A hand-made Go 1.20+ table: one function main.f at 0x1000-0x1010 in /src/f.go, line 10 for its
+ * first 8 bytes and 12 after. Offsets: funcnametab 72, cutab 80, filetab 84, pctab 96, pcln 108.
+ */
+static size_t synthetic_pclntab(uint8_t *t)
+{
+	/*
+	 * Offset 0 means "no table"; at 1 the pcfile table (file 0 up to +0x10), at 4 the pcln
+	 * table (+11 to 10 up to +8, then +2 to 12 up to +0x10). Deltas are zigzag varints.
+	 */
+	static const uint8_t pctab[] = {0, 0x02, 0x10, 0x00, 0x16, 0x08, 0x04, 0x08, 0x00};
+	memset(t, 0, 200);
+	const uint64_t words[] = {1, 1, 0x1000, 72, 80, 84, 96, 108};
+	memcpy(t, "\xf1\xff\xff\xff\x00\x00\x01\x08", 8);
+	for (int i = 0; i < 8; i++)
+		memcpy(t + 8 + 8 * i, &words[i], 8);
+	memcpy(t + 72, "main.f", 7);
+	memcpy(t + 84, "/src/f.go", 10);
+	memcpy(t + 96, pctab, sizeof(pctab));
+	const uint32_t functab[] = {0, 12, 0x10};
+	memcpy(t + 108, functab, sizeof(functab));
+	const uint32_t func[] = {0, 0, 0, 0, 0, /* pcfile */ 1, /* pcln */ 4, 0, 0, 0, 0};
+	memcpy(t + 120, func, sizeof(func));
+	return 120 + sizeof(func);
+}
+
+static void test_synthetic_pclntab(void)
+{
+	uint8_t t[200];
+	size_t size = synthetic_pclntab(t);
+	struct gosym *g;
+	char err[128];
+	CHECK(gosym_open_pclntab(t, size, 0, &g, err, sizeof(err)) == 0);
+	if (!g)
+		return;
+	struct hs_frame fr[4];
+	CHECK(gosym_lookup(g, 0x1000, fr, 4) == 1);
+	CHECK(strcmp(fr[0].function, "main.f") == 0 && strcmp(fr[0].file, "/src/f.go") == 0);
+	CHECK(fr[0].line == 10 && fr[0].func_entry == 0x1000);
+	CHECK(gosym_lookup(g, 0x100f, fr, 4) == 1 && fr[0].line == 12);
+	CHECK(gosym_lookup(g, 0xfff, fr, 4) == 0);
+	CHECK(gosym_lookup(g, 0x1010, fr, 4) == 0);
+	uint64_t entry, end;
+	CHECK(gosym_func(g, "main.f", &entry, &end) == 0 && entry == 0x1000 && end == 0x1010);
+	gosym_close(g);
+
+	/* A functab that does not fit in what is left of the table. */
+	uint64_t pcln = size - 2;
+	memcpy(t + 8 + 8 * 7, &pcln, 8);
+	CHECK(gosym_open_pclntab(t, size, 0, &g, err, sizeof(err)) == -EINVAL);
+	synthetic_pclntab(t);
+	uint64_t nfunc = 3;
+	memcpy(t + 8, &nfunc, 8);
+	CHECK(gosym_open_pclntab(t, size, 0, &g, err, sizeof(err)) == -EINVAL);
+}
+
 static int build_fixtures(void)
 {
 	snprintf(fixture_dir, sizeof(fixture_dir), "/tmp/heapspy-gosym-XXXXXX");
@@ -616,8 +675,8 @@ int main(int argc, char **argv)
 {
 	const char *dir = argc > 1 ? argv[1] : getenv("GOSYM_FIXTURES");
 	bool temp = !dir || !*dir;
-	int rc = temp ? build_fixtures()
-		      : (snprintf(fixture_dir, sizeof(fixture_dir), "%s", dir), 0);
+	int rc =
+	    temp ? build_fixtures() : (snprintf(fixture_dir, sizeof(fixture_dir), "%s", dir), 0);
 	if (rc == 0)
 		rc = list_fixtures();
 	if (rc != 0) {
@@ -625,6 +684,7 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	int failures = 0;
+	RUN(test_synthetic_pclntab);
 	RUN(test_frames_match_runtime);
 	RUN(test_inline_expansion);
 	RUN(test_func_lookup);

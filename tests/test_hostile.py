@@ -1,0 +1,182 @@
+"""Production conditions: containers, faults, repeated attaches, overflow, planted symlinks,
+releases heapspy does not know."""
+import os
+import re
+import signal
+import subprocess
+import time
+
+import pprofdec
+from harness import (HEAPSPY, NEWEST_GO, Program, check, go_build, heapspy, pprof_top, tmpdir)
+from test_record import mem_profile_rate, one_line_error
+
+
+def loaded_heap_programs(settle=5.0):
+    """How many of heapspy's BPF programs the kernel holds: 0 once every heapspy has detached.
+    The kernel frees a closed program after an RCU grace period, so allow it a moment."""
+    end = time.time() + settle
+    while True:
+        out = subprocess.run(["bpftool", "prog", "list"], capture_output=True, text=True).stdout
+        n = len(re.findall(r"name (mprof_malloc|free_special)\b", out))
+        if n == 0 or time.time() > end:
+            return n
+        time.sleep(0.2)
+
+
+def test_container_namespaces():
+    """A process in its own mount and pid namespaces, running a binary the host cannot see at
+    that path, attached by its host pid. It links runtime/pprof, so what it retained before
+    heapspy attached is in the profile."""
+    binary = go_build(NEWEST_GO, "retain", tags="withpprof")
+    out = tmpdir("container")
+    mnt = os.path.join(out, "mnt")
+    os.makedirs(mnt, exist_ok=True)
+    script = ("mount -t tmpfs none {m} && cp {b} {m}/service && exec {m}/service -duration 30s"
+              .format(m=mnt, b=binary))
+    box = subprocess.Popen(["unshare", "--mount", "--pid", "--fork", "--mount-proc", "sh", "-c",
+                            script], stdout=subprocess.PIPE, text=True)
+    try:
+        check(box.stdout.readline().strip() == "ready", "the contained program did not start")
+        # unshare forks the namespace's first process, which execs into the service.
+        pids = subprocess.run(["pgrep", "-P", str(box.pid)], capture_output=True,
+                              text=True).stdout.split()
+        check(len(pids) == 1, "cannot find the contained process: %s" % pids)
+        check(not os.path.exists(os.path.join(mnt, "service")),
+              "the host sees the namespace's file: the test proves nothing")
+        prof = os.path.join(out, "heap.pb.gz")
+        _, stdout, _ = heapspy("record", "--pid", pids[0], "--duration", "3", "-o", prof,
+                               check_rc=0)
+        check("main.retainA" in pprof_top(prof), "no main.retainA in the profile")
+    finally:
+        box.kill()
+        box.wait()
+
+
+def test_sigkill_leaves_target_running():
+    binary = go_build(NEWEST_GO, "retain")
+    prog = Program([binary, "-duration", "6s"])
+    try:
+        prog.wait_for("ready")
+        hs = subprocess.Popen([HEAPSPY, "record", "--pid", str(prog.pid), "-o",
+                               os.path.join(tmpdir("sigkill"), "heap.pb.gz")],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(1.5)
+        hs.kill()
+        hs.wait()
+        # What the README says stays behind: the sampling rate heapspy switched on.
+        check(mem_profile_rate(binary, prog.pid) == 512 * 1024, "unexpected MemProfileRate")
+        rc, out, err = prog.finish(timeout=30)
+        check(rc == 0 and "3072 192 12288" in out, "the target did not finish normally: %d %s"
+              % (rc, err))
+        check(loaded_heap_programs() == 0, "the kernel still holds heapspy's programs")
+    finally:
+        prog.kill()
+
+
+def test_fork_and_exec():
+    """The target starts children all along and finally execs itself: heapspy keeps recording,
+    the children run normally, and the profile is written when the process ends."""
+    binary = go_build(NEWEST_GO, "forker")
+    out = os.path.join(tmpdir("fork"), "heap.pb.gz")
+    prog = Program([binary, "-duration", "3s"])
+    try:
+        prog.wait_for("ready")
+        rc, stdout, stderr = heapspy("record", "--pid", prog.pid, "-o", out, timeout=60)
+        prc, pout, perr = prog.finish(timeout=30)
+    finally:
+        prog.kill()
+    check(rc == 0, "heapspy failed: %s" % stderr)
+    check(prc == 0 and "exec'd image done" in pout, "the target failed: %s %s" % (pout, perr))
+    check(re.search(r"forks \d+", pout), "no children were started: " + pout)
+    check("main.work" in pprof_top(out), "no main.work in the profile")
+
+
+def test_attach_detach_50_times():
+    binary = go_build(NEWEST_GO, "retain")
+    # A twin that heapspy never touches: the Go heap's own growth is the baseline.
+    prog = Program([binary, "-duration", "120s"])
+    twin = Program([binary, "-duration", "120s"])
+    try:
+        prog.wait_for("ready")
+        twin.wait_for("ready")
+        for _ in range(50):
+            heapspy("record", "--pid", prog.pid, "--duration", "0.2", "-o",
+                    os.path.join(tmpdir("cycles"), "heap.pb.gz"), check_rc=0)
+        check(prog.proc.poll() is None, "the target died")
+        check(mem_profile_rate(binary, prog.pid) == 0, "MemProfileRate not restored")
+        check(loaded_heap_programs() == 0, "heapspy's BPF programs leaked in the kernel")
+        rss = [rss_kib(p.pid) for p in (prog, twin)]
+        check(rss[0] < rss[1] * 1.3, "after 50 attaches the target has %d KiB resident, its "
+              "untouched twin %d KiB" % tuple(rss))
+    finally:
+        prog.kill()
+        twin.kill()
+
+
+def rss_kib(pid):
+    with open("/proc/%d/status" % pid) as f:
+        return int(re.search(r"VmRSS:\s+(\d+)", f.read()).group(1))
+
+
+def test_ring_buffer_overflow_counted():
+    """Every allocation sampled into a 16 KiB ring buffer: the loss is counted and reported."""
+    binary = go_build(NEWEST_GO, "retain")
+    out = os.path.join(tmpdir("overflow"), "heap.pb.gz")
+    _, stdout, _ = heapspy("record", "--rate", "1", "--ringbuf", "16", "-o", out, "--", binary,
+                           "-duration", "2s", "-garbage", "50", check_rc=0)
+    lost = int(re.search(r"(\d+) events lost", stdout).group(1))
+    check(lost > 0, "no loss reported with a 16 KiB ring buffer at rate 1:\n" + stdout)
+    prof = pprofdec.load(out)
+    check(any("events lost" in c for c in prof.comments), "the profile does not say: %s"
+          % prof.comments)
+
+
+def test_output_symlink_not_followed():
+    """A symlink planted at the output path in a shared directory is replaced, not followed."""
+    binary = go_build(NEWEST_GO, "retain")
+    d = tmpdir("symlink")
+    victim = os.path.join(d, "victim")
+    with open(victim, "w") as f:
+        f.write("precious")
+    link = os.path.join(d, "heap.pb.gz")
+    os.symlink(victim, link)
+    heapspy("record", "-o", link, "--", binary, "-duration", "1s", check_rc=0)
+    check(open(victim).read() == "precious", "heapspy wrote through the symlink")
+    check(not os.path.islink(link) and os.path.isfile(link), "the output is not a plain file")
+    pprof_top(link)
+
+
+def test_newer_go_release():
+    """A release newer than heapspy knows: it says so, uses what still resolves, and the target
+    is unharmed (here a real go1.23 binary whose build info claims go1.99)."""
+    binary = go_build(NEWEST_GO, "retain")
+    out = tmpdir("version")
+    patched = os.path.join(out, "retain-go1.99")
+    data = open(binary, "rb").read()
+    version = re.search(rb"go1\.23\.\d+", data).group(0)
+    open(patched, "wb").write(data.replace(version, b"go1.99" + version[6:]))
+    os.chmod(patched, 0o755)
+    prof = os.path.join(out, "h.pb.gz")
+    rc, stdout, stderr = heapspy("record", "-o", prof, "--", patched, "-duration", "2s")
+    check(rc == 0, "heapspy failed on a newer release: %s" % stderr)
+    check("newer than the go1.18-go1.23 runtimes heapspy knows" in stderr, stderr)
+    check("3072 192 12288" in stdout, "the target did not finish normally")
+    pprof_top(prof)
+
+
+def test_older_go_release_refused():
+    binary = go_build(NEWEST_GO, "retain")
+    out = tmpdir("oldversion")
+    patched = os.path.join(out, "retain-go1.17")
+    data = open(binary, "rb").read()
+    version = re.search(rb"go1\.23\.\d+", data).group(0)
+    open(patched, "wb").write(data.replace(version, b"go1.17" + version[6:]))
+    os.chmod(patched, 0o755)
+    prog = Program([patched, "-duration", "30s"])
+    try:
+        prog.wait_for("ready")
+        rc, _, err = heapspy("record", "--pid", prog.pid, "-o", os.path.join(out, "h.pb.gz"))
+        one_line_error(rc, err, "go1.17")
+        check(prog.proc.poll() is None, "the target died")
+    finally:
+        prog.kill()
