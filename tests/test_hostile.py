@@ -146,16 +146,22 @@ def test_output_symlink_not_followed():
     pprof_top(link)
 
 
+def claim_release(out, release):
+    """A copy of a real go1.23 binary whose build info claims another release."""
+    data = open(go_build(NEWEST_GO, "retain"), "rb").read()
+    version = re.search(rb"go1\.23\.\d+", data).group(0)
+    patched = os.path.join(out, "retain-" + release.decode())
+    with open(patched, "wb") as f:
+        f.write(data.replace(version, release + version[len(release):]))
+    os.chmod(patched, 0o755)
+    return patched
+
+
 def test_newer_go_release():
     """A release newer than heapspy knows: it says so, uses what still resolves, and the target
     is unharmed (here a real go1.23 binary whose build info claims go1.99)."""
-    binary = go_build(NEWEST_GO, "retain")
     out = tmpdir("version")
-    patched = os.path.join(out, "retain-go1.99")
-    data = open(binary, "rb").read()
-    version = re.search(rb"go1\.23\.\d+", data).group(0)
-    open(patched, "wb").write(data.replace(version, b"go1.99" + version[6:]))
-    os.chmod(patched, 0o755)
+    patched = claim_release(out, b"go1.99")
     prof = os.path.join(out, "h.pb.gz")
     rc, stdout, stderr = heapspy("record", "-o", prof, "--", patched, "-duration", "2s")
     check(rc == 0, "heapspy failed on a newer release: %s" % stderr)
@@ -165,13 +171,8 @@ def test_newer_go_release():
 
 
 def test_older_go_release_refused():
-    binary = go_build(NEWEST_GO, "retain")
     out = tmpdir("oldversion")
-    patched = os.path.join(out, "retain-go1.17")
-    data = open(binary, "rb").read()
-    version = re.search(rb"go1\.23\.\d+", data).group(0)
-    open(patched, "wb").write(data.replace(version, b"go1.17" + version[6:]))
-    os.chmod(patched, 0o755)
+    patched = claim_release(out, b"go1.17")
     prog = Program([patched, "-duration", "30s"])
     try:
         prog.wait_for("ready")

@@ -18,6 +18,7 @@
 #include <zlib.h>
 
 #include "profile.pb-c.h"
+#include "u64map.h"
 
 typedef Perftools__Profiles__Profile pb_profile;
 typedef Perftools__Profiles__ValueType pb_value_type;
@@ -32,20 +33,6 @@ typedef Perftools__Profiles__Function pb_function;
 struct vec {
 	void *v;
 	size_t n, cap;
-};
-
-/*
- * Open addressing with linear probing. A slot stores the key's hash and the element's index + 1
- * (0 marks it empty); keys live in the element arrays, so the table never owns memory but slots.
- */
-struct slot {
-	uint64_t hash;
-	size_t idx;
-};
-
-struct table {
-	struct slot *slots;
-	size_t mask, used;
 };
 
 /* Lines and sample data live in shared arrays; these are the slices. */
@@ -63,7 +50,7 @@ struct pprof {
 	int err;
 
 	struct vec strs; /* char *, owned */
-	struct table str_index;
+	struct u64map str_index; /* string hash -> index in strs */
 	struct vec types;    /* pb_value_type */
 	struct vec comments; /* int64_t string index */
 	bool has_period;
@@ -74,9 +61,9 @@ struct pprof {
 
 	struct vec maps;  /* pb_mapping */
 	struct vec funcs; /* pb_function */
-	struct table func_index;
+	struct u64map func_index; /* (name, file) hash -> index in funcs */
 	struct vec locs; /* struct loc */
-	struct table loc_index;
+	struct u64map loc_index; /* (mapping, address) hash -> index in locs */
 	struct vec lines; /* pb_line */
 
 	struct vec samples;	/* struct sample */
@@ -116,98 +103,46 @@ static bool reserve(struct pprof *p, struct vec *v, size_t elem, size_t more)
 	return true;
 }
 
-static uint64_t mix(uint64_t h)
-{
-	h ^= h >> 33;
-	h *= 0xff51afd7ed558ccdULL;
-	h ^= h >> 33;
-	h *= 0xc4ceb9fe1a85ec53ULL;
-	return h ^ (h >> 33);
-}
-
 static uint64_t hash_str(const char *s)
 {
 	uint64_t h = 0xcbf29ce484222325ULL;
 	for (; *s; s++)
 		h = (h ^ (unsigned char)*s) * 0x100000001b3ULL;
-	return mix(h);
+	return h;
 }
 
-static uint64_t hash_pair(uint64_t a, uint64_t b)
-{
-	return mix(mix(a) ^ b);
-}
 
-/* Load stays at or below one half, which keeps probes short and guarantees an empty slot. */
-static bool table_reserve(struct pprof *p, struct table *t)
-{
-	if (t->slots && (t->used + 1) * 2 <= t->mask + 1)
-		return true;
-	size_t cap = t->slots ? (t->mask + 1) * 2 : 64;
-	struct slot *slots = calloc(cap, sizeof(*slots));
-	if (!slots) {
-		fail(p, -ENOMEM);
-		return false;
-	}
-	for (size_t i = 0; t->slots && i <= t->mask; i++) {
-		if (!t->slots[i].idx)
-			continue;
-		size_t j = t->slots[i].hash & (cap - 1);
-		while (slots[j].idx)
-			j = (j + 1) & (cap - 1);
-		slots[j] = t->slots[i];
-	}
-	free(t->slots);
-	t->slots = slots;
-	t->mask = cap - 1;
-	return true;
-}
+struct str_key {
+	const struct pprof *p;
+	const char *s;
+};
 
-typedef bool (*match_fn)(const struct pprof *p, size_t idx, const void *key);
-
-/* The slot holding key, or the empty slot where it belongs. */
-static struct slot *table_probe(const struct table *t, uint64_t hash, match_fn match,
-				const struct pprof *p, const void *key)
+static bool same_str(const void *ctx, uint64_t idx)
 {
-	for (size_t i = hash & t->mask;; i = (i + 1) & t->mask) {
-		struct slot *s = &t->slots[i];
-		if (!s->idx || (s->hash == hash && match(p, s->idx - 1, key)))
-			return s;
-	}
-}
+	const struct str_key *k = ctx;
+	char *const *strs = k->p->strs.v;
 
-static void table_fill(struct table *t, struct slot *s, uint64_t hash, size_t idx)
-{
-	s->hash = hash;
-	s->idx = idx + 1;
-	t->used++;
-}
-
-static bool str_match(const struct pprof *p, size_t idx, const void *key)
-{
-	char *const *strs = p->strs.v;
-	return strcmp(strs[idx], key) == 0;
+	return strcmp(strs[idx], k->s) == 0;
 }
 
 /* Index of s in the string table; NULL reads as "". 0 on failure, which is also "". */
 static int64_t intern(struct pprof *p, const char *s)
 {
-	if (!s)
-		s = "";
-	if (p->err || !table_reserve(p, &p->str_index) || !reserve(p, &p->strs, sizeof(char *), 1))
+	struct str_key k = {p, s ? s : ""};
+	uint64_t idx, key;
+	char *copy;
+
+	if (p->err || !reserve(p, &p->strs, sizeof(char *), 1))
 		return 0;
-	uint64_t h = hash_str(s);
-	struct slot *slot = table_probe(&p->str_index, h, str_match, p, s);
-	if (slot->idx)
-		return (int64_t)(slot->idx - 1);
-	char *copy = strdup(s);
-	if (!copy) {
+	if (u64map_find(&p->str_index, hash_str(k.s), same_str, &k, &idx, &key))
+		return (int64_t)idx;
+	copy = strdup(k.s);
+	if (!copy || u64map_put(&p->str_index, key, p->strs.n)) {
+		free(copy);
 		fail(p, -ENOMEM);
 		return 0;
 	}
-	char **strs = p->strs.v;
-	strs[p->strs.n] = copy;
-	table_fill(&p->str_index, slot, h, p->strs.n);
+	((char **)p->strs.v)[p->strs.n] = copy;
 	return (int64_t)p->strs.n++;
 }
 
@@ -238,9 +173,9 @@ void pprof_free(struct pprof *p)
 			      &p->sample_locs, &p->values, &p->labels};
 	for (size_t i = 0; i < sizeof(vecs) / sizeof(vecs[0]); i++)
 		free(vecs[i]->v);
-	free(p->str_index.slots);
-	free(p->func_index.slots);
-	free(p->loc_index.slots);
+	u64map_free(&p->str_index);
+	u64map_free(&p->func_index);
+	u64map_free(&p->loc_index);
 	free(p);
 }
 
@@ -324,42 +259,52 @@ struct func_key {
 	int64_t name, file;
 };
 
-static bool func_match(const struct pprof *p, size_t idx, const void *key)
+struct func_ctx {
+	const struct pprof *p;
+	struct func_key k;
+};
+
+static bool same_func(const void *ctx, uint64_t idx)
 {
-	const pb_function *f = (const pb_function *)p->funcs.v + idx;
-	const struct func_key *k = key;
-	return f->name == k->name && f->filename == k->file;
+	const struct func_ctx *c = ctx;
+	const pb_function *f = (const pb_function *)c->p->funcs.v + idx;
+
+	return f->name == c->k.name && f->filename == c->k.file;
 }
 
 static uint64_t intern_function(struct pprof *p, const char *name, const char *file)
 {
-	struct func_key k = {intern(p, name), intern(p, file)};
-	if (p->err || !table_reserve(p, &p->func_index) ||
-	    !reserve(p, &p->funcs, sizeof(pb_function), 1))
-		return 0;
-	uint64_t h = hash_pair((uint64_t)k.name, (uint64_t)k.file);
-	struct slot *slot = table_probe(&p->func_index, h, func_match, p, &k);
-	if (slot->idx)
-		return slot->idx;
+	struct func_ctx c = {p, {intern(p, name), intern(p, file)}};
 	pb_function f = PERFTOOLS__PROFILES__FUNCTION__INIT;
+	uint64_t idx, key;
+
+	if (p->err || !reserve(p, &p->funcs, sizeof(pb_function), 1))
+		return 0;
+	if (u64map_find(&p->func_index, u64_mix((uint64_t)c.k.name, (uint64_t)c.k.file), same_func,
+			&c, &idx, &key))
+		return idx + 1;
+	if (u64map_put(&p->func_index, key, p->funcs.n)) {
+		fail(p, -ENOMEM);
+		return 0;
+	}
 	f.id = p->funcs.n + 1;
-	f.name = f.system_name = k.name;
-	f.filename = k.file;
-	pb_function *funcs = p->funcs.v;
-	funcs[p->funcs.n] = f;
-	table_fill(&p->func_index, slot, h, p->funcs.n++);
+	f.name = f.system_name = c.k.name;
+	f.filename = c.k.file;
+	((pb_function *)p->funcs.v)[p->funcs.n++] = f;
 	return f.id;
 }
 
-struct loc_key {
+struct loc_ctx {
+	const struct pprof *p;
 	uint64_t mapping_id, address;
 };
 
-static bool loc_match(const struct pprof *p, size_t idx, const void *key)
+static bool same_loc(const void *ctx, uint64_t idx)
 {
-	const struct loc *l = (const struct loc *)p->locs.v + idx;
-	const struct loc_key *k = key;
-	return l->mapping_id == k->mapping_id && l->address == k->address;
+	const struct loc_ctx *c = ctx;
+	const struct loc *l = (const struct loc *)c->p->locs.v + idx;
+
+	return l->mapping_id == c->mapping_id && l->address == c->address;
 }
 
 uint64_t pprof_location(struct pprof *p, uint64_t mapping_id, uint64_t address,
@@ -367,13 +312,12 @@ uint64_t pprof_location(struct pprof *p, uint64_t mapping_id, uint64_t address,
 {
 	if (mapping_id > p->maps.n || nlines < 0)
 		fail(p, -EINVAL);
-	if (p->err || !table_reserve(p, &p->loc_index))
+	if (p->err)
 		return 0;
-	struct loc_key k = {mapping_id, address};
-	uint64_t h = hash_pair(mapping_id, address);
-	struct slot *slot = table_probe(&p->loc_index, h, loc_match, p, &k);
-	if (slot->idx)
-		return slot->idx;
+	struct loc_ctx c = {p, mapping_id, address};
+	uint64_t idx, key;
+	if (u64map_find(&p->loc_index, u64_mix(mapping_id, address), same_loc, &c, &idx, &key))
+		return idx + 1;
 
 	if (!reserve(p, &p->lines, sizeof(pb_line), (size_t)nlines) ||
 	    !reserve(p, &p->locs, sizeof(struct loc), 1))
@@ -393,8 +337,11 @@ uint64_t pprof_location(struct pprof *p, uint64_t mapping_id, uint64_t address,
 	/* pprof symbolizes a mapping from its file only when these flags say it lacks symbols. */
 	if (mapping_id && !nlines)
 		set_symbolized((pb_mapping *)p->maps.v + (mapping_id - 1), false);
-	table_fill(&p->loc_index, slot, h, p->locs.n++);
-	return p->locs.n;
+	if (u64map_put(&p->loc_index, key, p->locs.n)) {
+		fail(p, -ENOMEM);
+		return 0;
+	}
+	return ++p->locs.n;
 }
 
 void pprof_sample(struct pprof *p, const uint64_t *locs, size_t nlocs, const int64_t *values,
@@ -652,6 +599,11 @@ static int write_file(const char *path, const uint8_t *buf, size_t len)
 		unlink(tmp);
 	free(tmp);
 	return rc;
+}
+
+int pprof_write_file(const char *path, const void *buf, size_t len)
+{
+	return write_file(path, buf, len);
 }
 
 int pprof_write(const struct pprof *p, const char *path, char *err, size_t errlen)

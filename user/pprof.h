@@ -56,5 +56,7 @@ int pprof_encode(const struct pprof *p, uint8_t **buf, size_t *len);
  * replaces a symlink planted at path instead of following it. 0 or -errno with err set.
  */
 int pprof_write(const struct pprof *p, const char *path, char *err, size_t errlen);
+/* Writes any file the way pprof_write writes a profile: atomically, never through a symlink. */
+int pprof_write_file(const char *path, const void *buf, size_t len);
 
 #endif

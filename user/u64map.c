@@ -89,6 +89,24 @@ int u64map_put(struct u64map *m, uint64_t key, uint64_t val)
 	return 0;
 }
 
+bool u64map_find(const struct u64map *m, uint64_t hash, u64map_same_fn same, const void *ctx,
+		 uint64_t *val, uint64_t *key)
+{
+	uint64_t *v;
+
+	for (;; hash++) {
+		v = u64map_get(m, hash);
+		if (!v) {
+			*key = hash;
+			return false;
+		}
+		if (same(ctx, *v)) {
+			*val = *v;
+			return true;
+		}
+	}
+}
+
 bool u64map_del(struct u64map *m, uint64_t key)
 {
 	size_t mask = m->cap - 1, i, j;
