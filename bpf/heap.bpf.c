@@ -29,8 +29,10 @@ struct {
 	__type(value, __u64);
 } counters SEC(".maps");
 
-/* Wake the loader only once this much is queued: one wake-up per event would cost more than the
- * event itself. The loader also polls on a short timeout, so a quiet target is never left behind. */
+/*
+ * Wake the loader only once this much is queued: one wake-up per event would cost more than the
+ * event itself. The loader also polls on a short timeout, so a quiet target is never left behind.
+ */
 #define WAKEUP_BYTES (256u << 10)
 
 static __always_inline void count(__u32 which)
@@ -44,7 +46,7 @@ static __always_inline void count(__u32 which)
 static __always_inline __u64 wakeup_flags(void)
 {
 	return bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= WAKEUP_BYTES ? BPF_RB_FORCE_WAKEUP
-									       : BPF_RB_NO_WAKEUP;
+									     : BPF_RB_NO_WAKEUP;
 }
 
 /*

@@ -48,19 +48,22 @@ int bpfload_check(const char *btf_path, char *err, size_t errlen)
 	const char *btf = btf_path ? btf_path : "/sys/kernel/btf/vmlinux";
 
 	if (syscall(SYS_capget, &hdr, data) != 0) {
-		snprintf(err, errlen, "cannot read heapspy's own capabilities: %s", strerror(errno));
+		snprintf(err, errlen, "cannot read heapspy's own capabilities: %s",
+			 strerror(errno));
 		return -errno;
 	}
-	if (!has_cap(data, CAP_SYS_ADMIN) && !(has_cap(data, CAP_BPF) && has_cap(data, CAP_PERFMON))) {
+	if (!has_cap(data, CAP_SYS_ADMIN) &&
+	    !(has_cap(data, CAP_BPF) && has_cap(data, CAP_PERFMON))) {
 		snprintf(err, errlen,
 			 "missing privileges: loading uprobes needs CAP_BPF and CAP_PERFMON (or "
 			 "CAP_SYS_ADMIN); run heapspy as root, or grant them with setcap");
 		return -EPERM;
 	}
 	if (!has_cap(data, CAP_SYS_PTRACE) && !has_cap(data, CAP_SYS_ADMIN) && geteuid() != 0) {
-		snprintf(err, errlen,
-			 "missing privileges: reading the target's memory needs CAP_SYS_PTRACE; run "
-			 "heapspy as root, or grant it with setcap");
+		snprintf(
+		    err, errlen,
+		    "missing privileges: reading the target's memory needs CAP_SYS_PTRACE; run "
+		    "heapspy as root, or grant it with setcap");
 		return -EPERM;
 	}
 	if (access(btf, R_OK) != 0) {

@@ -12,7 +12,7 @@ static x86_reg dest_reg(const cs_insn *in)
 	const cs_x86 *x = &in->detail->x86;
 
 	return x->op_count > 0 && x->operands[0].type == X86_OP_REG ? x->operands[0].reg
-								     : X86_REG_INVALID;
+								    : X86_REG_INVALID;
 }
 
 /* Whether in is `cmp reg, imm`, and the immediate. */

@@ -13,12 +13,12 @@
 
 /* A RIP-relative memory operand of one instruction. */
 struct rip_ref {
-	uint64_t insn;   /* link-time address of the instruction */
+	uint64_t insn;	 /* link-time address of the instruction */
 	uint64_t target; /* link-time address it refers to */
-	uint8_t size;    /* operand size in bytes */
-	bool lea;        /* the address is taken, not loaded */
-	bool cmp_imm;    /* the next instruction compares the loaded register with an immediate */
-	int64_t imm;     /* that immediate */
+	uint8_t size;	 /* operand size in bytes */
+	bool lea;	 /* the address is taken, not loaded */
+	bool cmp_imm;	 /* the next instruction compares the loaded register with an immediate */
+	int64_t imm;	 /* that immediate */
 };
 
 /* Lists the RIP-relative operands of the code in [start, end), in order. Returns the count. */

@@ -109,7 +109,7 @@ enum evloop_end evloop_run(struct evloop *l, void (*on_tick)(void *ctx, double e
 			case TAG_TIMER:
 				if (read(l->timerfd, &expirations, sizeof(expirations)) < 0)
 					break;
-				/* Wake-ups are batched in BPF, so the tick is what keeps the buffer low. */
+				/* Wake-ups are batched in BPF: the tick keeps the buffer low. */
 				evloop_drain(l);
 				elapsed = (double)(evloop_now_ns() - l->start_ns) / 1e9;
 				if (on_tick)

@@ -11,7 +11,7 @@
 
 enum evloop_end {
 	EVLOOP_DURATION = 1, /* --duration elapsed */
-	EVLOOP_SIGNAL,       /* SIGINT or SIGTERM */
+	EVLOOP_SIGNAL,	     /* SIGINT or SIGTERM */
 	EVLOOP_TARGET_EXIT,  /* the target process is gone */
 	EVLOOP_ERROR,
 };
@@ -21,7 +21,7 @@ struct evloop {
 	struct ring_buffer *rb;
 	uint64_t start_ns;
 	double duration_s; /* 0: until a signal or the target's exit */
-	int signal;        /* the signal that ended the loop */
+	int signal;	   /* the signal that ended the loop */
 };
 
 /* Blocks SIGINT and SIGTERM (read through a signalfd instead) and watches pid's exit. */

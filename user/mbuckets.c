@@ -6,13 +6,14 @@
 
 #include "procmem.h"
 
-/* runtime/mprof.go: type bucket struct { next, allnext *bucket; typ bucketType; hash, size, nstk uintptr } */
+/* runtime/mprof.go: type bucket struct { next, allnext *bucket; typ bucketType; hash, size, nstk
+ * uintptr } */
 struct go_bucket {
 	uint64_t next, allnext, typ, hash, size, nstk;
 };
 
 #define GO_MEM_PROFILE 1       /* bucketType memProfile */
-#define GO_MAX_STACK 1024      /* maxProfStackDepth: a longer stack means we read garbage */
+#define GO_MAX_STACK   1024    /* maxProfStackDepth: a longer stack means we read garbage */
 #define GO_MAX_BUCKETS 4000000 /* a list this long is a cycle, not a heap profile */
 
 static int read_bucket(const struct target *t, uint64_t addr, struct go_bucket *b)
@@ -58,13 +59,14 @@ long mbuckets_read(const struct target *t, uint64_t mbuckets_vaddr, int64_t now,
 			break;
 		rc = procmem_read(t->mem_fd, addr + sizeof(b), pcs, b.nstk * sizeof(pcs[0]));
 		if (!rc)
-			rc = procmem_read(t->mem_fd, addr + sizeof(b) + b.nstk * sizeof(pcs[0]), &rec,
-					  sizeof(rec));
+			rc = procmem_read(t->mem_fd, addr + sizeof(b) + b.nstk * sizeof(pcs[0]),
+					  &rec, sizeof(rec));
 		if (!rc)
 			rc = heapagg_baseline(a, addr, pcs, (uint32_t)b.nstk, b.size, &rec, now);
 	}
 	if (rc) {
-		snprintf(err, errlen, "cannot read the runtime's heap records (runtime.mbuckets): %s",
+		snprintf(err, errlen,
+			 "cannot read the runtime's heap records (runtime.mbuckets): %s",
 			 rc == -EPROTO ? "unexpected layout" : strerror(-rc));
 		return rc;
 	}

@@ -49,22 +49,22 @@ struct pprof {
 	/* First failure: builder calls return nothing, so encode reports it. */
 	int err;
 
-	struct vec strs; /* char *, owned */
+	struct vec strs;	 /* char *, owned */
 	struct u64map str_index; /* string hash -> index in strs */
-	struct vec types;    /* pb_value_type */
-	struct vec comments; /* int64_t string index */
+	struct vec types;	 /* pb_value_type */
+	struct vec comments;	 /* int64_t string index */
 	bool has_period;
 	pb_value_type period_type;
 	int64_t period;
 	int64_t default_type;
 	int64_t time_nanos, duration_nanos;
 
-	struct vec maps;  /* pb_mapping */
-	struct vec funcs; /* pb_function */
+	struct vec maps;	  /* pb_mapping */
+	struct vec funcs;	  /* pb_function */
 	struct u64map func_index; /* (name, file) hash -> index in funcs */
-	struct vec locs; /* struct loc */
-	struct u64map loc_index; /* (mapping, address) hash -> index in locs */
-	struct vec lines; /* pb_line */
+	struct vec locs;	  /* struct loc */
+	struct u64map loc_index;  /* (mapping, address) hash -> index in locs */
+	struct vec lines;	  /* pb_line */
 
 	struct vec samples;	/* struct sample */
 	struct vec sample_locs; /* uint64_t */
@@ -110,7 +110,6 @@ static uint64_t hash_str(const char *s)
 		h = (h ^ (unsigned char)*s) * 0x100000001b3ULL;
 	return h;
 }
-
 
 struct str_key {
 	const struct pprof *p;

@@ -38,10 +38,12 @@ static void vars_from_code(const struct target *t, struct heap_probes *hp)
 	int n;
 
 	/* profilealloc inlines nextSample: `if MemProfileRate == 1`. */
-	if (!hp->mem_profile_rate && gosym_func(t->sym, "runtime.profilealloc", &entry, &end) == 0) {
+	if (!hp->mem_profile_rate &&
+	    gosym_func(t->sym, "runtime.profilealloc", &entry, &end) == 0) {
 		n = disasm_rip_refs(t->elf, entry, end, refs, MAX_REFS);
 		for (int i = 0; i < n && !hp->mem_profile_rate; i++)
-			if (!refs[i].lea && refs[i].size == 8 && refs[i].cmp_imm && refs[i].imm == 1)
+			if (!refs[i].lea && refs[i].size == 8 && refs[i].cmp_imm &&
+			    refs[i].imm == 1)
 				hp->mem_profile_rate = refs[i].target;
 	}
 	/* mProf_Free starts with `mProfCycle.read()`, a 32-bit load. */
@@ -62,7 +64,8 @@ static void vars_from_code(const struct target *t, struct heap_probes *hp)
 			for (int k = 0; k < hp->nmbuckets_candidates; k++)
 				seen |= hp->mbuckets_candidates[k] == refs[i].target;
 			if (!seen && hp->nmbuckets_candidates < 16)
-				hp->mbuckets_candidates[hp->nmbuckets_candidates++] = refs[i].target;
+				hp->mbuckets_candidates[hp->nmbuckets_candidates++] =
+				    refs[i].target;
 		}
 	}
 	hp->from_code = true;

@@ -17,14 +17,15 @@
 
 struct probe_point {
 	const char *name;
-	uint64_t vaddr;  /* link-time entry address, 0 when the binary lacks the function */
+	uint64_t vaddr;	 /* link-time entry address, 0 when the binary lacks the function */
 	uint64_t offset; /* file offset, what a uprobe attaches to */
 };
 
 struct heap_probes {
 	struct probe_point mprof_malloc;
 	struct probe_point free_special;
-	struct probe_point gcenable; /* launch mode stops here: runtime ready, no package init yet */
+	struct probe_point
+	    gcenable; /* launch mode stops here: runtime ready, no package init yet */
 	/*
 	 * Link-time addresses of runtime variables, 0 when unknown. A stripped binary has no symbol
 	 * table; they are then found in the code of the runtime functions that use them, and
@@ -35,7 +36,7 @@ struct heap_probes {
 	uint64_t mprof_cycle;
 	uint64_t mbuckets_candidates[16];
 	int nmbuckets_candidates;
-	bool from_code; /* the variables came from code, not from a symbol table */
+	bool from_code;		   /* the variables came from code, not from a symbol table */
 	struct hs_heap_config cfg; /* mprof_cycle_addr is filled in once the load bias is known */
 };
 

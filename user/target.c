@@ -43,17 +43,19 @@ static int open_binary(struct target *t, char *err, size_t errlen)
 	elfbin_build_id(t->elf, t->build_id, sizeof(t->build_id));
 	t->go_minor = parse_go_minor(t->go_version);
 	if (!t->go_minor) {
-		snprintf(err, errlen,
-			 "%s: cannot tell its Go release (no build info); heapspy supports go1.%d to "
-			 "go1.%d",
-			 t->display, GO_MINOR_MIN, GO_MINOR_MAX);
+		snprintf(
+		    err, errlen,
+		    "%s: cannot tell its Go release (no build info); heapspy supports go1.%d to "
+		    "go1.%d",
+		    t->display, GO_MINOR_MIN, GO_MINOR_MAX);
 		return -ENOTSUP;
 	}
 	if (t->go_minor < GO_MINOR_MIN) {
-		snprintf(err, errlen,
-			 "%s was built with %s; heapspy reads go1.%d and later (older symbol tables "
-			 "have another layout)",
-			 t->display, t->go_version, GO_MINOR_MIN);
+		snprintf(
+		    err, errlen,
+		    "%s was built with %s; heapspy reads go1.%d and later (older symbol tables "
+		    "have another layout)",
+		    t->display, t->go_version, GO_MINOR_MIN);
 		return -ENOTSUP;
 	}
 	/* A newer release is tried with the newest layout heapspy knows: the probes only read,
@@ -138,7 +140,8 @@ int target_locate(struct target *t, char *err, size_t errlen)
 			t->exe_ino = ino;
 			t->map_start = start;
 			t->map_offset = off;
-			t->bias = elfbin_is_pie(t->elf) ? start - off - elfbin_base_vaddr(t->elf) : 0;
+			t->bias =
+			    elfbin_is_pie(t->elf) ? start - off - elfbin_base_vaddr(t->elf) : 0;
 			found = 1;
 		}
 		t->map_limit = end;

@@ -16,20 +16,20 @@
 
 struct target {
 	pid_t pid;
-	char path[PATH_MAX];    /* what heapspy opens: /proc/PID/exe, or the launched program */
+	char path[PATH_MAX];	/* what heapspy opens: /proc/PID/exe, or the launched program */
 	char display[PATH_MAX]; /* the executable's name as the target sees it, for messages */
 	struct elfbin *elf;
 	struct gosym *sym;
 	char go_version[32]; /* "go1.23.5", or "" when the binary does not record it */
-	int go_minor;        /* 23 for go1.23.x; 0 when unknown */
+	int go_minor;	     /* 23 for go1.23.x; 0 when unknown */
 	bool newer_release;  /* newer than the releases heapspy's tables describe */
 	uint64_t exe_ino;    /* the executable's inode, to notice an exec */
 	char build_id[128];
-	uint64_t bias;       /* runtime address = link-time address + bias */
-	uint64_t map_start;  /* the executable's mapped range, for the pprof mapping */
+	uint64_t bias;	    /* runtime address = link-time address + bias */
+	uint64_t map_start; /* the executable's mapped range, for the pprof mapping */
 	uint64_t map_limit;
 	uint64_t map_offset;
-	int mem_fd;          /* /proc/PID/mem, -1 until target_attach_memory */
+	int mem_fd; /* /proc/PID/mem, -1 until target_attach_memory */
 };
 
 /* Opens the executable of a running process. Errors are one line, meant for the user. */

@@ -4,7 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* splitmix64's finalizer: addresses and PCs share low bits, so they must be mixed before masking. */
+/* splitmix64's finalizer: addresses and PCs share low bits, so they must be mixed before masking.
+ */
 static uint64_t mix(uint64_t x)
 {
 	x ^= x >> 30;
@@ -116,7 +117,8 @@ bool u64map_del(struct u64map *m, uint64_t key)
 	i = slot_of(m, key);
 	if (!m->used[i])
 		return false;
-	/* Backward-shift: pull later members of the probe run into the hole they would probe past. */
+	/* Backward-shift: pull later members of the probe run into the hole they would probe past.
+	 */
 	for (j = (i + 1) & mask; m->used[j]; j = (j + 1) & mask) {
 		size_t home = mix(m->keys[j]) & mask;
 

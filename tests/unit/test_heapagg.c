@@ -171,8 +171,8 @@ static void test_baseline_record(void)
 	struct hs_free_event fr = free_ev(3, 0xdead000, 1024, 11, 0xb0c4e7);
 
 	memset(&r, 0, sizeof(r));
-	r.active = (struct heap_counts){.allocs = 100, .frees = 40, .alloc_bytes = 102400,
-					.free_bytes = 40960};
+	r.active = (struct heap_counts){
+	    .allocs = 100, .frees = 40, .alloc_bytes = 102400, .free_bytes = 40960};
 	/* Allocations of cycle 10 sit in future[(10+2)%3 = 0], of cycle 9 in future[2]. */
 	r.future[0].allocs = 5;
 	r.future[0].alloc_bytes = 5120;
