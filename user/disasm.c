@@ -90,3 +90,34 @@ int disasm_rip_refs(const struct elfbin *eb, uint64_t start, uint64_t end, struc
 	free(buf);
 	return n;
 }
+
+unsigned disasm_stack_check_len(const struct elfbin *eb, uint64_t entry)
+{
+	uint8_t code[32];
+	const uint8_t *c = code;
+	size_t size = sizeof(code);
+	uint64_t addr = entry;
+	unsigned len = 0;
+	cs_insn *in;
+	csh cs;
+
+	if (elfbin_read_vaddr(eb, entry, code, sizeof(code)) != 0 ||
+	    cs_open(CS_ARCH_X86, CS_MODE_64, &cs))
+		return 0;
+	cs_option(cs, CS_OPT_DETAIL, CS_OPT_ON);
+	in = cs_malloc(cs);
+	if (in && cs_disasm_iter(cs, &c, &size, &addr, in) && in->id == X86_INS_CMP &&
+	    in->detail->x86.op_count == 2 && in->detail->x86.operands[0].type == X86_OP_REG &&
+	    in->detail->x86.operands[0].reg == X86_REG_RSP &&
+	    in->detail->x86.operands[1].type == X86_OP_MEM &&
+	    in->detail->x86.operands[1].mem.base == X86_REG_R14) {
+		unsigned cmp_len = in->size;
+
+		if (cs_disasm_iter(cs, &c, &size, &addr, in) &&
+		    (in->id == X86_INS_JBE || in->id == X86_INS_JA))
+			len = cmp_len;
+	}
+	cs_free(in, 1);
+	cs_close(&cs);
+	return len;
+}

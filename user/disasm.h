@@ -25,4 +25,12 @@ struct rip_ref {
 int disasm_rip_refs(const struct elfbin *eb, uint64_t start, uint64_t end, struct rip_ref *out,
 		    int max);
 
+/*
+ * Length of the stack-bound check a Go function starts with (`CMPQ SP, 16(R14)`, then a
+ * conditional jump to morestack), or 0 if it does not start with one. A uprobe there must
+ * single-step the CMP out of line; one on the jump that follows is emulated in the kernel and
+ * costs a fraction, with every register still as at entry.
+ */
+unsigned disasm_stack_check_len(const struct elfbin *eb, uint64_t entry);
+
 #endif
