@@ -66,4 +66,56 @@ struct hs_heap_config {
 	__u32 bucket_offset;    /* offset of specialprofile.b */
 };
 
+/* ---- GC tracing: bpf/gc.bpf.c and user/gctrace.c ---- */
+
+/* GC events are a few per cycle; 1 MiB holds seconds of them at hundreds of cycles a second. */
+#define HS_GC_RINGBUF_BYTES (1u << 20)
+/*
+ * Runtime words the end-of-cycle probe copies out (work.tEnd ...): 8 bytes from each configured
+ * address; the loader keeps the bytes of fields narrower than that.
+ */
+#define HS_GC_MAX_READS 12
+/* Bytes of a stop-the-world reason (m.preemptoff) kept; longer ones are cut. */
+#define HS_GC_REASON_LEN 32
+
+enum hs_gc_event_type {
+	/* Where the runtime's records are readable: nothing fires inside the GC's own pauses. */
+	HS_GC_EV_CYCLE = 16,   /* runtime.prepareFreeWorkbufs: a cycle ended; its words read */
+	HS_GC_EV_OTHER_STOP,   /* runtime.stopTheWorld.func1: a non-GC stop begins; its reason */
+	HS_GC_EV_OTHER_RESUME, /* runtime.startTheWorld: it ends */
+	HS_GC_EV_GROW,         /* runtime.(*mheap).grow(npage) */
+	/* Where they are not (a release without offsets): every stop, timed by its probes. */
+	HS_GC_EV_START,     /* runtime.gcStart(trigger) */
+	HS_GC_EV_STOP,      /* runtime.stopTheWorldWithSema */
+	HS_GC_EV_RESUME,    /* runtime.startTheWorldWithSema */
+	HS_GC_EV_MARK_TERM, /* runtime.gcMarkTermination */
+	HS_GC_EV_END,       /* one past the last */
+};
+
+enum hs_gc_counter {
+	HS_GC_CNT_HITS,        /* probe hits, all GC probes */
+	HS_GC_CNT_LOST,        /* events dropped because the ring buffer was full */
+	HS_GC_CNT_READ_ERRORS, /* runtime words that could not be read */
+	HS_GC_CNT_MAX,
+};
+
+struct hs_gc_event {
+	__u32 type;
+	__u32 tid;
+	__u64 ts;      /* bpf_ktime_get_ns(): CLOCK_MONOTONIC, the runtime's nanotime() clock */
+	__u64 args[2]; /* Go's first two integer argument registers: RAX, RBX */
+	__u64 caller;  /* return address at [RSP] */
+	__u64 vals[HS_GC_MAX_READS]; /* CYCLE: the 8 bytes at each configured address */
+	__u32 read_ok;               /* CYCLE: bit i set when vals[i] was read */
+	__u32 reason_len;            /* OTHER_STOP, and STOP on Go 1.19: bytes of reason */
+	char reason[HS_GC_REASON_LEN];
+};
+
+/* Per-target constants, in the GC object's read-only data. */
+struct hs_gc_config {
+	__u32 g_m_offset;          /* offset of g.m; 0 when reasons are not read */
+	__u32 m_preemptoff_offset; /* offset of m.preemptoff: stopTheWorld's reason is there */
+	__u32 stop_reads_reason;   /* Go 1.19/1.20: stopTheWorldWithSema takes no reason argument */
+};
+
 #endif

@@ -24,7 +24,7 @@ enum { CLI_OPT_BTF = 0x100, CLI_OPT_RINGBUF };
 	    {"btf", CLI_OPT_BTF, "FILE", 0,                                                        \
 	     "Kernel BTF to use instead of /sys/kernel/btf/vmlinux", 0},                           \
 	    {"ringbuf", CLI_OPT_RINGBUF, "KIB", 0,                                                 \
-	     "Ring buffer size in KiB, a power of two (default 8192); raise it if events are lost", \
+	     "Heap events ring buffer in KiB, a power of two (default 8192); raise it if events are lost", \
 	     0},                                                                                   \
 	    {"verbose", 'v', NULL, 0, "Show where the probes go and libbpf's messages", 0}
 

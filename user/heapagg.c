@@ -1,5 +1,7 @@
 #include "heapagg.h"
 
+#include "array.h"
+
 #include <errno.h>
 #include <math.h>
 #include <stdlib.h>
@@ -28,45 +30,36 @@ void heapagg_free(struct heapagg *a)
 	memset(a, 0, sizeof(*a));
 }
 
-/* Grows *arr to hold one more element of size elem. */
-static int reserve(void **arr, size_t *cap, size_t len, size_t elem)
-{
-	void *n;
-	size_t ncap;
+struct stack_key {
+	const struct heapagg *a;
+	const uint64_t *pcs;
+	uint32_t n;
+};
 
-	if (len < *cap)
-		return 0;
-	ncap = *cap ? *cap * 2 : 256;
-	n = realloc(*arr, ncap * elem);
-	if (!n)
-		return -ENOMEM;
-	*arr = n;
-	*cap = ncap;
-	return 0;
+static bool same_stack(const void *ctx, uint64_t idx)
+{
+	const struct stack_key *k = ctx;
+	const struct heap_stack *s = &k->a->stacks[idx];
+
+	return s->nframes == k->n && memcmp(s->pcs, k->pcs, k->n * sizeof(*k->pcs)) == 0;
 }
 
 static int64_t intern_stack(struct heapagg *a, const uint64_t *pcs, uint32_t n)
 {
-	uint64_t h = n, *idx;
+	struct stack_key k = {a, pcs, n};
+	uint64_t h = n, idx, key;
 	struct heap_stack *s;
 
 	for (uint32_t i = 0; i < n; i++)
 		h = u64_mix(h, pcs[i]);
-	/* Equal hashes of different stacks are told apart by probing on to the next key. */
-	for (;; h++) {
-		idx = u64map_get(&a->stack_index, h);
-		if (!idx)
-			break;
-		s = &a->stacks[*idx];
-		if (s->nframes == n && memcmp(s->pcs, pcs, n * sizeof(*pcs)) == 0)
-			return (int64_t)*idx;
-	}
-	if (reserve((void **)&a->stacks, &a->stacks_cap, a->nstacks, sizeof(*a->stacks)))
+	if (u64map_find(&a->stack_index, h, same_stack, &k, &idx, &key))
+		return (int64_t)idx;
+	if (array_reserve((void **)&a->stacks, &a->stacks_cap, a->nstacks, sizeof(*a->stacks)))
 		return -ENOMEM;
 	s = &a->stacks[a->nstacks];
 	s->nframes = n;
 	s->pcs = malloc((n ? n : 1) * sizeof(*pcs));
-	if (!s->pcs || u64map_put(&a->stack_index, h, a->nstacks)) {
+	if (!s->pcs || u64map_put(&a->stack_index, key, a->nstacks)) {
 		free(s->pcs);
 		return -ENOMEM;
 	}
@@ -74,24 +67,31 @@ static int64_t intern_stack(struct heapagg *a, const uint64_t *pcs, uint32_t n)
 	return (int64_t)a->nstacks++;
 }
 
+struct site_key {
+	const struct heapagg *a;
+	uint32_t stack;
+	uint64_t size;
+};
+
+static bool same_site(const void *ctx, uint64_t idx)
+{
+	const struct site_key *k = ctx;
+
+	return k->a->sites[idx].stack == k->stack && k->a->sites[idx].size == k->size;
+}
+
 static int64_t intern_site(struct heapagg *a, const uint64_t *pcs, uint32_t n, uint64_t size)
 {
 	int64_t stack = intern_stack(a, pcs, n);
-	uint64_t key, *idx;
+	struct site_key k = {a, (uint32_t)stack, size};
+	uint64_t idx, key;
 	struct heap_site *s;
 
 	if (stack < 0)
 		return stack;
-	key = u64_mix((uint64_t)stack, size);
-	for (;; key++) {
-		idx = u64map_get(&a->site_index, key);
-		if (!idx)
-			break;
-		s = &a->sites[*idx];
-		if (s->stack == (uint32_t)stack && s->size == size)
-			return (int64_t)*idx;
-	}
-	if (reserve((void **)&a->sites, &a->sites_cap, a->nsites, sizeof(*a->sites)) ||
+	if (u64map_find(&a->site_index, u64_mix((uint64_t)stack, size), same_site, &k, &idx, &key))
+		return (int64_t)idx;
+	if (array_reserve((void **)&a->sites, &a->sites_cap, a->nsites, sizeof(*a->sites)) ||
 	    u64map_put(&a->site_index, key, a->nsites))
 		return -ENOMEM;
 	s = &a->sites[a->nsites];
@@ -151,7 +151,7 @@ static int64_t new_object(struct heapagg *a)
 		a->free_object = a->objects[i].ts;
 		return i;
 	}
-	if (reserve((void **)&a->objects, &a->objects_cap, a->nobjects, sizeof(*a->objects)))
+	if (array_reserve((void **)&a->objects, &a->objects_cap, a->nobjects, sizeof(*a->objects)))
 		return -ENOMEM;
 	return (int64_t)a->nobjects++;
 }
@@ -235,6 +235,8 @@ int heapagg_free_event(struct heapagg *a, const struct hs_free_event *e)
 		return 0;
 	}
 	account(&a->sites[*site], a->sites[*site].frees, cycle, &c);
+	if (a->sites[*site].pre_objects)
+		a->sites[*site].pre_objects--;
 	return 0;
 }
 
@@ -247,6 +249,7 @@ int heapagg_baseline(struct heapagg *a, uint64_t bucket, const uint64_t *pcs, ui
 		     uint64_t size, const struct go_mem_record *r, int64_t now)
 {
 	int64_t site = intern_site(a, pcs, nframes, size);
+	struct heap_counts all;
 	struct heap_site *s;
 
 	if (site < 0 || u64map_put(&a->buckets, bucket, (uint64_t)site))
@@ -254,6 +257,10 @@ int heapagg_baseline(struct heapagg *a, uint64_t bucket, const uint64_t *pcs, ui
 	s = &a->sites[site];
 	a->baseline_records++;
 	add_counts(&s->settled, &r->active);
+	all = r->active;
+	for (int j = 0; j < 3; j++)
+		add_counts(&all, &r->future[j]);
+	s->pre_objects += all.allocs > all.frees ? all.allocs - all.frees : 0;
 	/*
 	 * future[j] holds the allocations of the cycle c with (c+2)%3 == j and the frees of the cycle
 	 * with (c+1)%3 == j; at cycle now those are now-2..now and now-1..now+1.
@@ -293,6 +300,14 @@ void heapagg_totals(const struct heapagg *a, const struct heap_site *s, int64_t 
 	t->alloc_bytes = sum.alloc_bytes;
 	t->inuse_objects = sum.allocs > sum.frees ? sum.allocs - sum.frees : 0;
 	t->inuse_bytes = sum.alloc_bytes > sum.free_bytes ? sum.alloc_bytes - sum.free_bytes : 0;
+}
+
+void heapagg_each_live(const struct heapagg *a, void (*fn)(void *ctx, const struct heap_object *o),
+		       void *ctx)
+{
+	for (size_t i = 0; i < a->live.cap; i++)
+		if (a->live.used[i])
+			fn(ctx, &a->objects[a->live.vals[i]]);
 }
 
 void heap_unsample(uint64_t count, uint64_t bytes, int64_t rate, int64_t *out_count,

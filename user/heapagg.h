@@ -37,6 +37,8 @@ struct heap_site {
 	/* Allocations and frees of the last cycles, by cycle % 4 (an allocation waits two cycles). */
 	struct heap_cycle_counts allocs[4];
 	struct heap_cycle_counts frees[4];
+	/* Objects from before attach (the runtime's records) that no free has matched yet. */
+	uint64_t pre_objects;
 };
 
 struct heap_stack {
@@ -104,6 +106,10 @@ int heapagg_baseline(struct heapagg *a, uint64_t bucket, const uint64_t *pcs, ui
  */
 void heapagg_totals(const struct heapagg *a, const struct heap_site *s, int64_t now,
 		    struct heap_totals *t);
+
+/* Calls fn for every live sampled object heapspy saw allocated, in no particular order. */
+void heapagg_each_live(const struct heapagg *a, void (*fn)(void *ctx, const struct heap_object *o),
+		       void *ctx);
 
 /* runtime/pprof's unsampling: scale by 1/(1-exp(-avg/rate)) where avg is bytes per object. */
 void heap_unsample(uint64_t count, uint64_t bytes, int64_t rate, int64_t *out_count,

@@ -6,6 +6,19 @@
 
 #define MAX_INLINE 16
 
+/* runtime/pprof hides the runtime's frames at the top of an allocation's stack. */
+static bool runtime_frame(const struct hs_frame *frames, int n)
+{
+	return n > 0 && strncmp(frames[0].function, "runtime.", 8) == 0;
+}
+
+bool heapprof_runtime_frame(const struct target *t, uint64_t pc)
+{
+	struct hs_frame frames[MAX_INLINE];
+
+	return runtime_frame(frames, gosym_lookup(t->sym, pc - 1 - t->bias, frames, MAX_INLINE));
+}
+
 /* Symbolizes one return address into a pprof location, once per address. */
 static uint64_t location(struct heapprof *h, uint64_t pc, bool *is_runtime)
 {
@@ -19,7 +32,7 @@ static uint64_t location(struct heapprof *h, uint64_t pc, bool *is_runtime)
 	}
 	/* A return address points after the call: the call itself is at pc-1. */
 	n = gosym_lookup(h->t->sym, pc - 1 - h->t->bias, frames, MAX_INLINE);
-	*is_runtime = n > 0 && strncmp(frames[0].function, "runtime.", 8) == 0;
+	*is_runtime = runtime_frame(frames, n);
 	id = pprof_location(h->p, h->mapping, pc, frames, n);
 	u64map_put(&h->locs, pc, id << 1 | *is_runtime);
 	return id;
@@ -88,18 +101,63 @@ static void merge_rows(struct heapprof *h)
 	qsort(h->rows, h->nrows, sizeof(*h->rows), by_inuse_desc);
 }
 
+struct old_ctx {
+	const struct heapagg *agg;
+	const struct heapprof_meta *m;
+	struct heap_totals *t;
+};
+
+static void add_old(void *ctx, const struct heap_object *o)
+{
+	struct old_ctx *c = ctx;
+	struct heap_totals *t = &c->t[o->site];
+
+	if (o->cycle == HEAPAGG_UNKNOWN_CYCLE || c->m->cycle - o->cycle < c->m->min_age)
+		return;
+	t->allocs = ++t->inuse_objects;
+	t->alloc_bytes = t->inuse_bytes += c->agg->sites[o->site].size;
+}
+
+/* Per site, the objects at least m->min_age cycles old: the live ones heapspy saw allocated. */
+static struct heap_totals *old_totals(const struct heapagg *agg, const struct heapprof_meta *m)
+{
+	struct old_ctx c = {agg, m, calloc(agg->nsites ? agg->nsites : 1, sizeof(*c.t))};
+
+	if (!c.t)
+		return NULL;
+	heapagg_each_live(agg, add_old, &c);
+	if (m->cycle - m->attach_cycle >= m->min_age) {
+		for (size_t i = 0; i < agg->nsites; i++) {
+			c.t[i].allocs = c.t[i].inuse_objects += agg->sites[i].pre_objects;
+			c.t[i].alloc_bytes = c.t[i].inuse_bytes +=
+			    agg->sites[i].pre_objects * agg->sites[i].size;
+		}
+	}
+	return c.t;
+}
+
 int heapprof_build(struct heapprof *h, const struct target *t, const struct heapagg *agg,
 		   const struct heapprof_meta *m)
 {
-	uint64_t *locs = malloc(HS_MAX_FRAMES * sizeof(*locs) + 1);
+	uint32_t deepest = 1;
+	struct heap_totals *old;
+	uint64_t *locs;
+
+	/* The runtime's own records (read when attaching late) keep deeper stacks than the probes. */
+	for (size_t i = 0; i < agg->nstacks; i++)
+		if (agg->stacks[i].nframes > deepest)
+			deepest = agg->stacks[i].nframes;
+	locs = malloc(deepest * sizeof(*locs));
+	old = m->min_age > 0 ? old_totals(agg, m) : NULL;
 
 	memset(h, 0, sizeof(*h));
 	h->t = t;
 	h->agg = agg;
 	h->p = pprof_new();
 	h->rows = calloc(agg->nsites ? agg->nsites : 1, sizeof(*h->rows));
-	if (!h->p || !h->rows || !locs) {
+	if (!h->p || !h->rows || !locs || (m->min_age > 0 && !old)) {
 		free(locs);
+		free(old);
 		return -ENOMEM;
 	}
 	pprof_sample_type(h->p, "alloc_objects", "count");
@@ -122,13 +180,16 @@ int heapprof_build(struct heapprof *h, const struct target *t, const struct heap
 		uint32_t first, n = 0;
 		struct heap_row *row;
 
-		heapagg_totals(agg, s, m->cycle, &tot);
+		if (old)
+			tot = old[i];
+		else
+			heapagg_totals(agg, s, m->cycle, &tot);
 		if (!tot.allocs && !tot.inuse_objects)
 			continue;
 		heap_unsample(tot.allocs, tot.alloc_bytes, m->rate, &v[0], &v[1]);
 		heap_unsample(tot.inuse_objects, tot.inuse_bytes, m->rate, &v[2], &v[3]);
 		first = heapprof_trim(h, st);
-		for (uint32_t k = first; k < st->nframes && n < HS_MAX_FRAMES; k++) {
+		for (uint32_t k = first; k < st->nframes; k++) {
 			bool rt;
 
 			locs[n++] = location(h, st->pcs[k], &rt);
@@ -147,6 +208,7 @@ int heapprof_build(struct heapprof *h, const struct target *t, const struct heap
 		h->total.inuse_bytes += v[3];
 	}
 	free(locs);
+	free(old);
 	merge_rows(h);
 	return 0;
 }

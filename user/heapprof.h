@@ -17,6 +17,13 @@ struct heapprof_meta {
 	int64_t cycle;         /* heap-profile cycle to publish at, or HEAPAGG_UNKNOWN_CYCLE */
 	int64_t time_ns;       /* wall-clock start of the recording */
 	int64_t duration_ns;
+	/*
+	 * > 0: a profile of old objects only, those in use now and allocated at least min_age
+	 * heap-profile cycles before cycle (objects from before attach count as allocated at
+	 * attach_cycle). Their alloc_* values equal their inuse_* values.
+	 */
+	int64_t min_age;
+	int64_t attach_cycle;
 };
 
 /* One allocation site as the summary shows it: the first frame that is not the runtime's. */
@@ -49,5 +56,7 @@ void heapprof_free(struct heapprof *h);
  * Returns the index of the first frame kept.
  */
 uint32_t heapprof_trim(struct heapprof *h, const struct heap_stack *s);
+/* Whether the frame at return address pc is one of those the trimming hides. */
+bool heapprof_runtime_frame(const struct target *t, uint64_t pc);
 
 #endif

@@ -5,6 +5,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "gc.h"
+#include "leakscmd.h"
 #include "record.h"
 
 #ifndef HEAPSPY_VERSION
@@ -19,6 +21,8 @@ struct command {
 
 static const struct command commands[] = {
     {"record", cmd_record, "heap profile (pprof) of a running or launched Go program"},
+    {"leaks", cmd_leaks, "leak candidates: allocation sites whose memory keeps growing"},
+    {"gc", cmd_gc, "every GC cycle and stop-the-world pause, like GODEBUG=gctrace=1"},
 };
 
 static void usage(FILE *f)

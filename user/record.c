@@ -6,28 +6,24 @@
 #include "record.h"
 
 #include <argp.h>
-#include <errno.h>
 #include <inttypes.h>
-#include <libgen.h>
-#include <limits.h>
-#include <signal.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <time.h>
-#include <unistd.h>
 
 #include "cli.h"
+#include "gc.h"
 #include "heapprof.h"
+#include "leakscmd.h"
 #include "session.h"
 
 #define TOP_SITES 10
+#define TOP_LEAKS 3
 
 struct record_opts {
 	struct session_opts s;
 	const char *output;
 	int top;
+	struct gctrace gc; /* the GC summary and heap timeline the profile carries */
 };
 
 static const struct argp_option record_options[] = {
@@ -86,24 +82,6 @@ static const char record_doc[] =
     "before.pb.gz\n"
     "  heapspy record -- ./server -listen :8080";
 
-static int check_output(const char *path, char *err, size_t errlen)
-{
-	char copy[PATH_MAX], *dir;
-	struct stat st;
-
-	if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
-		snprintf(err, errlen, "cannot write %s: it is a directory", path);
-		return -EISDIR;
-	}
-	snprintf(copy, sizeof(copy), "%s", path);
-	dir = dirname(copy);
-	if (access(dir, W_OK | X_OK) != 0) {
-		snprintf(err, errlen, "cannot write %s: %s: %s", path, dir, strerror(errno));
-		return -errno;
-	}
-	return 0;
-}
-
 static void print_summary(const struct session *s, const struct heapprof *h, enum evloop_end end,
 			  int top)
 {
@@ -137,13 +115,21 @@ static void print_summary(const struct session *s, const struct heapprof *h, enu
 	}
 }
 
+struct tick_ctx {
+	struct session *s;
+	struct leaks *l;
+};
+
 static void on_tick(void *ctx, double elapsed)
 {
-	session_progress(ctx, elapsed, NULL);
+	struct tick_ctx *tc = ctx;
+
+	leaks_tick(tc->l, tc->s, elapsed);
+	session_progress(tc->s, elapsed, NULL);
 }
 
 static int write_profile(struct session *s, const struct record_opts *o, enum evloop_end end,
-			 char *err, size_t errlen)
+			 struct leaks *l, char *err, size_t errlen)
 {
 	struct heapprof_meta m = {
 	    .rate = s->rate,
@@ -176,9 +162,12 @@ static int write_profile(struct session *s, const struct record_opts *o, enum ev
 	if (s->counters[HS_CNT_LOST])
 		pprof_comment(h.p, "%" PRIu64 " events lost: the ring buffer was full",
 			      s->counters[HS_CNT_LOST]);
+	gc_pprof_comments(&o->gc, s, h.p);
 	rc = pprof_write(h.p, o->output, err, errlen);
 	if (!rc) {
 		print_summary(s, &h, end, o->top);
+		leaks_brief(stdout, l, s, &h, TOP_LEAKS);
+		gc_record_summary(&o->gc, s, stdout, o->output);
 		printf("  wrote %s: go tool pprof %s\n", o->output, o->output);
 	}
 	heapprof_free(&h);
@@ -194,30 +183,39 @@ int cmd_record(int argc, char **argv)
 	};
 	struct argp argp = {record_options, parse_record, NULL, record_doc, NULL, NULL, NULL};
 	struct session s;
+	struct leaks leaks;
+	struct tick_ctx tc = {&s, &leaks};
 	enum evloop_end end;
 	char err[512] = "";
 	int rc, status;
 
 	cli_parse(&argp, argc, argv, &o, &o.s.tgt);
 	/* An unwritable output is found before the target is touched. */
-	if (check_output(o.output, err, sizeof(err)) != 0) {
+	if (cli_check_output(o.output, err, sizeof(err)) != 0) {
 		fprintf(stderr, "heapspy: %s\n", err);
 		return 1;
 	}
+	gctrace_init(&o.gc, &o.s.tgt);
+	o.s.extra = gctrace_probes(&o.gc);
 	if (session_start(&s, &o.s, err, sizeof(err)) != 0) {
 		fprintf(stderr, "heapspy: %s\n", err);
 		session_close(&s);
+		gctrace_free(&o.gc);
 		return 1;
 	}
-	end = session_run(&s, on_tick, &s);
+	leaks_start(&leaks, &s);
+	end = session_run(&s, on_tick, &tc);
 	session_stop(&s, end);
-	rc = write_profile(&s, &o, end, err, sizeof(err));
+	gctrace_finish(&o.gc);
+	rc = write_profile(&s, &o, end, &leaks, err, sizeof(err));
 	if (rc)
 		fprintf(stderr, "heapspy: %s\n", err);
 	else if (s.error)
 		fprintf(stderr, "heapspy: out of memory while recording: the profile is partial\n");
 	status = session_wait(&s, end);
+	leaks_free(&leaks);
 	session_close(&s);
+	gctrace_free(&o.gc);
 	if (rc)
 		return 1;
 	return status > 0 ? status : 0;

@@ -397,9 +397,10 @@ void session_stop(struct session *s, enum evloop_end end)
 	if (s->skel)
 		bpfload_counters(s->skel->maps.counters, s->counters, HS_CNT_MAX);
 	read_cycle(s);
+	/* The recording ends now: removing each uprobe takes the kernel tens of milliseconds. */
+	s->secs = (double)(evloop_now_ns() - s->start_ns) / 1e9;
 	restore_sampling(s);
 	detach_all(s);
-	s->secs = (double)(evloop_now_ns() - s->start_ns) / 1e9;
 	if (isatty(STDERR_FILENO))
 		fprintf(stderr, "\r\033[K");
 }

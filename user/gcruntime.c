@@ -1,0 +1,275 @@
+#include "gcruntime.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "disasm.h"
+#include "godwarf.h"
+
+/* Members read: the GC words in enum gc_word order, then what stop reasons need. */
+enum { F_G_M = GCW_COUNT, F_M_PREEMPTOFF, F_COUNT };
+
+/* The runtime variables holding the GC words. */
+enum { V_WORK, V_MEMSTATS, V_GC_CONTROLLER, V_COUNT, V_NONE = V_COUNT };
+
+static const char *const variables[V_COUNT] = {"runtime.work", "runtime.memstats",
+					       "runtime.gcController"};
+
+static const struct {
+	int var;
+	struct godwarf_member m;
+	unsigned size;
+} fields[F_COUNT] = {
+    [GCW_NUMGC] = {V_MEMSTATS, {"runtime.mstats", "numgc"}, 4},
+    [GCW_NUM_FORCED] = {V_MEMSTATS, {"runtime.mstats", "numforcedgc"}, 4},
+    [GCW_USER_FORCED] = {V_WORK, {"runtime.workType", "userForced"}, 1},
+    [GCW_T_SWEEP_TERM] = {V_WORK, {"runtime.workType", "tSweepTerm"}, 8},
+    [GCW_T_MARK] = {V_WORK, {"runtime.workType", "tMark"}, 8},
+    [GCW_T_MARK_TERM] = {V_WORK, {"runtime.workType", "tMarkTerm"}, 8},
+    [GCW_T_END] = {V_WORK, {"runtime.workType", "tEnd"}, 8},
+    [GCW_HEAP0] = {V_WORK, {"runtime.workType", "heap0"}, 8},
+    [GCW_HEAP1] = {V_WORK, {"runtime.workType", "heap1"}, 8},
+    [GCW_HEAP2] = {V_WORK, {"runtime.workType", "heap2"}, 8},
+    [GCW_HEAP_GOAL] = {V_GC_CONTROLLER, {"runtime.gcControllerState", "lastHeapGoal"}, 8},
+    [F_G_M] = {V_NONE, {"runtime.g", "m"}, 8},
+    [F_M_PREEMPTOFF] = {V_NONE, {"runtime.m", "preemptoff"}, 16},
+};
+
+/*
+ * Offsets for binaries without DWARF, amd64, in the order of fields[]: read from the DWARF of
+ * binaries built by Debian's toolchains (tests/unit/test_gcruntime.c checks them against it).
+ */
+static const struct {
+	int minor;
+	int64_t off[F_COUNT];
+} tables[] = {
+    {19, {7704, 7708, 280, 360, 368, 376, 384, 408, 416, 424, 128, 48, 248}},
+    {21, {7704, 7708, 344, 416, 424, 432, 440, 464, 472, 480, 96, 48, 248}},
+    {22, {7704, 7708, 344, 416, 424, 432, 440, 456, 464, 472, 96, 48, 248}},
+    {23, {7704, 7708, 336, 440, 448, 456, 464, 480, 488, 496, 96, 48, 248}},
+};
+
+/* runtime/proc.go's stwReasonStrings, the same from Go 1.21 to 1.23. */
+static const char *const stw_reasons[] = {
+    "unknown",
+    "GC mark termination",
+    "GC sweep termination",
+    "write heap dump",
+    "goroutine profile",
+    "goroutine profile cleanup",
+    "all goroutines stack trace",
+    "read mem stats",
+    "AllThreadsSyscall",
+    "GOMAXPROCS",
+    "start trace",
+    "stop trace",
+    "CountPagesInUse (test)",
+    "ReadMetricsSlow (test)",
+    "ReadMemStatsSlow (test)",
+    "PageCachePagesLeaked (test)",
+    "ResetDebugLog (test)",
+};
+
+const char *gcruntime_stw_reason(unsigned reason)
+{
+	return reason < sizeof(stw_reasons) / sizeof(stw_reasons[0]) ? stw_reasons[reason] : NULL;
+}
+
+static const int64_t *table_for(int minor)
+{
+	for (size_t i = 0; i < sizeof(tables) / sizeof(tables[0]); i++)
+		if (tables[i].minor == minor)
+			return tables[i].off;
+	return NULL;
+}
+
+/* DWARF first: it describes this very build; the table where the build has none. */
+static void resolve_offsets(const struct target *t, struct gc_runtime *r, int64_t *off)
+{
+	const int64_t *table = table_for(t->go_minor);
+	struct godwarf_member want[F_COUNT];
+
+	for (int i = 0; i < F_COUNT; i++)
+		want[i] = fields[i].m;
+	if (godwarf_offsets(t->path, want, F_COUNT, off) == 0) {
+		r->offsets = GC_OFFSETS_DWARF;
+		for (int i = 0; table && i < F_COUNT; i++)
+			r->table_mismatches += off[i] >= 0 && off[i] != table[i];
+		return;
+	}
+	r->offsets = table ? GC_OFFSETS_TABLE : GC_OFFSETS_NONE;
+	for (int i = 0; i < F_COUNT; i++)
+		off[i] = table ? table[i] : -1;
+}
+
+#define MAX_REFS 1024
+
+/* The RIP-relative operands of a runtime function's code; 0 when it is missing. */
+static int refs_of(const struct target *t, const char *fn, struct rip_ref *refs)
+{
+	uint64_t entry, end;
+
+	if (gosym_func(t->sym, fn, &entry, &end) != 0)
+		return 0;
+	return disasm_rip_refs(t->elf, entry, end, refs, MAX_REFS);
+}
+
+static bool loads(const struct rip_ref *refs, int n, uint64_t addr, unsigned size)
+{
+	for (int i = 0; i < n; i++)
+		if (!refs[i].lea && refs[i].target == addr && refs[i].size == size)
+			return true;
+	return false;
+}
+
+/* How many of work's fields gcMarkTermination touches if work were at base. */
+static int work_score(const struct rip_ref *refs, int n, uint64_t base, const int64_t *off)
+{
+	int score = 0;
+
+	for (int f = 0; f < GCW_COUNT; f++)
+		score += fields[f].var == V_WORK &&
+			 loads(refs, n, base + (uint64_t)off[f], fields[f].size);
+	return score;
+}
+
+/* The base of work with the best score, if no other base scores as well; 0 otherwise. */
+static uint64_t find_work(const struct rip_ref *refs, int n, const int64_t *off)
+{
+	uint64_t found = 0;
+	int best = 0;
+	bool unique = false;
+
+	for (int i = 0; i < n; i++) {
+		for (int f = 0; f < GCW_COUNT; f++) {
+			uint64_t b = refs[i].target - (uint64_t)off[f];
+			int score;
+
+			if (fields[f].var != V_WORK || refs[i].lea ||
+			    refs[i].size != fields[f].size)
+				continue;
+			score = work_score(refs, n, b, off);
+			if (score > best) {
+				best = score;
+				found = b;
+				unique = true;
+			} else if (score == best && b != found) {
+				unique = false;
+			}
+		}
+	}
+	/* Most of its fields must line up: the timestamps, the heap sizes, userForced. */
+	return unique && best >= 6 ? found : 0;
+}
+
+/* numgc % 256 indexes memstats.pause_ns, a byte load; numgc and numforcedgc are counted. */
+static uint64_t find_memstats(const struct rip_ref *refs, int n, const int64_t *off)
+{
+	uint64_t forced = (uint64_t)(off[GCW_NUM_FORCED] - off[GCW_NUMGC]);
+
+	for (int i = 0; i < n; i++)
+		if (!refs[i].lea && refs[i].size == 1 && loads(refs, n, refs[i].target, 4) &&
+		    loads(refs, n, refs[i].target + forced, 4))
+			return refs[i].target - (uint64_t)off[GCW_NUMGC];
+	return 0;
+}
+
+/*
+ * A stripped binary has no symbol for the GC's variables, but the code that uses them still
+ * addresses them relative to RIP, and the field offsets are known: a variable is where most of
+ * its fields line up. gcMarkTermination uses work's and memstats' fields; endCycle's first
+ * global store is gcController.lastHeapGoal.
+ */
+static void variables_from_code(const struct target *t, const int64_t *off, uint64_t *base)
+{
+	struct rip_ref *refs;
+	int n;
+
+	for (int f = 0; f < GCW_COUNT; f++)
+		if (off[f] < 0)
+			return;
+	refs = calloc(MAX_REFS, sizeof(*refs));
+	if (!refs)
+		return;
+	n = refs_of(t, "runtime.gcMarkTermination", refs);
+	base[V_WORK] = find_work(refs, n, off);
+	base[V_MEMSTATS] = find_memstats(refs, n, off);
+	n = refs_of(t, "runtime.(*gcControllerState).endCycle", refs);
+	for (int i = 0; i < n && !base[V_GC_CONTROLLER]; i++)
+		if (!refs[i].lea && refs[i].size == 8)
+			base[V_GC_CONTROLLER] = refs[i].target - (uint64_t)off[GCW_HEAP_GOAL];
+	free(refs);
+}
+
+static uint64_t variable(const struct target *t, const char *name)
+{
+	uint64_t vaddr, size;
+
+	return elfbin_symbol(t->elf, name, &vaddr, &size) == 0 ? vaddr : 0;
+}
+
+static void resolve_words(const struct target *t, struct gc_runtime *r)
+{
+	uint64_t base[V_COUNT] = {0};
+	int64_t off[F_COUNT];
+
+	resolve_offsets(t, r, off);
+	for (int v = 0; v < V_COUNT; v++)
+		base[v] = variable(t, variables[v]);
+	if (!elfbin_has_symtab(t->elf) && r->offsets != GC_OFFSETS_NONE) {
+		variables_from_code(t, off, base);
+		r->from_code = true;
+	}
+	for (int i = 0; i < GCW_COUNT; i++) {
+		uint64_t b = base[fields[i].var];
+
+		r->word_size[i] = fields[i].size;
+		r->words[i] = b && off[i] >= 0 ? b + (uint64_t)off[i] : 0;
+	}
+	r->numgc = r->words[GCW_NUMGC];
+	r->num_forced = r->words[GCW_NUM_FORCED];
+	r->runtime_init_time = variable(t, "runtime.runtimeInitTime");
+	if (off[F_G_M] > 0 && off[F_M_PREEMPTOFF] > 0) {
+		r->cfg.g_m_offset = (__u32)off[F_G_M];
+		r->cfg.m_preemptoff_offset = (__u32)off[F_M_PREEMPTOFF];
+	}
+}
+
+bool gcruntime_has_state(const struct gc_runtime *r)
+{
+	return r->words[GCW_NUMGC] && r->words[GCW_T_SWEEP_TERM] && r->words[GCW_T_MARK] &&
+	       r->words[GCW_T_MARK_TERM] && r->words[GCW_T_END] && r->cycle.vaddr &&
+	       r->other_stop.vaddr && r->other_resume.vaddr;
+}
+
+int gcruntime_resolve(const struct target *t, struct gc_runtime *r, char *err, size_t errlen)
+{
+	memset(r, 0, sizeof(*r));
+	/*
+	 * gcMarkTermination calls prepareFreeWorkbufs right after it starts the world again;
+	 * stopTheWorld's closure stops it for every caller but the GC, startTheWorld restarts it.
+	 */
+	probes_resolve(t, "runtime.prepareFreeWorkbufs", &r->cycle);
+	probes_resolve(t, "runtime.stopTheWorld.func1", &r->other_stop);
+	probes_resolve(t, "runtime.startTheWorld", &r->other_resume);
+	probes_resolve(t, "runtime.gcStart", &r->gc_start);
+	probes_resolve(t, "runtime.stopTheWorldWithSema", &r->stop);
+	probes_resolve(t, "runtime.startTheWorldWithSema", &r->resume);
+	probes_resolve(t, "runtime.gcMarkTermination", &r->mark_term);
+	probes_resolve(t, "runtime.(*mheap).grow", &r->grow);
+	gosym_func(t->sym, "runtime.systemstack", &r->systemstack, &r->systemstack_end);
+	r->stop_reason_arg = t->go_minor >= 21;
+	resolve_words(t, r);
+	r->cfg.stop_reads_reason = !r->stop_reason_arg;
+	if (!gcruntime_has_state(r) && (!r->stop.vaddr || !r->resume.vaddr)) {
+		snprintf(
+		    err, errlen,
+		    "%s (%s) has neither readable GC records nor "
+		    "runtime.stopTheWorldWithSema/startTheWorldWithSema: cannot see its pauses",
+		    t->display, t->go_version);
+		return -ENOENT;
+	}
+	return 0;
+}
