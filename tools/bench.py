@@ -1,0 +1,1103 @@
+#!/usr/bin/env python3
+"""heapspy's benchmarks (`make bench`): what recording costs the target, what heapspy itself costs,
+what one probe hit costs, how fast events flow and how long attaching takes. Writes BENCHMARKS.md.
+
+    python3 tools/bench.py [--quick] [--reps N] [--only hit,cosched,overhead,pipeline,attach]
+                           [--heapspy BIN] [--output BENCHMARKS.md]
+
+Every comparison runs its variants side by side in one run, alternating their order from one
+repetition to the next, and reports medians and ratios. The target overhead is measured twice:
+co-scheduled (all variants at once on one CPU, which cancels the machine's noise) and as
+sequential alternating runs. Needs root (heapspy loads BPF programs) and Debian's Go 1.23
+(/usr/lib/go-1.23); builds tests/go/bench* into build/bench/. The full run takes about 7 minutes,
+--quick (fewer and shorter runs, no sequential comparison) about 2.
+"""
+import argparse
+import ctypes
+import datetime
+import hashlib
+import json
+import os
+import platform
+import re
+import shutil
+import signal
+import statistics
+import struct
+import subprocess
+import sys
+import threading
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BUILT = os.path.join(ROOT, "build", "heapspy")
+OUT = os.path.join(ROOT, "build", "bench")
+# The benchmarks run a copy taken at the start, so that a rebuild during the run (make, by
+# anyone) does not change what is measured halfway.
+HEAPSPY = os.path.join(OUT, "heapspy")
+GO_VERSION = "1.23"
+GO = "/usr/lib/go-%s/bin/go" % GO_VERSION
+GO_ENV = dict(os.environ, GOTOOLCHAIN="local", GOFLAGS="-mod=mod", GOPROXY="off",
+              CGO_ENABLED="0", GOCACHE=os.path.join(OUT, "gocache"))
+DEFAULT_RATE = 512 * 1024
+
+# The three workloads of the overhead comparison, with their extra flags.
+PROGRAMS = [
+    ("benchalloc", [], "small-object allocation loop: 5 objects (272 B) per op"),
+    ("benchjson", [], "encoding/json Marshal + Unmarshal of a small nested document per op"),
+    ("benchgc", ["-gcalign"], "32 MiB live heap of pointer-rich 8-node lists (700,000 nodes); "
+                              "per op a new list replaces a random old one, and a 32-node "
+                              "temporary tree is built and dropped; throughput over whole GC "
+                              "cycles (-gcalign)"),
+]
+# The programs run on one P: the mutator, the GC and any probe handler then share one core, so
+# every cost lands in the throughput, and the second core is left to heapspy and the system.
+TARGET_ENV = {"GOMAXPROCS": "1"}
+
+# reps: co-scheduled repetitions; seq_reps: sequential ones (0: none).
+FULL = dict(reps=5, seq_reps=4, hit_reps=3, window=3.0, cosched_window=4.0, warmup=1.0,
+            settle=0.5, hit_ops=20000, pipe_window=2.0, pipe_paces=[1000, 2000, 4000, 8000, 0],
+            pipe_reps=2, attach_reps=5)
+QUICK = dict(reps=3, seq_reps=0, hit_reps=2, window=2.0, cosched_window=2.0, warmup=0.5,
+             settle=0.3, hit_ops=8000, pipe_window=1.0, pipe_paces=[2000, 8000, 0], pipe_reps=1,
+             attach_reps=3)
+
+
+class BenchError(Exception):
+    pass
+
+
+def log(msg):
+    print(msg, file=sys.stderr, flush=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# Processes
+
+
+class Target:
+    """A benchmark program (tests/go/bench*) running in the background."""
+
+    def __init__(self, argv, env=None, new_session=False, cwd=None, cpus=None):
+        self.errf = open(os.path.join(OUT, "target.stderr"), "w+")
+        environ = dict(os.environ)
+        environ.update(TARGET_ENV)
+        environ.update(env or {})
+        pin = (lambda: os.sched_setaffinity(0, cpus)) if cpus else None
+        self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=self.errf, text=True,
+                                     env=environ, start_new_session=new_session, cwd=cwd,
+                                     preexec_fn=pin)
+        self.pid = self.proc.pid
+        self.argv = argv
+
+    def wait_line(self, prefix, timeout=120):
+        end = time.time() + timeout
+        while time.time() < end:
+            line = self.proc.stdout.readline()
+            if not line:
+                self.errf.seek(0)
+                raise BenchError("%s exited before printing %r: %s" % (
+                    " ".join(self.argv), prefix, self.errf.read()[-2000:]))
+            if line.startswith(prefix):
+                return line.strip()
+        raise BenchError("%s did not print %r in %ds" % (self.argv[0], prefix, timeout))
+
+    def ready(self):
+        self.wait_line("ready")
+
+    def cpu_seconds(self):
+        """The process's user+system CPU time so far, from /proc (clock-tick resolution)."""
+        with open("/proc/%d/stat" % self.pid) as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def start_window(self):
+        os.kill(self.pid, signal.SIGUSR1)
+
+    def result(self):
+        line = self.wait_line("result ")
+        r = {k: float(v) for k, v in (kv.split("=") for kv in line.split()[1:])}
+        self.proc.wait(timeout=60)
+        self.errf.close()
+        return r
+
+    def kill(self, group=False):
+        if self.proc.poll() is None:
+            if group:
+                os.killpg(self.pid, signal.SIGKILL)
+            else:
+                self.proc.kill()
+        self.proc.wait()
+        if not self.errf.closed:
+            self.errf.close()
+
+
+class Heapspy:
+    """`heapspy record` in the background: stamps its output lines, and reaps it with wait4 for
+    its own CPU time and peak RSS."""
+
+    def __init__(self, args, cpus=None):
+        self.t0 = time.monotonic()
+        pin = (lambda: os.sched_setaffinity(0, cpus)) if cpus else None
+        self.proc = subprocess.Popen([HEAPSPY, "record"] + [str(a) for a in args],
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                     preexec_fn=pin)
+        self.out, self.err = [], []
+        self.recording = threading.Event()
+        self.recording_at = None
+        self.sched = [float("nan"), float("nan")]
+        self.threads = [threading.Thread(target=self._read, args=(self.proc.stdout, self.out)),
+                        threading.Thread(target=self._read, args=(self.proc.stderr, self.err))]
+        for t in self.threads:
+            t.start()
+
+    def _read(self, f, lines):
+        for line in f:
+            now = time.monotonic()
+            lines.append(line)
+            if line.startswith("heapspy: recording pid") and not self.recording.is_set():
+                self.recording_at = now
+                try:  # on-CPU and runnable-but-waiting time so far, in ns (heapspy has 1 thread)
+                    with open("/proc/%d/schedstat" % self.proc.pid) as f:
+                        self.sched = [int(x) / 1e9 for x in f.read().split()[:2]]
+                except OSError:
+                    pass
+                self.recording.set()
+
+    def wait_recording(self, timeout=60):
+        end = time.monotonic() + timeout
+        while not self.recording.wait(0.05):
+            if self.proc.poll() is not None or time.monotonic() > end:
+                self.abort()
+                raise BenchError("heapspy did not start recording:\n" + "".join(self.err))
+        return self.recording_at - self.t0
+
+    def abort(self):
+        """Ends a heapspy that is still running after something went wrong."""
+        if self.proc.returncode is None:
+            self.proc.kill()
+            os.waitpid(self.proc.pid, 0)
+            self.proc.returncode = -9
+            for t in self.threads:
+                t.join()
+
+    def finish(self):
+        """Waits for heapspy to end; returns a dict of what it cost and what it said."""
+        _, status, ru = os.wait4(self.proc.pid, 0)
+        wall = time.monotonic() - self.t0
+        self.proc.returncode = os.waitstatus_to_exitcode(status)
+        for t in self.threads:
+            t.join()
+        out, err = "".join(self.out), "".join(self.err)
+        if self.proc.returncode != 0:
+            raise BenchError("heapspy exited %d:\n%s%s" % (self.proc.returncode, out, err))
+        r = dict(wall=wall, utime=ru.ru_utime, stime=ru.ru_stime, cpu=ru.ru_utime + ru.ru_stime,
+                 maxrss_kib=ru.ru_maxrss, samples=0, frees=0, lost=0, repeated=0, secs=0.0)
+        m = re.search(r"(\d+) samples, (\d+) frees, (\d+) events lost", out)
+        if m:
+            r["samples"], r["frees"], r["lost"] = map(int, m.groups())
+        m = re.search(r"(\d+) repeated probe hits dropped", out)
+        if m:
+            r["repeated"] = int(m.group(1))
+        m = re.search(r"\), ([\d.]+)s, ended by", out)
+        if m:
+            r["secs"] = float(m.group(1))
+        if self.recording_at is not None:
+            r["attach"] = self.recording_at - self.t0
+            r["attach_oncpu"], r["attach_runq"] = self.sched
+        return r
+
+
+# ---------------------------------------------------------------------------------------------
+# Counting uprobes without BPF: perf_event_open on the kernel's "uprobe" PMU. A hit costs the
+# trap and the kernel's uprobe machinery, and nothing of heapspy's.
+
+
+class CountingUprobe:
+    def __init__(self, path, offset):
+        self.libc = ctypes.CDLL(None, use_errno=True)
+        self.fds = []
+        ptype = int(open("/sys/bus/event_source/devices/uprobe/type").read())
+        self._path = ctypes.create_string_buffer(path.encode())
+        attr = bytearray(128)
+        struct.pack_into("IIQ", attr, 0, ptype, len(attr), 0)  # type, size, config (0: entry)
+        struct.pack_into("QQ", attr, 56, ctypes.addressof(self._path), offset)  # config1, 2
+        buf = (ctypes.c_char * len(attr)).from_buffer(attr)
+        for cpu in range(os.cpu_count()):
+            # pid -1, one counter per CPU: counts every process that maps the file.
+            fd = self.libc.syscall(298, buf, -1, cpu, -1, 8)  # perf_event_open, FD_CLOEXEC
+            if fd < 0:
+                self.close()
+                e = ctypes.get_errno()
+                raise OSError(e, "perf_event_open uprobe %s+%#x: %s" % (path, offset,
+                                                                      os.strerror(e)))
+            self.fds.append(fd)
+
+    def count(self):
+        return sum(struct.unpack("Q", os.read(fd, 8))[0] for fd in self.fds)
+
+    def close(self):
+        for fd in self.fds:
+            os.close(fd)
+        self.fds = []
+
+
+def file_offset(binary, vaddr):
+    """An executable's file offset of a link-time address, from its ELF program headers."""
+    with open(binary, "rb") as f:
+        data = f.read(1 << 16)
+    phoff, = struct.unpack_from("<Q", data, 0x20)
+    phentsize, phnum = struct.unpack_from("<HH", data, 0x36)
+    for i in range(phnum):
+        p_type, _, p_offset, p_vaddr, _, p_filesz = struct.unpack_from(
+            "<IIQQQQ", data, phoff + i * phentsize)
+        if p_type == 1 and p_vaddr <= vaddr < p_vaddr + p_filesz:
+            return vaddr - p_vaddr + p_offset
+    raise BenchError("%#x is not in a loaded segment of %s" % (vaddr, binary))
+
+
+def prologue(binary, func):
+    """(offset of the function's first instruction, offset of its stack check's conditional
+    branch or None, the two instructions) as file offsets. Go's amd64 prologue begins
+    CMPQ SP, 0x10(R14); JBE morestack: the kernel emulates a Jcc, but single-steps a CMP."""
+    out = subprocess.run([GO, "tool", "objdump", "-s", "^%s$" % re.escape(func), binary],
+                         capture_output=True, text=True, env=GO_ENV, check=True).stdout
+    insns = re.findall(r"^\s+\S+\s+0x([0-9a-f]+)\s+([0-9a-f]+)\s+(.+?)\s*$", out, re.M)[:3]
+    if not insns:
+        raise BenchError("go tool objdump found no %s in %s" % (func, binary))
+    entry = file_offset(binary, int(insns[0][0], 16))
+    jcc = None
+    for addr, _, text in insns[1:]:
+        if text.startswith("JBE"):
+            jcc = file_offset(binary, int(addr, 16))
+            break
+    return entry, jcc, "; ".join(t for _, _, t in insns[:2])
+
+
+# ---------------------------------------------------------------------------------------------
+# Helpers
+
+
+def median(xs):
+    return statistics.median(xs) if xs else float("nan")
+
+
+def rotated(items, k):
+    k %= len(items)
+    return items[k:] + items[:k]
+
+
+def go_build(pkg):
+    out = os.path.join(OUT, "bin", pkg)
+    os.makedirs(os.path.dirname(out), exist_ok=True)
+    subprocess.run([GO, "build", "-o", out, "./" + pkg], cwd=os.path.join(ROOT, "tests", "go"),
+                   env=GO_ENV, check=True)
+    return out
+
+
+def cpu_times():
+    with open("/proc/stat") as f:
+        v = list(map(int, f.readline().split()[1:]))
+    # user nice system idle iowait irq softirq steal
+    return dict(total=sum(v[:8]), idle=v[3] + v[4], steal=v[7])
+
+
+def machine(built):
+    model = "?"
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    mem = "?"
+    with open("/proc/meminfo") as f:
+        for line in f:
+            if line.startswith("MemTotal"):
+                mem = "%.1f GiB" % (int(line.split()[1]) / 1048576.0)
+    gov = subprocess.run([GO, "version"], capture_output=True, text=True, env=GO_ENV).stdout
+    git = lambda *a: subprocess.run(["git"] + list(a), cwd=ROOT, capture_output=True,
+                                    text=True).stdout.strip()
+    commit = git("rev-parse", "--short", "HEAD") or "?"
+    dirty = git("status", "--porcelain", "--", "user", "bpf", "include", "Makefile")
+    what = "build/heapspy from commit %s%s" % (commit, " plus %d uncommitted files in user/, "
+                                              "bpf/, include/" % len(dirty.splitlines())
+                                              if dirty else "")
+    if os.path.realpath(built) != os.path.realpath(BUILT):
+        what = built
+    with open(HEAPSPY, "rb") as f:
+        digest = hashlib.sha256(f.read()).hexdigest()[:12]
+    return dict(nproc=os.cpu_count(), kernel=platform.release(), cpu=model, mem=mem,
+                go=gov.strip().replace("go version ", ""),
+                heapspy=subprocess.run([HEAPSPY, "--version"], capture_output=True,
+                                       text=True).stdout.strip(),
+                what=what, sha256=digest)
+
+
+# ---------------------------------------------------------------------------------------------
+# Sections 1 and 2: target overhead at the default rate, and heapspy's own cost while recording
+
+
+def overhead_run(binary, extra, variant, cfg):
+    """One run of one variant: (a) alone, (b) heapspy attached, (c) in-process sampling."""
+    argv = [binary, "-signal", "-warmup", "%gs" % cfg["warmup"], "-window", "%gs" % cfg["window"]]
+    argv += extra
+    if variant == "c":
+        argv += ["-rate", str(DEFAULT_RATE)]
+    t = Target(argv)
+    hs = None
+    try:
+        t.ready()
+        if variant == "b":
+            hs = Heapspy(["--pid", t.pid, "-o", os.path.join(OUT, "overhead.pb.gz")])
+            hs.wait_recording()
+            cpu_at_attach = t.cpu_seconds()
+        time.sleep(cfg["settle"])
+        t.start_window()
+        r = t.result()
+        if hs:
+            r["hs"] = hs.finish()  # the target exited: heapspy writes its profile and ends
+            r["hs"]["target_cpu"] = r["cpuend"] - cpu_at_attach
+        return r
+    finally:
+        t.kill()
+        if hs:
+            hs.abort()
+
+
+def bench_overhead(bins, cfg):
+    res = {}
+    for name, extra, _ in PROGRAMS:
+        runs = {"a": [], "b": [], "c": []}
+        for rep in range(cfg["seq_reps"]):
+            for v in rotated(["a", "b", "c"], rep):
+                r = overhead_run(bins[name], extra, v, cfg)
+                runs[v].append(r)
+                log("  overhead %s rep %d (%s): %.0f ops/s%s" % (
+                    name, rep + 1, v, r["opsps"], "  heapspy %.3fs cpu, %d samples" % (
+                        r["hs"]["cpu"], r["hs"]["samples"]) if v == "b" else ""))
+        res[name] = runs
+    return res
+
+
+COSCHED = ["a", "a2", "b", "c", "d", "e"]
+
+
+def probed_copies(binary):
+    """Copies of binary for variants d and e, with counting uprobes on the copies only (a uprobe
+    belongs to a file: a copy is another file). Returns ({variant: path},
+    {variant: [CountingUprobe]})."""
+    paths, probes = {}, {}
+    try:
+        for v, where in (("d", "entry"), ("e", "jcc")):
+            path = "%s-%s" % (binary, where)
+            with open(binary, "rb") as src, open(path + ".tmp", "wb") as dst:
+                dst.write(src.read())
+            os.chmod(path + ".tmp", 0o755)
+            os.rename(path + ".tmp", path)
+            for f in HIT_FUNCS:
+                entry, jcc, _ = prologue(path, f)
+                off = entry if where == "entry" else jcc
+                if off is None:
+                    raise BenchError("%s: no JBE in the prologue of %s" % (path, f))
+                probes.setdefault(v, []).append(CountingUprobe(path, off))
+            paths[v] = path
+    except Exception:
+        for p in sum(probes.values(), []):
+            p.close()
+        raise
+    return paths, probes
+
+
+def cosched_run(binary, extra, cfg, rep):
+    """One co-scheduled run: six copies of the program share one CPU, each on one P: a and a2
+    alone (a2 is the control), b with heapspy attached, c sampling in-process, d and e sampling
+    in-process with bare counting uprobes (no BPF) on mProf_Malloc and freeSpecial, d on their
+    first instruction, e on their stack check's JBE. The scheduler gives each the same CPU time
+    and other load hits all six alike, so each one's throughput relative to a's is its relative
+    cost per operation, nearly free of the machine's noise."""
+    cpu = {os.cpu_count() - 1}
+    variants = rotated(COSCHED, rep)
+    ts, hs = {}, None
+    copies, probes = probed_copies(binary)
+    try:
+        for v in variants:
+            argv = [copies.get(v, binary), "-signal", "-warmup", "%gs" % cfg["warmup"],
+                    "-window", "%gs" % cfg["cosched_window"]] + extra
+            if v in ("c", "d", "e"):
+                argv += ["-rate", str(DEFAULT_RATE)]
+            ts[v] = Target(argv, cpus=cpu)
+        for v in variants:
+            ts[v].ready()
+        # heapspy on the other CPU(s): its own time is accounted separately (section 2).
+        hs = Heapspy(["--pid", ts["b"].pid, "-o", os.path.join(OUT, "cosched.pb.gz")],
+                     cpus=set(range(os.cpu_count())) - cpu or None)
+        hs.wait_recording()
+        cpu_at_attach = ts["b"].cpu_seconds()
+        time.sleep(cfg["settle"])
+        for v in variants:
+            ts[v].start_window()
+        res = {v: ts[v].result() for v in variants}
+        res["b"]["hs"] = hs.finish()
+        res["b"]["hs"]["target_cpu"] = res["b"]["cpuend"] - cpu_at_attach
+        for v, ps in probes.items():
+            res[v]["hits"] = sum(p.count() for p in ps)
+            res[v]["hits_cpu"] = res[v]["cpuend"]  # counted from before the process started
+        return res
+    finally:
+        for p in sum(probes.values(), []):
+            p.close()
+        for t in ts.values():
+            t.kill()
+        if hs:
+            hs.abort()
+
+
+def bench_cosched(bins, cfg):
+    res = {}
+    for name, extra, _ in PROGRAMS:
+        runs = []
+        for rep in range(cfg["reps"]):
+            r = cosched_run(bins[name], extra, cfg, rep)
+            runs.append(r)
+            log("  co-scheduled %s rep %d: %s" % (name, rep + 1, " ".join(
+                "%s/a %.3f" % (v, r[v]["opsps"] / r["a"]["opsps"]) for v in COSCHED[1:])))
+        res[name] = runs
+    return res
+
+
+def probe_share(hs, per_hit_us):
+    """The share of the target's CPU time spent in probe hits: hits per target CPU-second over
+    the recording, times the cost of one hit."""
+    hits = hs["samples"] + hs["frees"] + hs["lost"] + hs["repeated"]
+    if not per_hit_us or hs.get("target_cpu", 0) <= 0:
+        return None
+    return hits / hs["target_cpu"] * per_hit_us / 1e6
+
+
+def summarize_cosched(res, per_hit):
+    rows = []
+    for name, runs in res.items():
+        per_hit_us = per_hit.get(name, per_hit.get("benchalloc"))
+        ratio = lambda x, key="opsps": [r[x][key] / r["a"][key] for r in runs]
+        cpo = lambda x: [(r[x]["cpu"] / r[x]["ops"]) / (r["a"]["cpu"] / r["a"]["ops"])
+                         for r in runs]
+        shares = [probe_share(r["b"]["hs"], per_hit_us) for r in runs]
+
+        def in_situ(v):
+            """Cost of one hit as it happened here: the extra CPU per op over c, per hit."""
+            out = []
+            for r in runs:
+                if v == "b":
+                    h = r["b"]["hs"]
+                    hits = h["samples"] + h["frees"] + h["lost"] + h["repeated"]
+                    rate = hits / h["target_cpu"] if h.get("target_cpu", 0) > 0 else 0
+                else:
+                    rate = r[v]["hits"] / r[v]["hits_cpu"] if r[v]["hits_cpu"] > 0 else 0
+                extra = 1 - (r["c"]["cpu"] / r["c"]["ops"]) / (r[v]["cpu"] / r[v]["ops"])
+                if rate > 0:
+                    out.append(extra / rate * 1e6)
+            return median(out)
+
+        rows.append(dict(hs_stats([r["b"]["hs"] for r in runs]),
+                         program=name, ba=median(ratio("b")), ca=median(ratio("c")),
+                         a2a=median(ratio("a2")), da=median(ratio("d")), ea=median(ratio("e")),
+                         ba_all=ratio("b"), ca_all=ratio("c"), a2a_all=ratio("a2"),
+                         da_all=ratio("d"), ea_all=ratio("e"),
+                         bc=median([r["b"]["opsps"] / r["c"]["opsps"] for r in runs]),
+                         dc=median([r["d"]["opsps"] / r["c"]["opsps"] for r in runs]),
+                         ec=median([r["e"]["opsps"] / r["c"]["opsps"] for r in runs]),
+                         cpo_ba=median(cpo("b")), cpo_ca=median(cpo("c")),
+                         cpo_da=median(cpo("d")), cpo_ea=median(cpo("e")),
+                         aligned=min(min(r[v].get("aligned", 1) for v in COSCHED) for r in runs),
+                         situ_b=in_situ("b"), situ_d=in_situ("d"), situ_e=in_situ("e"),
+                         probe_share=median([x for x in shares if x is not None])
+                         if any(x is not None for x in shares) else None))
+    return rows
+
+
+def summarize_overhead(res, per_hit):
+    rows = []
+    for name, runs in res.items():
+        per_hit_us = per_hit.get(name, per_hit.get("benchalloc"))
+        tp = {v: [r["opsps"] for r in rs] for v, rs in runs.items()}
+        cpo = {v: [r["cpu"] / r["ops"] for r in rs] for v, rs in runs.items()}
+        # Paired ratios: runs of one repetition ran next to each other, under the same load.
+        pair = lambda d, x, y: [p / q for p, q in zip(d[x], d[y])]
+        hs = [r["hs"] for r in runs["b"]]
+        rows.append(dict(hs_stats(hs),
+            program=name,
+            a=median(tp["a"]), b=median(tp["b"]), c=median(tp["c"]),
+            ba=median(tp["b"]) / median(tp["a"]), ca=median(tp["c"]) / median(tp["a"]),
+            bc=median(tp["b"]) / median(tp["c"]),
+            ba_pairs=pair(tp, "b", "a"), ca_pairs=pair(tp, "c", "a"),
+            cpo_ba=median(cpo["b"]) / median(cpo["a"]), cpo_ca=median(cpo["c"]) / median(cpo["a"]),
+            cpo_bc=median(cpo["b"]) / median(cpo["c"]),
+            probe_share=median([x for x in (probe_share(h, per_hit_us) for h in hs)
+                                if x is not None]) if per_hit_us else None,
+        ))
+    return rows
+
+
+def hs_stats(hs):
+    """heapspy's own cost over a set of recordings."""
+    return dict(
+        hits_per_s=median([(h["samples"] + h["frees"] + h["lost"] + h["repeated"]) / h["secs"]
+                           for h in hs if h["secs"] > 0]),
+        hs_cpu=median([h["cpu"] for h in hs]), hs_utime=median([h["utime"] for h in hs]),
+        hs_stime=median([h["stime"] for h in hs]), hs_secs=median([h["secs"] for h in hs]),
+        hs_wall=median([h["wall"] for h in hs]),
+        hs_rss_mib=max(h["maxrss_kib"] for h in hs) / 1024.0,
+        samples=median([h["samples"] for h in hs]), frees=median([h["frees"] for h in hs]),
+        lost=max(h["lost"] for h in hs), attach=median([h.get("attach", 0) for h in hs]))
+
+
+# ---------------------------------------------------------------------------------------------
+# Section 3: the cost of one probe hit
+
+
+def hit_run(binary, variant, ops, offsets):
+    """A program idle until SIGUSR1, then a fixed number of operations with every allocation
+    sampled (rate 1): every mallocgc calls mProf_Malloc, every sweep of one calls freeSpecial."""
+    argv = [binary, "-idle", "-signal", "-ops", str(ops)]
+    if variant != "heapspy":
+        argv += ["-rate", "1"]
+    probes = []
+    t = Target(argv)
+    hs = None
+    try:
+        t.ready()
+        if variant == "heapspy":
+            hs = Heapspy(["--pid", t.pid, "--rate", "1", "-o", os.path.join(OUT, "hit.pb.gz")])
+            hs.wait_recording()
+        elif variant in ("entry", "jcc"):
+            probes = [CountingUprobe(binary, offsets[f][variant]) for f in offsets]
+        t.start_window()
+        r = t.result()
+        if hs:
+            h = r["hs"] = hs.finish()
+            r["hits"] = h["samples"] + h["frees"] + h["lost"] + h["repeated"]
+        else:
+            r["hits"] = sum(p.count() for p in probes)
+        return r
+    finally:
+        for p in probes:
+            p.close()
+        t.kill()
+        if hs:
+            hs.abort()
+
+
+HIT_FUNCS = ["runtime.mProf_Malloc", "runtime.freeSpecial"]
+# Programs of the per-hit measurement, with their share of hit_ops: benchalloc's stacks are
+# shallow (7 frames), benchjson's deep (reflection), which is what heapspy's BPF stack walk reads.
+HIT_PROGRAMS = [("benchalloc", 1.0), ("benchjson", 1.0 / 30)]
+
+
+def heapspy_probe_offsets(binary):
+    """Where heapspy puts its probes in binary: {function: file offset}, from `record -v`."""
+    t = Target([binary, "-idle", "-signal"])
+    try:
+        t.ready()
+        hs = Heapspy(["-v", "--pid", t.pid, "--duration", "0.1", "-o",
+                      os.path.join(OUT, "where.pb.gz")])
+        hs.finish()
+    finally:
+        t.kill()
+    found = re.findall(r"probe (\S+) at 0x[0-9a-f]+ \(file offset (0x[0-9a-f]+)\)",
+                       "".join(hs.err))
+    return {f: int(off, 16) for f, off in found}
+
+
+def placement(offsets, where):
+    """'entry', 'jcc', or a description, for heapspy's probe offsets of HIT_FUNCS."""
+    for kind in ("entry", "jcc"):
+        if all(where.get(f) == offsets[f][kind] for f in HIT_FUNCS):
+            return kind
+    return "elsewhere (%s)" % ", ".join(
+        "%s+%s" % (f, "%d" % (where[f] - offsets[f]["entry"]) if f in where else "?")
+        for f in HIT_FUNCS)
+
+
+def bench_hit(name, binary, cfg, scale):
+    ops = max(int(cfg["hit_ops"] * scale), 64)
+    offsets, insns = {}, {}
+    for f in HIT_FUNCS:
+        entry, jcc, text = prologue(binary, f)
+        offsets[f] = {"entry": entry, "jcc": jcc}
+        insns[f] = text
+    where = placement(offsets, heapspy_probe_offsets(binary))
+    variants = ["none", "entry", "heapspy"]
+    if all(o["jcc"] is not None for o in offsets.values()):
+        variants.insert(2, "jcc")
+    runs = {v: [] for v in variants}
+    for rep in range(cfg["hit_reps"]):
+        for v in rotated(variants, rep):
+            r = hit_run(binary, v, ops, offsets)
+            runs[v].append(r)
+            log("  per-hit %s rep %d (%s): %.3fs cpu, %.3fs wall, %d hits" % (
+                name, rep + 1, v, r["cpu"], r["secs"], r["hits"]))
+    base_cpu = median([r["cpu"] / r["ops"] for r in runs["none"]])
+    base_wall = median([r["secs"] / r["ops"] for r in runs["none"]])
+    rows = []
+    for v in variants:
+        rs = runs[v]
+        ops = median([r["ops"] for r in rs])
+        hits_per_op = median([r["hits"] / r["ops"] for r in rs])
+        cpu_op, wall_op = median([r["cpu"] / r["ops"] for r in rs]), median(
+            [r["secs"] / r["ops"] for r in rs])
+        row = dict(variant=v, ops=ops, hits_per_op=hits_per_op, cpu=median([r["cpu"] for r in rs]),
+                   wall=median([r["secs"] for r in rs]), cpu_us_per_op=cpu_op * 1e6)
+        if v != "none" and hits_per_op > 0:
+            row["us_per_hit_cpu"] = (cpu_op - base_cpu) / hits_per_op * 1e6
+            row["us_per_hit_wall"] = (wall_op - base_wall) / hits_per_op * 1e6
+        if v == "heapspy":
+            row["lost"] = max(r["hs"]["lost"] for r in rs)
+        rows.append(row)
+    return dict(rows=rows, insns=insns, offsets=offsets, ops=ops, heapspy_at=where)
+
+
+# ---------------------------------------------------------------------------------------------
+# Section 4: the event pipeline at --rate 1
+
+
+def pipeline_capacity(rows):
+    """Least-squares fit of heapspy's CPU time against the events it handled: the slope is the
+    consumer's cost per event, the intercept its fixed cost."""
+    xs = [r["events"] for r in rows]
+    ys = [r["hs_cpu"] for r in rows]
+    if len(rows) < 2 or max(xs) == min(xs):
+        return None
+    mx, my = statistics.fmean(xs), statistics.fmean(ys)
+    slope = sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / sum((x - mx) ** 2 for x in xs)
+    if slope <= 0:
+        return None
+    return dict(us_per_event=slope * 1e6, per_core=1 / slope, fixed_ms=(my - slope * mx) * 1e3)
+
+
+def bench_pipeline(binary, cfg):
+    rows = []
+    for rep in range(cfg["pipe_reps"]):
+        for pace in rotated(cfg["pipe_paces"], rep):
+            argv = [binary, "-idle", "-signal", "-workers", "2", "-window",
+                    "%gs" % cfg["pipe_window"], "-pace", str(pace)]
+            t = Target(argv, env={"GOMAXPROCS": "2"})
+            hs = None
+            try:
+                t.ready()
+                hs = Heapspy(["--pid", t.pid, "--rate", "1", "-o",
+                              os.path.join(OUT, "pipeline.pb.gz")])
+                hs.wait_recording()
+                t.start_window()
+                r = t.result()
+                h = hs.finish()
+            finally:
+                t.kill()
+                if hs:
+                    hs.abort()
+            events = h["samples"] + h["frees"]
+            row = dict(pace=pace, ops_per_s=r["opsps"], events=events, lost=h["lost"],
+                       events_per_s=events / r["secs"], hs_cpu=h["cpu"], hs_utime=h["utime"],
+                       hs_stime=h["stime"], hs_rss_mib=h["maxrss_kib"] / 1024.0,
+                       events_per_hs_cpu_s=events / h["cpu"] if h["cpu"] > 0 else float("inf"),
+                       target_cpu=r["cpu"], secs=r["secs"])
+            rows.append(row)
+            log("  pipeline pace %s: %.0f events/s, %d lost, heapspy %.3fs cpu" % (
+                pace or "max", row["events_per_s"], row["lost"], row["hs_cpu"]))
+    # One row per pace: the repetition that delivered most (other load can only slow the
+    # producer down), with the most events lost in any repetition.
+    out = []
+    for pace in cfg["pipe_paces"]:
+        rs = sorted((r for r in rows if r["pace"] == pace), key=lambda r: r["events_per_s"])
+        m = dict(rs[-1])
+        m["lost"] = max(r["lost"] for r in rs)
+        out.append(m)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Section 5: attach time
+
+
+ATTACH_TARGETS = [
+    # name, argv (after the binaries are known), started through `go run`
+    ("go (the go command, %.1f MB, idle)" % (os.path.getsize(GO) / 1e6),
+     lambda bins: [GO, "run", "./benchalloc", "-idle", "-signal"], True),
+    ("benchalloc (busy, sampling off)",
+     lambda bins: [bins["benchalloc"], "-warmup", "1000h"], False),
+    ("benchgc (busy, 32 MiB live, sampling off)",
+     lambda bins: [bins["benchgc"], "-warmup", "1000h"], False),
+    ("benchgc (busy, sampling on: freeze + baseline read)",
+     lambda bins: [bins["benchgc"], "-warmup", "1000h", "-rate", str(DEFAULT_RATE)], False),
+]
+
+
+def attach_once(argv, gorun):
+    """Starts one target alone, attaches once, stops it: the target's own core is busy (or
+    idle), heapspy has the other to itself but for the machine's other load."""
+    if gorun:
+        t = Target(argv, env=GO_ENV, new_session=True, cwd=os.path.join(ROOT, "tests", "go"))
+    else:
+        t = Target(argv)
+    try:
+        if gorun:
+            t.ready()  # go has built the program (cached) and runs it
+        time.sleep(1.0)  # busy targets: past their setup, into their loop
+        if t.proc.poll() is not None:
+            raise BenchError("attach target %s exited" % argv)
+        hs = Heapspy(["--pid", t.pid, "--duration", "0.1", "-o",
+                      os.path.join(OUT, "attach.pb.gz")])
+        hs.wait_recording()
+        return hs.finish()
+    finally:
+        t.kill(group=gorun)
+
+
+def bench_attach(bins, cfg):
+    res = {name: [] for name, _, _ in ATTACH_TARGETS}
+    for rep in range(cfg["attach_reps"]):
+        for name, argv, gorun in rotated(ATTACH_TARGETS, rep):
+            h = attach_once(argv(bins), gorun)
+            res[name].append(h)
+            log("  attach %s: %.0f ms" % (name, h["attach"] * 1e3))
+    rows = []
+    for name, _, _ in ATTACH_TARGETS:
+        hs = res[name]
+        at = [h["attach"] * 1e3 for h in hs]
+        rows.append(dict(target=name, median_ms=median(at), min_ms=min(at), max_ms=max(at),
+                         total_ms=median([h["wall"] * 1e3 for h in hs]),
+                         cpu_ms=median([h["cpu"] * 1e3 for h in hs]),
+                         oncpu_ms=median([h["attach_oncpu"] * 1e3 for h in hs]),
+                         runq_ms=median([h["attach_runq"] * 1e3 for h in hs]),
+                         rss_mib=max(h["maxrss_kib"] for h in hs) / 1024.0))
+    return rows
+
+
+# ---------------------------------------------------------------------------------------------
+# Report
+
+
+def fmt_pct(ratio):
+    return "%+.1f%%" % ((ratio - 1.0) * 100.0)
+
+
+def write_report(path, args, cfg, mach, load, cosched, over, hit, pipe, attach, elapsed):
+    S = []  # results sections
+    w = S.append
+    goals = []
+    rng = lambda r, k, allk: "%s (%s..%s)" % (fmt_pct(r[k]), fmt_pct(min(r[allk])),
+                                              fmt_pct(max(r[allk])))
+    share = lambda x: "%.1f%%" % (100 * x) if x is not None else "n/a"
+
+    if cosched or over:
+        w("## 1. Target overhead at the default rate (512 KiB)\n")
+        w("Throughput relative to (a), the program alone (negative: slower). (a) alone; (b) "
+          "`heapspy record --pid` attached (it switches sampling on at 512 KiB); (c) the program "
+          "sampling itself in-process at 512 KiB, no heapspy. *Probes' share* is the part of "
+          "(b)'s CPU time its probe hits should take: hits per target CPU-second times the "
+          "per-hit cost of section 3; heapspy should cost about (c) plus that.\n")
+    if cosched:
+        w("### Co-scheduled on one CPU (noise-cancelling; the goal is judged on these)\n")
+        w("Six copies of the program run at once on the same CPU, so other load hits all alike "
+          "and the scheduler gives each the same CPU time: a's and a2's (the control) throughput "
+          "differ only by noise, and every other variant's ratio to a is its relative cost per "
+          "operation. (d) and (e) are (c) plus bare counting uprobes (no BPF) on "
+          "mProf_Malloc and freeSpecial: (d) on their first instruction, (e) on their "
+          "prologue's JBE%s. Median ratio (range over %d repetitions).\n" % (
+              "; heapspy probes %s" % {"entry": "the first instruction", "jcc": "the JBE"}.get(
+                  hit["benchalloc"]["heapspy_at"], hit["benchalloc"]["heapspy_at"])
+              if hit and "benchalloc" in hit else "", cfg["reps"]))
+        w("| program | **b/a: heapspy** | c/a: in-process | b/c | d/c: bare uprobes, entry | "
+          "e/c: bare uprobes, JBE | a2/a: control | CPU/op b/a | probes' share (model) |")
+        w("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+        for r in cosched:
+            w("| %s | **%s** | %s | %s | %s | %s | %s | %s | %s |" % (
+                r["program"], rng(r, "ba", "ba_all"), rng(r, "ca", "ca_all"), fmt_pct(r["bc"]),
+                fmt_pct(r["dc"]), fmt_pct(r["ec"]), rng(r, "a2a", "a2a_all"),
+                fmt_pct(r["cpo_ba"]), share(r["probe_share"])))
+        resolved = [r for r in cosched if (r["probe_share"] or 0) >= 0.03]
+        if resolved:
+            w("\nImplied cost of one probe hit in these runs, (1 - CPU/op of c / CPU/op of x) / "
+              "hits per CPU-second of x, where the probes cost enough to resolve it: %s. "
+              "Sparse hits in a busy CPU's cold caches cost more than the back-to-back hits "
+              "of section 3.\n" % "; ".join(
+                  "%s: heapspy %.0f us, bare at entry %.0f us, bare at JBE %.0f us" % (
+                      r["program"], r["situ_b"], r["situ_d"], r["situ_e"]) for r in resolved))
+        else:
+            w("")
+    if over:
+        w("### Sequential, alternating runs (each variant alone on the machine)\n")
+        w("| program | (a) alone ops/s | (b) heapspy ops/s | (c) in-process ops/s | b/a "
+          "(range) | c/a (range) | b/c | CPU/op b/a | CPU/op c/a | probes' share (model) |")
+        w("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+        for r in over:
+            w("| %s | %.0f | %.0f | %.0f | %s | %s | %s | %s | %s | %s |" % (
+                r["program"], r["a"], r["b"], r["c"], rng(r, "ba", "ba_pairs"),
+                rng(r, "ca", "ca_pairs"), fmt_pct(r["bc"]), fmt_pct(r["cpo_ba"]),
+                fmt_pct(r["cpo_ca"]), share(r["probe_share"])))
+        w("\nMedians of %d runs per variant; the range is that of the per-repetition ratios. "
+          "These carry the machine's noise (other processes, hypervisor steal); the "
+          "co-scheduled ratios above cancel it.\n" % cfg["seq_reps"])
+    if cosched or over:
+        w("## 2. heapspy's own cost while recording\n")
+        if over:
+            w("The sequential (b) runs: heapspy from exec to exit (attach, %gs of recording, "
+              "writing the profile when the target exits), from wait4.\n" % (
+                  cfg["settle"] + cfg["window"]))
+        else:
+            w("The co-scheduled (b) runs (the target had a sixth of a CPU, so fewer samples "
+              "than alone): heapspy from exec to exit (attach, %gs of recording, writing the "
+              "profile when the target exits), from wait4.\n" % (
+                  cfg["settle"] + cfg["cosched_window"]))
+        w("| program | heapspy CPU (user+sys) | of which sys | heapspy wall | share of one core "
+          "| peak RSS | probe hits/s | samples | frees | lost |")
+        w("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+        for r in over or cosched:
+            w("| %s | %.0f ms | %.0f ms | %.1f s | %.2f%% | %.1f MiB | %.0f | %.0f | %.0f | %d |"
+              % (r["program"], r["hs_cpu"] * 1e3, r["hs_stime"] * 1e3, r["hs_wall"],
+                 100 * r["hs_cpu"] / r["hs_wall"], r["hs_rss_mib"], r["hits_per_s"],
+                 r["samples"], r["frees"], r["lost"]))
+        w("")
+        rows = cosched or over
+        goals.append(("default recording costs <= 2% on all three programs",
+                      "%s: %s" % ("co-scheduled b/a" if cosched else "sequential b/a",
+                                  ", ".join("%s %s" % (r["program"], fmt_pct(r["ba"]))
+                                            for r in rows)),
+                      all(r["ba"] >= 0.98 for r in rows)))
+
+    if hit:
+        w("## 3. Cost of one probe hit\n")
+        w("Every allocation sampled (rate 1), a fixed number of operations, one P; cost per hit "
+          "= (CPU/op - CPU/op of *none*) / hits per op. Prologues: %s.\n" % "; ".join(
+              "%s `%s`" % (f, t) for f, t in next(iter(hit.values()))["insns"].items()))
+        w("| program | variant | hits/op | target CPU | CPU/op | cost per hit (CPU) | "
+          "cost per hit (wall) |")
+        w("|---|---|---:|---:|---:|---:|---:|")
+        names = {"none": "none (in-process rate 1, no probes)",
+                 "entry": "bare uprobes, first instruction",
+                 "jcc": "bare uprobes, JBE", "heapspy": "heapspy record --rate 1"}
+        for prog, h in hit.items():
+            for r in h["rows"]:
+                w("| %s (%d ops) | %s | %.2f | %.2f s | %.2f us | %s | %s |" % (
+                    prog, h["ops"], names.get(r["variant"], r["variant"]), r["hits_per_op"],
+                    r["cpu"], r["cpu_us_per_op"],
+                    "%.2f us" % r["us_per_hit_cpu"] if "us_per_hit_cpu" in r else "-",
+                    "%.2f us" % r["us_per_hit_wall"] if "us_per_hit_wall" in r else "-"))
+        for prog, h in hit.items():
+            byv = {r["variant"]: r for r in h["rows"]}
+            if not all(v in byv for v in ("entry", "jcc", "heapspy")):
+                continue
+            e, j, hs = (byv[v]["us_per_hit_cpu"] for v in ("entry", "jcc", "heapspy"))
+            if h["heapspy_at"] == "entry":
+                w("\n%s: heapspy probes the first instruction, a CMP the kernel single-steps "
+                  "out of line (two traps, the second a debug exception): the bare trap costs "
+                  "%.1f us of heapspy's %.1f us per hit, its BPF programs and ring buffer %.1f "
+                  "us. On the JBE the kernel emulates the branch: %.1f us bare, so heapspy's "
+                  "probes there would cost about %.1f us." % (prog, e, hs, hs - e, j, hs - e + j))
+            elif h["heapspy_at"] == "jcc":
+                w("\n%s: heapspy probes the prologue's JBE, which the kernel emulates: the bare "
+                  "trap costs %.1f us of heapspy's %.1f us per hit, its BPF programs and ring "
+                  "buffer %.1f us. On the first instruction, a CMP the kernel single-steps out "
+                  "of line, the bare trap would cost %.1f us." % (prog, j, hs, hs - j, e))
+            else:
+                w("\n%s: heapspy probes %s; bare traps cost %.1f us on the first instruction "
+                  "(single-stepped out of line), %.1f us on the JBE (emulated); heapspy %.1f us "
+                  "per hit." % (prog, h["heapspy_at"], e, j, hs))
+        w("")
+
+    if pipe:
+        w("## 4. Event pipeline (--rate 1, benchalloc, 2 workers on 2 Ps)\n")
+        w("| pace (ops/s) | achieved ops/s | events/s delivered | lost | heapspy CPU (user/sys) "
+          "| events per heapspy CPU-second | target CPU |")
+        w("|---|---:|---:|---:|---:|---:|---:|")
+        for r in pipe:
+            w("| %s | %.0f | %.0f | %d | %.0f ms (%.0f/%.0f) | %.0f | %.2f s in %.1f s |" % (
+                r["pace"] or "unpaced", r["ops_per_s"], r["events_per_s"], r["lost"],
+                r["hs_cpu"] * 1e3, r["hs_utime"] * 1e3, r["hs_stime"] * 1e3,
+                r["events_per_hs_cpu_s"], r["target_cpu"], r["secs"]))
+        clean = [r for r in pipe if r["lost"] == 0]
+        best = max(clean, key=lambda r: r["events_per_s"]) if clean else None
+        cap = pipeline_capacity(pipe)
+        w("\nMost events/s without loss: %s. The producer is the limit: every event is a probe "
+          "hit in the target (section 3), and the target's two cores deliver only what their "
+          "probe hits allow. heapspy's consumer: %s (slope of heapspy's CPU time over the "
+          "events it handled, least squares across the paces; the intercept, %.0f ms, is "
+          "attach and writing the profile).\n" % (
+              "%.0f" % best["events_per_s"] if best else "none (every run lost events)",
+              "%.2f us of CPU per event, so one core would handle %.2fM events/s" % (
+                  cap["us_per_event"], cap["per_core"] / 1e6) if cap else "n/a",
+              cap["fixed_ms"] if cap else float("nan")))
+        lossless = all(r["lost"] == 0 for r in pipe)
+        if best and best["events_per_s"] >= 1e6:
+            verdict = "met"
+        elif lossless and cap and cap["per_core"] >= 1e6:
+            verdict = "met by extrapolation"
+        else:
+            verdict = False
+        goals.append(("pipeline >= 1M events/s on one core, no loss",
+                      "end to end %s events/s with no loss (the most the target's probe hits "
+                      "produce on this machine); heapspy's consumer %s" % (
+                          "%.0f" % best["events_per_s"] if best else "0",
+                          "%.2f us of CPU per event: %.2fM events/s per core" % (
+                              cap["us_per_event"], cap["per_core"] / 1e6) if cap else "n/a"),
+                      verdict))
+
+    if attach:
+        w("## 5. Attach time (`--pid`, exec to the `recording pid` line)\n")
+        w("| target | median | min | max | on CPU until then | runnable, waiting for a CPU | "
+          "whole run (--duration 0.1) | heapspy CPU, whole run | peak RSS |")
+        w("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+        for r in attach:
+            w("| %s | %.0f ms | %.0f ms | %.0f ms | %.0f ms | %.0f ms | %.0f ms | %.0f ms | "
+              "%.1f MiB |" % (r["target"], r["median_ms"], r["min_ms"], r["max_ms"],
+                              r["oncpu_ms"], r["runq_ms"], r["total_ms"], r["cpu_ms"],
+                              r["rss_mib"]))
+        w("\nOn CPU and waiting: heapspy's /proc/PID/schedstat when the line appears (medians); "
+          "the rest of the wall time heapspy slept in the kernel.\n")
+        g = attach[0]
+        goals.append(("attach < 300 ms on the go binary", "%.0f ms median (max %.0f)" % (
+            g["median_ms"], g["max_ms"]), g["median_ms"] < 300))
+
+    rss = [r["hs_rss_mib"] for r in (over or []) + (cosched or []) + (pipe or [])] + [
+        r["rss_mib"] for r in attach or []]
+    if rss:
+        goals.append(("heapspy RSS < 50 MiB", "peak %.1f MiB" % max(rss), max(rss) < 50))
+
+    L = []
+    w = L.append
+    w("# heapspy benchmarks\n")
+    w("Written by `python3 tools/bench.py%s` (`make bench`) on %s in %.0f s; rerun it to "
+      "refresh this file. Raw numbers: `build/bench/results.json`.\n" % (
+          " --quick" if args.quick else "", datetime.datetime.now().strftime("%Y-%m-%d %H:%M"),
+          elapsed))
+    if goals:
+        w("## Goals\n")
+        w("| goal | measured | |")
+        w("|---|---|---|")
+        for goal, got, ok in goals:
+            w("| %s | %s | %s |" % (goal, got, ok if isinstance(ok, str) else
+                                    "met" if ok else "**missed**"))
+        w("")
+    w("## Machine\n")
+    w("- %d CPUs: %s; %s RAM; Linux %s" % (mach["nproc"], mach["cpu"], mach["mem"],
+                                           mach["kernel"]))
+    w("- %s: %s (sha256 %s), copied at the start; targets built with %s" % (
+        mach["heapspy"], mach["what"], mach["sha256"], mach["go"]))
+    w("- during the run: CPUs %.0f%% busy, %.1f%% stolen by the hypervisor; load average %s at "
+      "the start, %s at the end (the benchmark itself included). Absolute numbers vary with "
+      "other load; the ratios are measured side by side.\n" % (
+          load["busy"] * 100, load["steal"] * 100, load["load0"], load["load1"]))
+    L.extend(S)
+    w("## Method\n")
+    w("- **Programs** (tests/go/bench*, sharing tests/go/benchlib): %s. Each runs its workload "
+      "from the start, prints `ready` after a %gs warm-up, measures ops/s over a fixed window "
+      "(%gs sequential, %gs co-scheduled) that starts on SIGUSR1, prints its throughput and "
+      "its own CPU time (user+sys, all threads; a uprobe handler's time is charged to the "
+      "thread that hit the probe) and exits. They do not link runtime/pprof, so the runtime "
+      "runs with sampling off (MemProfileRate=0), like production; `-rate 524288` sets "
+      "runtime.MemProfileRate for (c). GOMAXPROCS=1: mutator, GC and probe handlers share one "
+      "core, so every cost shows in the throughput, and heapspy and the system have the other." % (
+          "; ".join("**%s**: %s" % (n, d) for n, _, d in PROGRAMS), cfg["warmup"],
+          cfg["window"], cfg["cosched_window"]))
+    w("- **(b)** attaches with `heapspy record --pid` after `ready` (the realistic case: a "
+      "program already running); every variant then waits %gs, heapspy's `recording pid` "
+      "line included for (b), before the window starts, so windows are equal. heapspy records "
+      "until the target exits." % cfg["settle"])
+    w("- **Co-scheduled**: %d repetitions of all six variants at once, pinned to one CPU "
+      "(heapspy pinned to the other), the variants' start order rotating. **Sequential**: %s." % (
+          cfg["reps"], "%d repetitions of a, b, c, one at a time, the order rotating from one "
+          "repetition to the next; medians, ratio of medians, and the range of the "
+          "per-repetition ratios" % cfg["seq_reps"] if cfg["seq_reps"] else
+          "skipped (--quick)"))
+    w("- **heapspy's cost**: user+system CPU and peak RSS (ru_maxrss) of the heapspy process, "
+      "from wait4.")
+    w("- **Per probe hit**: the program idles until SIGUSR1, then runs a fixed number of "
+      "operations with MemProfileRate=1, so every allocation calls runtime.mProf_Malloc and "
+      "every sweep of one calls runtime.freeSpecial. The runtime's own sampling work is the "
+      "same in every variant; only the probes differ. Bare uprobes are perf_event_open "
+      "counters on the kernel's uprobe PMU (no BPF). Hits: the counters, or heapspy's samples "
+      "+ frees + lost + repeated. %d repetitions, variants rotating." % cfg["hit_reps"])
+    w("- **Pipeline**: benchalloc with 2 workers on 2 Ps, idle until SIGUSR1, then allocating "
+      "at a fixed pace (5 allocations per op) for %gs, recorded with `--rate 1` (every "
+      "allocation is an event, every free of one too); events/s = (samples + frees) / window, "
+      "lost = heapspy's `N events lost`; %d repetition(s) per pace: the table shows the one "
+      "that delivered most, and the most events any of them lost." % (
+          cfg["pipe_window"], cfg["pipe_reps"]))
+    w("- **Attach**: wall time from starting `heapspy record --pid P --duration 0.1` to its "
+      "`heapspy: recording pid` line (probes attached, sampling switched on), %d times per "
+      "target, alternating targets; each target runs alone, started afresh for each attach. "
+      "The go command is attached while `go run` waits for its child; the others are busy "
+      "(running their workload on one core).\n" % cfg["attach_reps"])
+    with open(path, "w") as f:
+        f.write("\n".join(L))
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--quick", action="store_true", help="fewer, shorter runs (about 2 minutes)")
+    ap.add_argument("--reps", type=int, help="repetitions of each comparison")
+    ap.add_argument("--only", default="hit,cosched,overhead,pipeline,attach",
+                    help="comma-separated subset of hit,cosched,overhead,pipeline,attach")
+    ap.add_argument("--output", default=os.path.join(ROOT, "BENCHMARKS.md"))
+    ap.add_argument("--heapspy", default=BUILT, help="the heapspy binary to measure "
+                    "(default build/heapspy)")
+    args = ap.parse_args()
+    cfg = dict(QUICK if args.quick else FULL)
+    if args.reps:
+        cfg["reps"] = cfg["hit_reps"] = args.reps
+        cfg["seq_reps"] = args.reps if cfg["seq_reps"] else 0
+    only = set(args.only.split(","))
+    if os.geteuid() != 0:
+        sys.exit("bench: heapspy loads BPF programs: run as root")
+    if not os.access(args.heapspy, os.X_OK):
+        sys.exit("bench: no %s: run make first" % args.heapspy)
+    os.makedirs(OUT, exist_ok=True)
+    shutil.copy2(args.heapspy, HEAPSPY + ".tmp")
+    os.rename(HEAPSPY + ".tmp", HEAPSPY)
+    t_start = time.time()
+    log("bench: building the programs with Go %s" % GO_VERSION)
+    bins = {name: go_build(name) for name, _, _ in PROGRAMS}
+    mach = machine(args.heapspy)
+    load0, c0 = open("/proc/loadavg").read().split()[0], cpu_times()
+
+    cosched = over = hit = pipe = attach = None
+    raw = {}
+    per_hit = {}
+    if "hit" in only:
+        log("bench: cost of one probe hit")
+        hit = {name: bench_hit(name, bins[name], cfg, scale) for name, scale in HIT_PROGRAMS}
+        for name, h in hit.items():
+            per_hit[name] = {r["variant"]: r.get("us_per_hit_cpu")
+                             for r in h["rows"]}.get("heapspy")
+    if "cosched" in only:
+        log("bench: target overhead at the default rate, co-scheduled on one CPU")
+        raw["cosched"] = bench_cosched(bins, cfg)
+        cosched = summarize_cosched(raw["cosched"], per_hit)
+    if "overhead" in only and cfg["seq_reps"] > 0:
+        log("bench: target overhead at the default rate, sequential alternating runs")
+        raw["overhead"] = bench_overhead(bins, cfg)
+        over = summarize_overhead(raw["overhead"], per_hit)
+    if "pipeline" in only:
+        log("bench: event pipeline at --rate 1")
+        pipe = bench_pipeline(bins["benchalloc"], cfg)
+    if "attach" in only:
+        log("bench: attach time")
+        attach = bench_attach(bins, cfg)
+
+    c1, load1 = cpu_times(), open("/proc/loadavg").read().split()[0]
+    dt = max(c1["total"] - c0["total"], 1)
+    load = dict(busy=1 - (c1["idle"] - c0["idle"]) / dt, steal=(c1["steal"] - c0["steal"]) / dt,
+                load0=load0, load1=load1)
+    elapsed = time.time() - t_start
+    with open(os.path.join(OUT, "results.json"), "w") as f:
+        json.dump(dict(cfg=cfg, machine=mach, load=load, cosched=cosched, overhead=over,
+                       hit=hit, pipeline=pipe, attach=attach, raw=raw), f, indent=1,
+                  default=str)
+    write_report(args.output, args, cfg, mach, load, cosched, over, hit, pipe, attach, elapsed)
+    log("bench: wrote %s in %.0f s" % (args.output, elapsed))
+
+
+if __name__ == "__main__":
+    main()
