@@ -17,6 +17,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "errmsg.h"
+
 struct section {
 	const char *name;
 	uint32_t type;
@@ -46,16 +48,6 @@ struct elfbin {
 	struct symtab symtab; /* .symtab */
 	struct symtab dynsym; /* .dynsym */
 };
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-	if (!err || !errlen)
-		return;
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
 
 /* True when [off, off+len) lies inside the image; written to survive overflowing sums. */
 static bool in_image(const struct elfbin *eb, uint64_t off, uint64_t len)
@@ -141,18 +133,18 @@ static int load_sections(struct elfbin *eb)
 static int parse(struct elfbin *eb, char *err, size_t errlen)
 {
 	if (eb->size < EI_NIDENT || memcmp(eb->image, ELFMAG, SELFMAG) != 0) {
-		set_err(err, errlen, "not an ELF file");
+		errmsg(err, errlen, "not an ELF file");
 		return -EINVAL;
 	}
 	if (eb->image[EI_CLASS] != ELFCLASS64 || eb->image[EI_DATA] != ELFDATA2LSB) {
-		set_err(err, errlen, "not a 64-bit little-endian ELF file");
+		errmsg(err, errlen, "not a 64-bit little-endian ELF file");
 		return -EINVAL;
 	}
 	elf_version(EV_CURRENT);
 	eb->elf = elf_memory((char *)eb->image, eb->size);
 	GElf_Ehdr eh;
 	if (!eb->elf || elf_kind(eb->elf) != ELF_K_ELF || !gelf_getehdr(eb->elf, &eh)) {
-		set_err(err, errlen, "bad ELF header: %s", elf_errmsg(-1));
+		errmsg(err, errlen, "bad ELF header: %s", elf_errmsg(-1));
 		return -EINVAL;
 	}
 	eb->type = eh.e_type;
@@ -160,7 +152,7 @@ static int parse(struct elfbin *eb, char *err, size_t errlen)
 	if (rc == 0)
 		rc = load_sections(eb);
 	if (rc != 0)
-		set_err(err, errlen, "bad ELF headers: %s",
+		errmsg(err, errlen, "bad ELF headers: %s",
 			rc == -ENOMEM ? "out of memory" : "corrupt");
 	return rc;
 }
@@ -170,7 +162,7 @@ int elfbin_open_mem(const void *data, size_t size, struct elfbin **out, char *er
 	*out = NULL;
 	struct elfbin *eb = calloc(1, sizeof(*eb));
 	if (!eb) {
-		set_err(err, errlen, "out of memory");
+		errmsg(err, errlen, "out of memory");
 		return -ENOMEM;
 	}
 	eb->image = data;
@@ -190,12 +182,12 @@ int elfbin_open(const char *path, struct elfbin **out, char *err, size_t errlen)
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0) {
 		int rc = -errno;
-		set_err(err, errlen, "%s: %s", path, strerror(errno));
+		errmsg(err, errlen, "%s: %s", path, strerror(errno));
 		return rc;
 	}
 	struct stat st;
 	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size <= 0) {
-		set_err(err, errlen, "%s: not a regular non-empty file", path);
+		errmsg(err, errlen, "%s: not a regular non-empty file", path);
 		close(fd);
 		return -EINVAL;
 	}
@@ -203,7 +195,7 @@ int elfbin_open(const char *path, struct elfbin **out, char *err, size_t errlen)
 	int map_errno = errno;
 	close(fd);
 	if (map == MAP_FAILED) {
-		set_err(err, errlen, "%s: mmap: %s", path, strerror(map_errno));
+		errmsg(err, errlen, "%s: mmap: %s", path, strerror(map_errno));
 		return -map_errno;
 	}
 	int rc = elfbin_open_mem(map, (size_t)st.st_size, out, err, errlen);

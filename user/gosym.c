@@ -14,6 +14,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "errmsg.h"
+
 enum {
 	MAGIC_118 = 0xfffffff0, /* Go 1.18, 1.19 */
 	MAGIC_120 = 0xfffffff1, /* Go 1.20 and later */
@@ -74,16 +76,6 @@ struct func {
 	const uint8_t *pcdata; /* npcdata pctab offsets, then nfuncdata go:func.* offsets */
 };
 
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-	if (!err || !errlen)
-		return;
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
-
 static uint32_t le32(const uint8_t *p)
 {
 	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
@@ -133,17 +125,17 @@ static void set_layout(struct gosym *g)
 static bool header_ok(const uint8_t *tab, size_t size, char *err, size_t errlen)
 {
 	if (size < HDR_SIZE) {
-		set_err(err, errlen, "pclntab: truncated header");
+		errmsg(err, errlen, "pclntab: truncated header");
 		return false;
 	}
 	uint32_t magic = le32(tab);
 	if (magic != MAGIC_118 && magic != MAGIC_120) {
-		set_err(err, errlen, "pclntab: unsupported magic %#x", magic);
+		errmsg(err, errlen, "pclntab: unsupported magic %#x", magic);
 		return false;
 	}
 	if (tab[4] != 0 || tab[5] != 0 || (tab[6] != 1 && tab[6] != 2 && tab[6] != 4) ||
 	    tab[7] != 8) {
-		set_err(err, errlen, "pclntab: bad header (pad, quantum or pointer size)");
+		errmsg(err, errlen, "pclntab: bad header (pad, quantum or pointer size)");
 		return false;
 	}
 	return true;
@@ -159,12 +151,12 @@ static bool split_tables(struct gosym *g, char *err, size_t errlen)
 	};
 	struct span *dst[] = {&g->funcnames, &g->cutab, &g->filetab, &g->pctab, &g->pcln};
 	if (off[0] < HDR_SIZE) {
-		set_err(err, errlen, "pclntab: table offsets overlap the header");
+		errmsg(err, errlen, "pclntab: table offsets overlap the header");
 		return false;
 	}
 	for (int i = 0; i < 5; i++) {
 		if (off[i] > off[i + 1]) {
-			set_err(err, errlen,
+			errmsg(err, errlen,
 				"pclntab: table offsets out of order or out of bounds");
 			return false;
 		}
@@ -179,7 +171,7 @@ static bool nfunc_ok(struct gosym *g, char *err, size_t errlen)
 	uint64_t nfunc = hdr_word(g->tab.p, W_NFUNC);
 	/* nfunc {entryoff, funcoff} pairs, then the end of the last function. */
 	if (nfunc == 0 || nfunc > UINT32_MAX || 2 * nfunc + 1 > g->pcln.len / 4) {
-		set_err(err, errlen, "pclntab: bad function count %llu", (unsigned long long)nfunc);
+		errmsg(err, errlen, "pclntab: bad function count %llu", (unsigned long long)nfunc);
 		return false;
 	}
 	g->nfunc = (uint32_t)nfunc;
@@ -206,7 +198,7 @@ static bool functab_sorted(const struct gosym *g, char *err, size_t errlen)
 {
 	for (size_t i = 0; i < g->nfunc; i++) {
 		if (functab_entry(g, i) > functab_entry(g, i + 1)) {
-			set_err(err, errlen, "pclntab: functab not sorted at %zu", i);
+			errmsg(err, errlen, "pclntab: functab not sorted at %zu", i);
 			return false;
 		}
 	}
@@ -272,7 +264,7 @@ int gosym_open_pclntab(const void *data, size_t size, uint64_t text_start, struc
 	*out = NULL;
 	struct gosym *g = calloc(1, sizeof(*g));
 	if (!g) {
-		set_err(err, errlen, "out of memory");
+		errmsg(err, errlen, "out of memory");
 		return -ENOMEM;
 	}
 	if (!parse_header(g, data, size, err, errlen) || !functab_sorted(g, err, errlen)) {
@@ -280,7 +272,7 @@ int gosym_open_pclntab(const void *data, size_t size, uint64_t text_start, struc
 		return -EINVAL;
 	}
 	if (build_aliases(g) != 0) {
-		set_err(err, errlen, "out of memory");
+		errmsg(err, errlen, "out of memory");
 		gosym_close(g);
 		return -ENOMEM;
 	}
@@ -624,7 +616,7 @@ static struct gosym *find_pclntab(const struct elfbin *eb, uint64_t *vaddr, char
 	if ((g = scan_section(eb, ".data.rel.ro", vaddr)) ||
 	    (g = scan_section(eb, ".rodata", vaddr)))
 		return g;
-	set_err(err, errlen, "no Go pclntab found");
+	errmsg(err, errlen, "no Go pclntab found");
 	return NULL;
 }
 

@@ -39,12 +39,7 @@ static const struct argp_option leaks_options[] = {
      "Old means alive for at least CYCLES GC cycles (default: half the cycles recorded, and "
      "at least 3, older than any temporary garbage can be)",
      0},
-    {"rate", 'r', "BYTES", 0,
-     "Sample one allocation per BYTES allocated when heapspy has to switch sampling on "
-     "(default 524288)",
-     0},
-    {"no-write", 'n', NULL, 0,
-     "Never write to the target's memory: if its runtime is not sampling, see nothing", 0},
+    SESSION_SAMPLING_OPTIONS,
     {"top", 't', "N", 0, "Show at most N candidates (default 10)", 0},
     {0},
 };
@@ -64,18 +59,11 @@ static error_t parse_leaks(int key, char *arg, struct argp_state *state)
 	case OPT_MIN_AGE:
 		o->min_age = cli_parse_long(state, arg, "--min-age", 1, 1000000);
 		return 0;
-	case 'r':
-		so->rate = cli_parse_long(state, arg, "--rate", 1, INT32_MAX);
-		so->rate_given = true;
-		return 0;
-	case 'n':
-		so->no_write = true;
-		return 0;
 	case 't':
 		o->top = (int)cli_parse_long(state, arg, "--top", 0, 1000);
 		return 0;
 	default:
-		return cli_parse_target(key, arg, state, &so->tgt);
+		return session_parse_opt(key, arg, state, so);
 	}
 }
 

@@ -29,12 +29,7 @@ struct record_opts {
 static const struct argp_option record_options[] = {
     CLI_TARGET_OPTIONS,
     {"output", 'o', "FILE", 0, "Write the heap profile here (default heap.pb.gz)", 0},
-    {"rate", 'r', "BYTES", 0,
-     "Sample one allocation per BYTES allocated when heapspy has to switch sampling on "
-     "(default 524288, Go's own default; 1 records every allocation)",
-     0},
-    {"no-write", 'n', NULL, 0,
-     "Never write to the target's memory: if its runtime is not sampling, record nothing", 0},
+    SESSION_SAMPLING_OPTIONS,
     {"top", 't', "N", 0, "Show the N biggest sites in the summary (default 10)", 0},
     {0},
 };
@@ -48,18 +43,11 @@ static error_t parse_record(int key, char *arg, struct argp_state *state)
 	case 'o':
 		o->output = arg;
 		return 0;
-	case 'r':
-		so->rate = cli_parse_long(state, arg, "--rate", 1, INT32_MAX);
-		so->rate_given = true;
-		return 0;
-	case 'n':
-		so->no_write = true;
-		return 0;
 	case 't':
 		o->top = (int)cli_parse_long(state, arg, "--top", 0, 1000);
 		return 0;
 	default:
-		return cli_parse_target(key, arg, state, &so->tgt);
+		return session_parse_opt(key, arg, state, so);
 	}
 }
 
@@ -91,15 +79,15 @@ static void print_summary(const struct session *s, const struct heapprof *h, enu
 	       s->t.go_version, s->secs, evloop_end_str(end, s->loop.signal));
 	printf("  sampling every %" PRId64 " bytes%s; %" PRIu64 " samples, %" PRIu64
 	       " frees, %" PRIu64 " events lost",
-	       s->rate, s->rate_switched || s->old_rate != s->rate ? " (switched on by heapspy)" : "",
+	       s->rate,
+	       s->rate_switched || s->old_rate != s->rate ? " (switched on by heapspy)" : "",
 	       s->agg.samples, s->agg.frees, s->counters[HS_CNT_LOST]);
 	if (s->baseline_records)
 		printf("; %ld runtime records from before attach", s->baseline_records);
 	if (s->agg.repeated)
 		printf("; %" PRIu64 " repeated probe hits dropped", s->agg.repeated);
 	printf("\n  in use %.1f MiB in %" PRId64 " objects; allocated %.1f MiB\n",
-	       total / 1048576.0, h->total.inuse_objects,
-	       (double)h->total.alloc_bytes / 1048576.0);
+	       total / 1048576.0, h->total.inuse_objects, (double)h->total.alloc_bytes / 1048576.0);
 	if (!h->nrows)
 		return;
 	printf("  %10s %6s %12s  %s\n", "in use", "share", "allocated", "site");
@@ -110,8 +98,8 @@ static void print_summary(const struct session *s, const struct heapprof *h, enu
 		printf("  %8.1fMi %5.1f%% %10.1fMi  %s (%s:%u)\n",
 		       (double)row->inuse_bytes / 1048576.0,
 		       total > 0 ? 100.0 * (double)row->inuse_bytes / total : 0.0,
-		       (double)row->alloc_bytes / 1048576.0, row->function, file ? file + 1 : row->file,
-		       row->line);
+		       (double)row->alloc_bytes / 1048576.0, row->function,
+		       file ? file + 1 : row->file, row->line);
 	}
 }
 
@@ -152,13 +140,16 @@ static int write_profile(struct session *s, const struct record_opts *o, enum ev
 			      s->baseline_records);
 	else
 		pprof_comment(h.p, "covers allocations since heapspy attached (the runtime %s)",
-			      s->o->tgt.argv ? "was launched by heapspy" : "was not sampling before");
+			      s->o->tgt.argv ? "was launched by heapspy"
+					     : "was not sampling before");
 	if (m.cycle != HEAPAGG_UNKNOWN_CYCLE)
-		pprof_comment(h.p, "in use as of heap-profile cycle %" PRId64
-				   " (the last completed GC), as runtime/pprof reports it",
+		pprof_comment(h.p,
+			      "in use as of heap-profile cycle %" PRId64
+			      " (the last completed GC), as runtime/pprof reports it",
 			      m.cycle);
 	else
-		pprof_comment(h.p, "in use as of the end of recording (runtime.mProfCycle unknown)");
+		pprof_comment(h.p,
+			      "in use as of the end of recording (runtime.mProfCycle unknown)");
 	if (s->counters[HS_CNT_LOST])
 		pprof_comment(h.p, "%" PRIu64 " events lost: the ring buffer was full",
 			      s->counters[HS_CNT_LOST]);

@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -76,7 +77,8 @@ static int load_heap(struct session *s, char *err, size_t errlen)
 static int attach_one(struct session *s, int which, struct bpf_program *prog,
 		      const struct probe_point *p, char *err, size_t errlen)
 {
-	s->links[which] = bpfload_uprobe(prog, s->t.pid, s->t.path, p->offset, p->name, err, errlen);
+	s->links[which] =
+	    bpfload_uprobe(prog, s->t.pid, s->t.path, p->offset, p->name, err, errlen);
 	return s->links[which] ? 0 : -errno;
 }
 
@@ -92,8 +94,8 @@ static int attach_all(struct session *s, char *err, size_t errlen)
 					&s->hp.free_special, err, errlen);
 	}
 	if (!rc && s->launched)
-		rc = attach_one(s, LINK_STOP, s->skel->progs.stop_before_init, &s->hp.gcenable,
-				err, errlen);
+		rc = attach_one(s, LINK_STOP, s->skel->progs.stop_before_init, &s->hp.gcenable, err,
+				errlen);
 	if (!rc && s->o->extra) {
 		rc = s->o->extra->attach(s->o->extra->ctx, &s->t, s->o->tgt.btf, err, errlen);
 		s->extra_attached = rc == 0;
@@ -145,7 +147,8 @@ static int ensure_sampling(struct session *s, char *err, size_t errlen)
 	rate = s->o->rate;
 	rc = target_write(&s->t, s->hp.mem_profile_rate, &rate, sizeof(rate));
 	if (rc) {
-		snprintf(err, errlen, "cannot switch heap sampling on (write runtime.MemProfileRate): %s",
+		snprintf(err, errlen,
+			 "cannot switch heap sampling on (write runtime.MemProfileRate): %s",
 			 strerror(-rc));
 		return rc;
 	}
@@ -187,11 +190,12 @@ static int read_baseline(struct session *s, char *err, size_t errlen)
 	long n;
 
 	if (!s->hp.mbuckets)
-		s->hp.mbuckets = mbuckets_confirm(&s->t, s->hp.mbuckets_candidates,
-						  s->hp.nmbuckets_candidates);
+		s->hp.mbuckets =
+		    mbuckets_confirm(&s->t, s->hp.mbuckets_candidates, s->hp.nmbuckets_candidates);
 	if (!s->hp.mbuckets || read_cycle(s) != 0) {
-		fprintf(stderr, "heapspy: no runtime.mbuckets/mProfCycle symbols: the profile covers "
-				"allocations since attach only\n");
+		fprintf(stderr,
+			"heapspy: no runtime.mbuckets/mProfCycle symbols: the profile covers "
+			"allocations since attach only\n");
 		return 0;
 	}
 	n = mbuckets_read(&s->t, s->hp.mbuckets, s->cycle, &s->agg, err, errlen);
@@ -296,6 +300,21 @@ static int start_loop(struct session *s)
 		rc = evloop_add_ringbuf(&s->loop, s->o->extra->ringbuf_fd(s->o->extra->ctx),
 					s->o->extra->on_event, s->o->extra->ctx);
 	return rc;
+}
+
+error_t session_parse_opt(int key, char *arg, struct argp_state *state, struct session_opts *so)
+{
+	switch (key) {
+	case 'r':
+		so->rate = cli_parse_long(state, arg, "--rate", 1, INT32_MAX);
+		so->rate_given = true;
+		return 0;
+	case 'n':
+		so->no_write = true;
+		return 0;
+	default:
+		return cli_parse_target(key, arg, state, &so->tgt);
+	}
 }
 
 int session_start(struct session *s, const struct session_opts *o, char *err, size_t errlen)

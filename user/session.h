@@ -35,14 +35,33 @@ struct probe_set {
 
 struct session_opts {
 	struct cli_target tgt;
-	bool heap;          /* the heap-sampling probes (record, leaks) */
-	long rate;          /* MemProfileRate heapspy sets when the runtime is not sampling */
+	bool heap; /* the heap-sampling probes (record, leaks) */
+	long rate; /* MemProfileRate heapspy sets when the runtime is not sampling */
 	bool rate_given;
-	bool no_write;      /* never write to the target's memory */
+	bool no_write;		 /* never write to the target's memory */
 	struct probe_set *extra; /* or NULL */
 };
 
 #define SESSION_DEFAULT_RATE (512 * 1024)
+
+/* The options of every command that samples the heap, beside CLI_TARGET_OPTIONS. */
+#define SESSION_SAMPLING_OPTIONS                                                                   \
+	{"rate",                                                                                   \
+	 'r',                                                                                      \
+	 "BYTES",                                                                                  \
+	 0,                                                                                        \
+	 "Sample one allocation per BYTES allocated when heapspy has to switch sampling on "       \
+	 "(default 524288, Go's own default; 1 records every allocation)",                         \
+	 0},                                                                                       \
+	{                                                                                          \
+		"no-write", 'n', NULL, 0,                                                          \
+		    "Never write to the target's memory: if its runtime is not sampling, see "     \
+		    "nothing",                                                                     \
+		    0                                                                              \
+	}
+
+/* Parses SESSION_SAMPLING_OPTIONS and CLI_TARGET_OPTIONS into so. */
+error_t session_parse_opt(int key, char *arg, struct argp_state *state, struct session_opts *so);
 
 struct session {
 	const struct session_opts *o;
@@ -58,14 +77,14 @@ struct session {
 	bool exited;
 	int64_t old_rate, rate; /* MemProfileRate before heapspy and while recording */
 	bool rate_switched;
-	long baseline_records;  /* runtime records read from before attach */
-	double freeze_ms;       /* how long the target was held still to read them */
-	int64_t cycle;          /* newest heap-profile cycle read from the runtime */
+	long baseline_records; /* runtime records read from before attach */
+	double freeze_ms;      /* how long the target was held still to read them */
+	int64_t cycle;	       /* newest heap-profile cycle read from the runtime */
 	int64_t start_wall_ns;
 	uint64_t start_ns;
-	double secs;            /* recording time, set by session_stop */
+	double secs; /* recording time, set by session_stop */
 	uint64_t counters[HS_CNT_MAX];
-	int error;              /* first error from an event handler */
+	int error; /* first error from an event handler */
 };
 
 /* Opens the target and attaches everything; on failure err holds a one-line reason. */
