@@ -29,6 +29,8 @@ FUZZ_BINS := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(FUZZ_SRCS))
 SAN      := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 
 .PHONY: all clean test unit fuzz demo bench format deps
+# Keep the BPF objects and skeletons between builds (make would delete them as intermediates).
+.SECONDARY:
 all: $(BUILD)/heapspy
 
 deps:
@@ -40,8 +42,10 @@ $(GEN) $(BUILD)/obj/user $(BUILD)/obj/build/gen $(BUILD)/unit $(BUILD)/fuzz:
 $(GEN)/profile.pb-c.c $(GEN)/profile.pb-c.h: proto/profile.proto | $(GEN)
 	$(PROTOC_C) --proto_path=proto --c_out=$(GEN) proto/profile.proto
 
-$(BUILD)/%.bpf.o: bpf/%.bpf.c include/*.h | $(GEN)
-	$(CLANG) -g -O2 -target bpf -D__TARGET_ARCH_$(ARCH) -Iinclude -Ivmlinux -c $< -o $@
+# tools/pipebench.bpf.c, the pipeline benchmark's producer, is built like the probes.
+vpath %.bpf.c bpf tools
+$(BUILD)/%.bpf.o: %.bpf.c bpf/*.h include/*.h | $(GEN)
+	$(CLANG) -g -O2 -target bpf -D__TARGET_ARCH_$(ARCH) -Iinclude -Ibpf -Ivmlinux -c $< -o $@
 
 $(GEN)/%.skel.h: $(BUILD)/%.bpf.o
 	$(BPFTOOL) gen skeleton $< > $@
@@ -60,6 +64,11 @@ $(BUILD)/unit/%: tests/unit/%.c $(LIB_SRCS) $(SKELS) $(GEN)/profile.pb-c.h $(wil
 $(BUILD)/fuzz/%: tests/fuzz/%.c $(LIB_SRCS) $(SKELS) $(GEN)/profile.pb-c.h $(wildcard user/*.h include/*.h) | $(BUILD)/fuzz
 	$(CLANG) $(filter-out -O2,$(CFLAGS)) -O1 -fsanitize=fuzzer,address,undefined $< $(LIB_SRCS) -o $@ $(LDLIBS)
 
+$(BUILD)/obj/tools/pipebench.o: $(GEN)/pipebench.skel.h
+
+$(BUILD)/pipebench: $(LIB_OBJS) $(BUILD)/obj/tools/pipebench.o
+	$(CC) $(CFLAGS) -pthread $^ -o $@ $(LDLIBS)
+
 unit: $(UNIT_BINS)
 fuzz: $(FUZZ_BINS)
 
@@ -73,11 +82,11 @@ demo: deps
 	./tools/demo
 
 bench: deps
-	$(MAKE) all
+	$(MAKE) all $(BUILD)/pipebench
 	python3 tools/bench.py
 
 format:
-	clang-format -i bpf/*.c user/*.c user/*.h include/*.h tests/unit/*.c tests/fuzz/*.c
+	clang-format -i bpf/*.c user/*.c user/*.h include/*.h tests/unit/*.c tests/fuzz/*.c tools/*.c
 
 clean:
 	rm -rf $(BUILD)

@@ -11,6 +11,7 @@
 #include <bpf/bpf_tracing.h>
 
 #include "heapspy.h"
+#include "ringbuf.h"
 
 char LICENSE[] SEC("license") = "GPL";
 
@@ -29,9 +30,6 @@ struct {
 	__type(key, __u32);
 	__type(value, __u64);
 } gc_counters SEC(".maps");
-
-/* A wake-up per event would cost more than the event: the loader drains on its 100 ms tick. */
-#define WAKEUP_BYTES (HS_GC_RINGBUF_BYTES / 4)
 
 static __always_inline void count(__u32 which, bool calibrating)
 {
@@ -71,16 +69,11 @@ static __always_inline struct hs_gc_event *begin(struct pt_regs *regs, __u32 typ
 /* Calibration runs the same handler in heapspy's own process and throws the event away. */
 static __always_inline void submit(struct hs_gc_event *e, bool calibrating)
 {
-	__u64 flags;
-
 	if (calibrating) {
 		bpf_ringbuf_discard(e, BPF_RB_NO_WAKEUP);
 		return;
 	}
-	flags = bpf_ringbuf_query(&gc_events, BPF_RB_AVAIL_DATA) >= WAKEUP_BYTES
-		    ? BPF_RB_FORCE_WAKEUP
-		    : BPF_RB_NO_WAKEUP;
-	bpf_ringbuf_submit(e, flags);
+	bpf_ringbuf_submit(e, hs_wakeup_flags(&gc_events, sizeof(*e)));
 }
 
 static __always_inline int simple(struct pt_regs *regs, __u32 type, bool calibrating)

@@ -10,6 +10,7 @@
 #include <bpf/bpf_tracing.h>
 
 #include "heapspy.h"
+#include "ringbuf.h"
 
 char LICENSE[] SEC("license") = "GPL";
 
@@ -29,24 +30,12 @@ struct {
 	__type(value, __u64);
 } counters SEC(".maps");
 
-/*
- * Wake the loader only once this much is queued: one wake-up per event would cost more than the
- * event itself. The loader also polls on a short timeout, so a quiet target is never left behind.
- */
-#define WAKEUP_BYTES (256u << 10)
-
 static __always_inline void count(__u32 which)
 {
 	__u64 *v = bpf_map_lookup_elem(&counters, &which);
 
 	if (v)
 		*v += 1;
-}
-
-static __always_inline __u64 wakeup_flags(void)
-{
-	return bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= WAKEUP_BYTES ? BPF_RB_FORCE_WAKEUP
-									     : BPF_RB_NO_WAKEUP;
 }
 
 /*
@@ -120,7 +109,7 @@ int mprof_malloc(struct pt_regs *regs)
 	e->hdr.tid = (__u32)bpf_get_current_pid_tgid();
 	malloc_args(regs, &e->addr, &e->size);
 	e->nframes = walk_stack(regs, e->pcs);
-	bpf_ringbuf_submit(e, wakeup_flags());
+	bpf_ringbuf_submit(e, hs_wakeup_flags(&events, sizeof(*e)));
 	return 0;
 }
 
@@ -153,7 +142,7 @@ int free_special(struct pt_regs *regs)
 	if (bpf_probe_read_user(&e->bucket, sizeof(e->bucket),
 				(void *)(special + cfg.bucket_offset)) != 0)
 		e->bucket = 0;
-	bpf_ringbuf_submit(e, wakeup_flags());
+	bpf_ringbuf_submit(e, hs_wakeup_flags(&events, sizeof(*e)));
 	return 0;
 }
 

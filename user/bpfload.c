@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <linux/capability.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -89,6 +90,32 @@ struct bpf_link *bpfload_uprobe(struct bpf_program *prog, pid_t pid, const char 
 		snprintf(err, errlen, "cannot attach a uprobe to %s in pid %d: %s", what, (int)pid,
 			 strerror(errno));
 	return link;
+}
+
+static void *destroy_link(void *link)
+{
+	bpf_link__destroy(link);
+	return NULL;
+}
+
+void bpfload_destroy_links(struct bpf_link **links, size_t n)
+{
+	pthread_t *threads = malloc((n ? n : 1) * sizeof(*threads));
+
+	/* A link left non-NULL here is being destroyed by its thread; the others are gone. */
+	for (size_t i = 0; i < n; i++) {
+		if (links[i] &&
+		    (!threads || pthread_create(&threads[i], NULL, destroy_link, links[i]) != 0)) {
+			bpf_link__destroy(links[i]);
+			links[i] = NULL;
+		}
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (links[i])
+			pthread_join(threads[i], NULL);
+		links[i] = NULL;
+	}
+	free(threads);
 }
 
 int bpfload_counters(const struct bpf_map *map, uint64_t *out, unsigned n)

@@ -14,7 +14,14 @@
 #define SYS_pidfd_open 434
 #endif
 
-enum { TAG_RB = 1, TAG_SIG, TAG_PID, TAG_TIMER };
+enum { TAG_SIG = 1, TAG_PID, TAG_TIMER, TAG_RB /* + the ring buffer's index */ };
+
+/*
+ * Events one wake-up may consume before the loop looks at its other sources again. A producer that
+ * refills a ring buffer as fast as it is read would otherwise keep ring_buffer__consume from
+ * returning, and Ctrl-C, --duration and the other ring buffer would wait for it.
+ */
+#define DRAIN_BUDGET 65536
 
 uint64_t evloop_now_ns(void)
 {
@@ -63,29 +70,53 @@ int evloop_init(struct evloop *l, pid_t pid, double duration_s, unsigned tick_ms
 	return 0;
 }
 
+/* Stops ring_buffer__consume once the budget is spent; libbpf has consumed the record already. */
+static int take(void *ctx, void *data, size_t len)
+{
+	struct evloop_ringbuf *r = ctx;
+	int rc = r->fn(r->ctx, data, len);
+
+	if (rc < 0)
+		return rc;
+	return r->budget && --r->budget == 0 ? -EAGAIN : 0;
+}
+
 int evloop_add_ringbuf(struct evloop *l, int map_fd, ring_buffer_sample_fn fn, void *ctx)
 {
-	if (!l->rb) {
-		l->rb = ring_buffer__new(map_fd, fn, ctx, NULL);
-		if (!l->rb)
-			return -errno;
-		return watch(l, ring_buffer__epoll_fd(l->rb), TAG_RB);
-	}
-	return ring_buffer__add(l->rb, map_fd, fn, ctx) ? -errno : 0;
+	struct evloop_ringbuf *r;
+
+	if (l->nrbs == EVLOOP_MAX_RINGBUFS)
+		return -ENOSPC;
+	r = &l->rbs[l->nrbs];
+	r->fn = fn;
+	r->ctx = ctx;
+	r->rb = ring_buffer__new(map_fd, take, r, NULL);
+	if (!r->rb)
+		return -errno;
+	return watch(l, ring_buffer__epoll_fd(r->rb), TAG_RB + l->nrbs++);
+}
+
+/* An unfinished drain leaves the buffer readable: the next epoll_wait comes straight back. */
+static void drain_some(struct evloop_ringbuf *r)
+{
+	r->budget = DRAIN_BUDGET;
+	ring_buffer__consume(r->rb);
 }
 
 void evloop_drain(struct evloop *l)
 {
-	if (l->rb)
-		ring_buffer__consume(l->rb);
+	for (size_t i = 0; i < l->nrbs; i++) {
+		l->rbs[i].budget = 0;
+		ring_buffer__consume(l->rbs[i].rb);
+	}
 }
 
 enum evloop_end evloop_run(struct evloop *l, void (*on_tick)(void *ctx, double elapsed), void *ctx)
 {
-	struct epoll_event evs[4];
+	struct epoll_event evs[3 + EVLOOP_MAX_RINGBUFS];
 
 	for (;;) {
-		int n = epoll_wait(l->epfd, evs, 4, -1);
+		int n = epoll_wait(l->epfd, evs, sizeof(evs) / sizeof(evs[0]), -1);
 
 		if (n < 0 && errno == EINTR)
 			continue;
@@ -97,9 +128,6 @@ enum evloop_end evloop_run(struct evloop *l, void (*on_tick)(void *ctx, double e
 			double elapsed;
 
 			switch (evs[i].data.u64) {
-			case TAG_RB:
-				evloop_drain(l);
-				break;
 			case TAG_SIG:
 				if (read(l->sigfd, &si, sizeof(si)) == sizeof(si))
 					l->signal = (int)si.ssi_signo;
@@ -109,13 +137,17 @@ enum evloop_end evloop_run(struct evloop *l, void (*on_tick)(void *ctx, double e
 			case TAG_TIMER:
 				if (read(l->timerfd, &expirations, sizeof(expirations)) < 0)
 					break;
-				/* Wake-ups are batched in BPF: the tick keeps the buffer low. */
-				evloop_drain(l);
+				/* Wake-ups are batched in BPF: the tick keeps the buffers low. */
+				for (size_t j = 0; j < l->nrbs; j++)
+					drain_some(&l->rbs[j]);
 				elapsed = (double)(evloop_now_ns() - l->start_ns) / 1e9;
 				if (on_tick)
 					on_tick(ctx, elapsed);
 				if (l->duration_s > 0 && elapsed >= l->duration_s)
 					return EVLOOP_DURATION;
+				break;
+			default:
+				drain_some(&l->rbs[evs[i].data.u64 - TAG_RB]);
 				break;
 			}
 		}
@@ -124,8 +156,9 @@ enum evloop_end evloop_run(struct evloop *l, void (*on_tick)(void *ctx, double e
 
 void evloop_close(struct evloop *l)
 {
-	ring_buffer__free(l->rb);
-	l->rb = NULL;
+	for (size_t i = 0; i < l->nrbs; i++)
+		ring_buffer__free(l->rbs[i].rb);
+	l->nrbs = 0;
 	int fds[] = {l->epfd, l->sigfd, l->pidfd, l->timerfd};
 
 	for (size_t i = 0; i < sizeof(fds) / sizeof(fds[0]); i++)

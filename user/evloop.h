@@ -16,9 +16,20 @@ enum evloop_end {
 	EVLOOP_ERROR,
 };
 
+#define EVLOOP_MAX_RINGBUFS 2
+
+/* One ring buffer and its consumer. Each is a libbpf ring_buffer of its own, drained apart. */
+struct evloop_ringbuf {
+	struct ring_buffer *rb;
+	ring_buffer_sample_fn fn;
+	void *ctx;
+	uint64_t budget; /* events this drain may still take; 0: no limit */
+};
+
 struct evloop {
 	int epfd, sigfd, pidfd, timerfd;
-	struct ring_buffer *rb;
+	struct evloop_ringbuf rbs[EVLOOP_MAX_RINGBUFS];
+	size_t nrbs;
 	uint64_t start_ns;
 	double duration_s; /* 0: until a signal or the target's exit */
 	int signal;	   /* the signal that ended the loop */

@@ -13,6 +13,8 @@
 
 #define CALIBRATION_CALLS 1000
 
+_Static_assert(GCT_LINKS <= PROBE_SET_MAX_LINKS, "the session destroys at most that many");
+
 /*
  * The calibration points: two functions heapspy calls through a volatile pointer, so that every
  * call is a real call. They start like a Go function, with a stack-bound check. One probe sits
@@ -65,8 +67,8 @@ static uint64_t median_call_ns(void (*volatile fn)(void))
 
 /*
  * The cost of a hit of a probe at symbol: calls of fn with it on, less calls without (base). The
- * probe stays until gctrace_free: taking a uprobe down waits for the kernel's grace period, some
- * 100 ms, which is better spent once heapspy is done.
+ * probe stays until the session detaches the target's: taking a uprobe down waits for the
+ * kernel's grace period, some 100 ms, which is better spent once the recording is over.
  */
 static int measure_hit(struct gctrace *g, const struct elfbin *self, int which, const char *symbol,
 		       void (*fn)(void), uint64_t base, double *ns)
@@ -79,10 +81,9 @@ static int measure_hit(struct gctrace *g, const struct elfbin *self, int which, 
 		rc = elfbin_vaddr_to_offset(self, vaddr, &offset);
 	if (rc)
 		return rc;
-	g->calibration[which] =
-	    bpfload_uprobe(g->skel->progs.calibrate, getpid(), "/proc/self/exe", offset,
-			   "heapspy's calibration point", err, sizeof(err));
-	if (!g->calibration[which])
+	g->links[which] = bpfload_uprobe(g->skel->progs.calibrate, getpid(), "/proc/self/exe",
+					 offset, "heapspy's calibration point", err, sizeof(err));
+	if (!g->links[which])
 		return -errno;
 	with = median_call_ns(fn);
 	*ns = with > base ? (double)(with - base) : 0;
@@ -99,11 +100,11 @@ static int calibrate(struct gctrace *g)
 	rc = elfbin_open("/proc/self/exe", &self, err, sizeof(err));
 	if (rc)
 		return rc;
-	rc = measure_hit(g, self, 0, "gctrace_calibration_jump_at", gctrace_calibration_jump, base,
-			 &g->jump_hit_ns);
+	rc = measure_hit(g, self, GCT_CALIBRATE_JUMP, "gctrace_calibration_jump_at",
+			 gctrace_calibration_jump, base, &g->jump_hit_ns);
 	if (!rc)
-		rc = measure_hit(g, self, 1, "gctrace_calibration_step", gctrace_calibration_step,
-				 base, &g->step_hit_ns);
+		rc = measure_hit(g, self, GCT_CALIBRATE_STEP, "gctrace_calibration_step",
+				 gctrace_calibration_step, base, &g->step_hit_ns);
 	elfbin_close(self);
 	return rc;
 }
@@ -329,16 +330,6 @@ static int gt_event(void *ctx, void *data, size_t len)
 	return 0;
 }
 
-static void gt_detach(void *ctx)
-{
-	struct gctrace *g = ctx;
-
-	for (int i = 0; i < GCT_LINKS; i++) {
-		bpf_link__destroy(g->links[i]);
-		g->links[i] = NULL;
-	}
-}
-
 void gctrace_init(struct gctrace *g, const struct cli_target *tgt)
 {
 	memset(g, 0, sizeof(*g));
@@ -350,7 +341,8 @@ void gctrace_init(struct gctrace *g, const struct cli_target *tgt)
 	    .located = gt_located,
 	    .ringbuf_fd = gt_ringbuf_fd,
 	    .on_event = gt_event,
-	    .detach = gt_detach,
+	    .links = g->links,
+	    .nlinks = GCT_LINKS,
 	    .ctx = g,
 	};
 }
@@ -368,9 +360,7 @@ void gctrace_finish(struct gctrace *g)
 
 void gctrace_free(struct gctrace *g)
 {
-	gt_detach(g);
-	for (int i = 0; i < 2; i++)
-		bpf_link__destroy(g->calibration[i]);
+	bpfload_destroy_links(g->links, GCT_LINKS);
 	gc_bpf__destroy(g->skel);
 	g->skel = NULL;
 	gcdecode_free(&g->dec);

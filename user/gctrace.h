@@ -25,6 +25,8 @@ enum {
 	GCT_START,
 	GCT_MARK_TERM,
 	GCT_GROW,
+	GCT_CALIBRATE_JUMP, /* on heapspy's own calibration points */
+	GCT_CALIBRATE_STEP,
 	GCT_LINKS,
 };
 
@@ -33,7 +35,6 @@ struct gctrace {
 	struct gcdecode dec;
 	struct gc_bpf *skel;
 	struct bpf_link *links[GCT_LINKS];
-	struct bpf_link *calibration[2]; /* on heapspy's own calibration points */
 	struct probe_set set;
 	const char *btf;      /* --btf, or NULL */
 	unsigned ringbuf_kib; /* 0: the default */

@@ -44,15 +44,31 @@ static bool same_stack(const void *ctx, uint64_t idx)
 	return s->nframes == k->n && memcmp(s->pcs, k->pcs, k->n * sizeof(*k->pcs)) == 0;
 }
 
+/*
+ * Every allocation event hashes its whole stack: two multiply lanes, finished by one u64_mix, make
+ * a dependency chain several times shorter than a u64_mix per frame. u64map mixes the result again.
+ */
+static uint64_t stack_hash(const uint64_t *pcs, uint32_t n)
+{
+	uint64_t h0 = n, h1 = 0;
+	uint32_t i;
+
+	for (i = 0; i + 1 < n; i += 2) {
+		h0 = (h0 ^ pcs[i]) * 0x9e3779b97f4a7c15ull;
+		h1 = (h1 ^ pcs[i + 1]) * 0xc2b2ae3d27d4eb4full;
+	}
+	if (i < n)
+		h0 = (h0 ^ pcs[i]) * 0x9e3779b97f4a7c15ull;
+	return u64_mix(h0, h1);
+}
+
 static int64_t intern_stack(struct heapagg *a, const uint64_t *pcs, uint32_t n)
 {
 	struct stack_key k = {a, pcs, n};
-	uint64_t h = n, idx, key;
+	uint64_t idx, key;
 	struct heap_stack *s;
 
-	for (uint32_t i = 0; i < n; i++)
-		h = u64_mix(h, pcs[i]);
-	if (u64map_find(&a->stack_index, h, same_stack, &k, &idx, &key))
+	if (u64map_find(&a->stack_index, stack_hash(pcs, n), same_stack, &k, &idx, &key))
 		return (int64_t)idx;
 	if (array_reserve((void **)&a->stacks, &a->stacks_cap, a->nstacks, sizeof(*a->stacks)))
 		return -ENOMEM;
@@ -179,8 +195,21 @@ static bool repeated(struct heapagg *a, const struct hs_event_header *h, uint64_
 		a->repeated++;
 		return true;
 	}
-	u64map_put(&a->last_event, h->tid, key);
+	if (prev)
+		*prev = key;
+	else
+		u64map_put(&a->last_event, h->tid, key);
 	return false;
+}
+
+/*
+ * A live object's map value is its index and its site: a free then finds the site in the slot it
+ * has just read, not in objects[], which a table of 100k objects keeps out of the caches. (2^32
+ * live objects would take 96 GiB of objects[] first.)
+ */
+static uint64_t live_val(uint64_t obj, int64_t site)
+{
+	return obj << 32 | (uint32_t)site;
 }
 
 int heapagg_alloc(struct heapagg *a, const struct hs_alloc_event *e)
@@ -201,10 +230,11 @@ int heapagg_alloc(struct heapagg *a, const struct hs_alloc_event *e)
 
 	/* An address still live here was freed while an event was lost: the new object wins. */
 	if (prev) {
-		obj = (int64_t)*prev;
+		obj = (int64_t)(*prev >> 32);
+		*prev = live_val((uint64_t)obj, site);
 	} else {
 		obj = new_object(a);
-		if (obj < 0 || u64map_put(&a->live, e->addr, (uint64_t)obj))
+		if (obj < 0 || u64map_put(&a->live, e->addr, live_val((uint64_t)obj, site)))
 			return -ENOMEM;
 	}
 	a->objects[obj] = (struct heap_object){.site = (uint32_t)site, .cycle = cycle, .ts = e->hdr.ts};
@@ -221,8 +251,8 @@ int heapagg_free_event(struct heapagg *a, const struct hs_free_event *e)
 		return 0;
 	a->frees++;
 	if (obj) {
-		uint64_t i = *obj;
-		struct heap_site *s = &a->sites[a->objects[i].site];
+		uint64_t i = *obj >> 32;
+		struct heap_site *s = &a->sites[(uint32_t)*obj];
 
 		account(s, s->frees, cycle, &c);
 		u64map_del(&a->live, e->addr);
@@ -237,6 +267,17 @@ int heapagg_free_event(struct heapagg *a, const struct hs_free_event *e)
 	account(&a->sites[*site], a->sites[*site].frees, cycle, &c);
 	if (a->sites[*site].pre_objects)
 		a->sites[*site].pre_objects--;
+	return 0;
+}
+
+int heapagg_event(struct heapagg *a, const void *data, size_t len)
+{
+	const struct hs_event_header *h = data;
+
+	if (len >= sizeof(struct hs_alloc_event) && h->type == HS_EV_ALLOC)
+		return heapagg_alloc(a, data);
+	if (len >= sizeof(struct hs_free_event) && h->type == HS_EV_FREE)
+		return heapagg_free_event(a, data);
 	return 0;
 }
 
@@ -307,7 +348,7 @@ void heapagg_each_live(const struct heapagg *a, void (*fn)(void *ctx, const stru
 {
 	for (size_t i = 0; i < a->live.cap; i++)
 		if (a->live.used[i])
-			fn(ctx, &a->objects[a->live.vals[i]]);
+			fn(ctx, &a->objects[a->live.slots[i].val >> 32]);
 }
 
 void heap_unsample(uint64_t count, uint64_t bytes, int64_t rate, int64_t *out_count,

@@ -69,7 +69,7 @@ struct heapagg {
 	struct heap_object *objects; /* live sampled objects; a free list threads the holes */
 	size_t nobjects, objects_cap;
 	uint64_t free_object;        /* 1 + index of the first hole, 0 when none */
-	struct u64map live;          /* address -> object */
+	struct u64map live;          /* address -> object index << 32 | its site */
 	struct u64map buckets;       /* the runtime's *bucket -> site, for objects from before attach */
 	struct u64map last_event;    /* thread -> its previous event, to drop repeated probe hits */
 
@@ -88,6 +88,11 @@ void heapagg_free(struct heapagg *a);
 
 int heapagg_alloc(struct heapagg *a, const struct hs_alloc_event *e);
 int heapagg_free_event(struct heapagg *a, const struct hs_free_event *e);
+/*
+ * One ring-buffer record, as bpf/heap.bpf.c emits it: the one consumer path heapspy and
+ * tools/pipebench share. Records of another type or too short are ignored.
+ */
+int heapagg_event(struct heapagg *a, const void *data, size_t len);
 
 /*
  * Adds one of the runtime's own records (a bucket of runtime.mbuckets read at heap-profile cycle

@@ -4,6 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "array.h"
+
 #define MAX_INLINE 16
 
 /* runtime/pprof hides the runtime's frames at the top of an allocation's stack. */
@@ -12,41 +14,64 @@ static bool runtime_frame(const struct hs_frame *frames, int n)
 	return n > 0 && strncmp(frames[0].function, "runtime.", 8) == 0;
 }
 
+/* The source frames of the call that return address pc returns from, MAX_INLINE at most. */
+static int lookup(const struct target *t, uint64_t pc, struct hs_frame *frames)
+{
+	/* A return address points after the call: the call itself is at pc-1. */
+	return gosym_lookup(t->sym, pc - 1 - t->bias, frames, MAX_INLINE);
+}
+
 bool heapprof_runtime_frame(const struct target *t, uint64_t pc)
 {
 	struct hs_frame frames[MAX_INLINE];
 
-	return runtime_frame(frames, gosym_lookup(t->sym, pc - 1 - t->bias, frames, MAX_INLINE));
+	return runtime_frame(frames, lookup(t, pc, frames));
 }
 
-/* Symbolizes one return address into a pprof location, once per address. */
-static uint64_t location(struct heapprof *h, uint64_t pc, bool *is_runtime)
+/*
+ * lookup, once per address: trimming, the summary's leaf and the locations all need the frames
+ * of the same addresses. Without memory to keep them, an address is looked up again next time.
+ */
+static int symbols(struct heapprof *h, uint64_t pc, struct hs_frame *frames)
+{
+	const uint64_t *known = u64map_get(&h->syms, pc);
+	size_t at = h->nframes;
+	int n, rc = 0;
+
+	if (known) {
+		n = (int)(uint32_t)*known;
+		for (int i = 0; i < n; i++)
+			frames[i] = h->frames[(*known >> 32) + (size_t)i];
+		return n;
+	}
+	n = lookup(h->t, pc, frames);
+	for (int i = 0; i < n && !rc; i++) {
+		rc = array_reserve((void **)&h->frames, &h->frames_cap, h->nframes,
+				   sizeof(*h->frames));
+		if (!rc)
+			h->frames[h->nframes++] = frames[i];
+	}
+	if (rc || u64map_put(&h->syms, pc, (uint64_t)at << 32 | (uint32_t)n))
+		h->nframes = at;
+	return n;
+}
+
+/* Only frames a sample keeps become locations: runtime/pprof writes none for trimmed ones. */
+static uint64_t location(struct heapprof *h, uint64_t pc)
 {
 	struct hs_frame frames[MAX_INLINE];
-	uint64_t *cached = u64map_get(&h->locs, pc), id;
-	int n;
+	int n = symbols(h, pc, frames);
 
-	if (cached) {
-		*is_runtime = *cached & 1;
-		return *cached >> 1;
-	}
-	/* A return address points after the call: the call itself is at pc-1. */
-	n = gosym_lookup(h->t->sym, pc - 1 - h->t->bias, frames, MAX_INLINE);
-	*is_runtime = runtime_frame(frames, n);
-	id = pprof_location(h->p, h->mapping, pc, frames, n);
-	u64map_put(&h->locs, pc, id << 1 | *is_runtime);
-	return id;
+	return pprof_location(h->p, h->mapping, pc, frames, n);
 }
 
 uint32_t heapprof_trim(struct heapprof *h, const struct heap_stack *s)
 {
-	for (uint32_t i = 0; i < s->nframes; i++) {
-		bool rt;
+	struct hs_frame frames[MAX_INLINE];
 
-		location(h, s->pcs[i], &rt);
-		if (!rt)
+	for (uint32_t i = 0; i < s->nframes; i++)
+		if (!runtime_frame(frames, symbols(h, s->pcs[i], frames)))
 			return i;
-	}
 	return 0;
 }
 
@@ -54,10 +79,8 @@ static void leaf(struct heapprof *h, const struct heap_stack *s, uint32_t first,
 		 struct heap_row *row)
 {
 	struct hs_frame f[MAX_INLINE];
-	int n = 0;
+	int n = first < s->nframes ? symbols(h, s->pcs[first], f) : 0;
 
-	if (first < s->nframes)
-		n = gosym_lookup(h->t->sym, s->pcs[first] - 1 - h->t->bias, f, MAX_INLINE);
 	row->function = n > 0 ? f[0].function : "?";
 	row->file = n > 0 ? f[0].file : "";
 	row->line = n > 0 ? f[0].line : 0;
@@ -189,11 +212,8 @@ int heapprof_build(struct heapprof *h, const struct target *t, const struct heap
 		heap_unsample(tot.allocs, tot.alloc_bytes, m->rate, &v[0], &v[1]);
 		heap_unsample(tot.inuse_objects, tot.inuse_bytes, m->rate, &v[2], &v[3]);
 		first = heapprof_trim(h, st);
-		for (uint32_t k = first; k < st->nframes; k++) {
-			bool rt;
-
-			locs[n++] = location(h, st->pcs[k], &rt);
-		}
+		for (uint32_t k = first; k < st->nframes; k++)
+			locs[n++] = location(h, st->pcs[k]);
 		pprof_sample(h->p, locs, n, v, &bytes, 1);
 
 		row = &h->rows[h->nrows++];
@@ -216,7 +236,8 @@ int heapprof_build(struct heapprof *h, const struct target *t, const struct heap
 void heapprof_free(struct heapprof *h)
 {
 	pprof_free(h->p);
-	u64map_free(&h->locs);
+	u64map_free(&h->syms);
+	free(h->frames);
 	free(h->rows);
 	memset(h, 0, sizeof(*h));
 }

@@ -37,7 +37,9 @@ struct heap_row {
 struct heapprof {
 	const struct target *t;
 	const struct heapagg *agg;
-	struct u64map locs; /* runtime pc -> pprof location id << 1 | frame-is-runtime bit */
+	struct u64map syms;	 /* return address -> where its frames are: index << 32 | count */
+	struct hs_frame *frames; /* the frames of every address in syms, innermost first */
+	size_t nframes, frames_cap;
 	struct pprof *p;
 	uint64_t mapping;
 	struct heap_row *rows; /* merged by function, biggest in-use first */

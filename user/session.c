@@ -13,8 +13,6 @@
 #include "mbuckets.h"
 #include "heap.skel.h" /* after heapagg.h (via session.h): it needs heapspy.h's types */
 
-enum { LINK_MALLOC, LINK_FREE, LINK_STOP };
-
 static int read_cycle(struct session *s)
 {
 	uint32_t v;
@@ -40,13 +38,8 @@ int64_t session_cycle(const struct session *s)
 static int on_heap_event(void *ctx, void *data, size_t len)
 {
 	struct session *s = ctx;
-	const struct hs_event_header *h = data;
-	int rc = 0;
+	int rc = heapagg_event(&s->agg, data, len);
 
-	if (len >= sizeof(struct hs_alloc_event) && h->type == HS_EV_ALLOC)
-		rc = heapagg_alloc(&s->agg, data);
-	else if (len >= sizeof(struct hs_free_event) && h->type == HS_EV_FREE)
-		rc = heapagg_free_event(&s->agg, data);
 	if (rc && !s->error)
 		s->error = rc;
 	return 0;
@@ -87,19 +80,17 @@ static int attach_all(struct session *s, char *err, size_t errlen)
 	int rc = 0;
 
 	if (s->o->heap) {
-		rc = attach_one(s, LINK_MALLOC, s->skel->progs.mprof_malloc, &s->hp.mprof_malloc,
-				err, errlen);
+		rc = attach_one(s, SESSION_LINK_MALLOC, s->skel->progs.mprof_malloc,
+				&s->hp.mprof_malloc, err, errlen);
 		if (!rc)
-			rc = attach_one(s, LINK_FREE, s->skel->progs.free_special,
+			rc = attach_one(s, SESSION_LINK_FREE, s->skel->progs.free_special,
 					&s->hp.free_special, err, errlen);
 	}
 	if (!rc && s->launched)
-		rc = attach_one(s, LINK_STOP, s->skel->progs.stop_before_init, &s->hp.gcenable, err,
-				errlen);
-	if (!rc && s->o->extra) {
+		rc = attach_one(s, SESSION_LINK_STOP, s->skel->progs.stop_before_init,
+				&s->hp.gcenable, err, errlen);
+	if (!rc && s->o->extra)
 		rc = s->o->extra->attach(s->o->extra->ctx, &s->t, s->o->tgt.btf, err, errlen);
-		s->extra_attached = rc == 0;
-	}
 	return rc;
 }
 
@@ -269,8 +260,7 @@ static int start_launched(struct session *s, char *err, size_t errlen)
 		return rc;
 	}
 	/* Stopped in runtime.main: the runtime is initialized, no package init has run yet. */
-	bpf_link__destroy(s->links[LINK_STOP]);
-	s->links[LINK_STOP] = NULL;
+	bpfload_destroy_links(&s->links[SESSION_LINK_STOP], 1);
 	rc = located(s, err, errlen);
 	if (!rc && s->o->heap)
 		rc = ensure_sampling(s, err, errlen);
@@ -278,15 +268,22 @@ static int start_launched(struct session *s, char *err, size_t errlen)
 	return rc;
 }
 
+/* One batch for the heap probes and the extra set's: the kernel's waits overlap where they can. */
 static void detach_all(struct session *s)
 {
-	for (int i = 0; i < 3; i++) {
-		bpf_link__destroy(s->links[i]);
+	struct bpf_link *all[SESSION_LINKS + PROBE_SET_MAX_LINKS];
+	const struct probe_set *x = s->o->extra;
+	size_t n = 0;
+
+	for (size_t i = 0; i < SESSION_LINKS; i++) {
+		all[n++] = s->links[i];
 		s->links[i] = NULL;
 	}
-	if (s->extra_attached)
-		s->o->extra->detach(s->o->extra->ctx);
-	s->extra_attached = false;
+	for (size_t i = 0; x && i < x->nlinks; i++) {
+		all[n++] = x->links[i];
+		x->links[i] = NULL;
+	}
+	bpfload_destroy_links(all, n);
 }
 
 static int start_loop(struct session *s)
@@ -416,7 +413,7 @@ void session_stop(struct session *s, enum evloop_end end)
 	if (s->skel)
 		bpfload_counters(s->skel->maps.counters, s->counters, HS_CNT_MAX);
 	read_cycle(s);
-	/* The recording ends now: removing each uprobe takes the kernel tens of milliseconds. */
+	/* The recording ends now: taking each uprobe down takes the kernel some 100 ms. */
 	s->secs = (double)(evloop_now_ns() - s->start_ns) / 1e9;
 	restore_sampling(s);
 	detach_all(s);

@@ -18,20 +18,25 @@
 #include "target.h"
 
 struct heap_bpf;
+struct bpf_link;
 
 /*
  * Probes a command adds beyond the heap probes (the GC's, say). The session calls attach while
  * the target is held still (stopped before its package initializers in launch mode), located once
- * the target's load address is known, and detach on the way out.
+ * the target's load address is known, and on the way out destroys the set's links in one batch
+ * with its own (bpfload_destroy_links), so that the kernel's waits overlap where they can.
  */
 struct probe_set {
 	int (*attach)(void *ctx, const struct target *t, const char *btf, char *err, size_t errlen);
 	int (*located)(void *ctx, const struct target *t, char *err, size_t errlen);
 	int (*ringbuf_fd)(void *ctx);
 	int (*on_event)(void *ctx, void *data, size_t len);
-	void (*detach)(void *ctx);
+	struct bpf_link **links; /* NULL entries are links not made */
+	size_t nlinks;		 /* at most PROBE_SET_MAX_LINKS */
 	void *ctx;
 };
+
+#define PROBE_SET_MAX_LINKS 16
 
 struct session_opts {
 	struct cli_target tgt;
@@ -63,13 +68,14 @@ struct session_opts {
 /* Parses SESSION_SAMPLING_OPTIONS and CLI_TARGET_OPTIONS into so. */
 error_t session_parse_opt(int key, char *arg, struct argp_state *state, struct session_opts *so);
 
+enum { SESSION_LINK_MALLOC, SESSION_LINK_FREE, SESSION_LINK_STOP, SESSION_LINKS };
+
 struct session {
 	const struct session_opts *o;
 	struct target t;
 	struct heap_probes hp;
 	struct heap_bpf *skel;
-	struct bpf_link *links[3];
-	bool extra_attached;
+	struct bpf_link *links[SESSION_LINKS];
 	struct heapagg agg;
 	struct evloop loop;
 	struct launch launch;

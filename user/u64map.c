@@ -22,8 +22,7 @@ uint64_t u64_mix(uint64_t h, uint64_t v)
 
 void u64map_free(struct u64map *m)
 {
-	free(m->keys);
-	free(m->vals);
+	free(m->slots);
 	free(m->used);
 	memset(m, 0, sizeof(*m));
 }
@@ -32,7 +31,7 @@ static size_t slot_of(const struct u64map *m, uint64_t key)
 {
 	size_t i = mix(key) & (m->cap - 1);
 
-	while (m->used[i] && m->keys[i] != key)
+	while (m->used[i] && m->slots[i].key != key)
 		i = (i + 1) & (m->cap - 1);
 	return i;
 }
@@ -44,27 +43,25 @@ uint64_t *u64map_get(const struct u64map *m, uint64_t key)
 	if (!m->cap)
 		return NULL;
 	i = slot_of(m, key);
-	return m->used[i] ? &m->vals[i] : NULL;
+	return m->used[i] ? &m->slots[i].val : NULL;
 }
 
 static int grow(struct u64map *m)
 {
 	struct u64map n = {.cap = m->cap ? m->cap * 2 : 64};
 
-	n.keys = malloc(n.cap * sizeof(*n.keys));
-	n.vals = malloc(n.cap * sizeof(*n.vals));
+	n.slots = malloc(n.cap * sizeof(*n.slots));
 	n.used = calloc(n.cap, 1);
-	if (!n.keys || !n.vals || !n.used) {
+	if (!n.slots || !n.used) {
 		u64map_free(&n);
 		return -ENOMEM;
 	}
 	for (size_t i = 0; i < m->cap; i++) {
 		if (m->used[i]) {
-			size_t j = slot_of(&n, m->keys[i]);
+			size_t j = slot_of(&n, m->slots[i].key);
 
 			n.used[j] = 1;
-			n.keys[j] = m->keys[i];
-			n.vals[j] = m->vals[i];
+			n.slots[j] = m->slots[i];
 		}
 	}
 	n.len = m->len;
@@ -83,10 +80,10 @@ int u64map_put(struct u64map *m, uint64_t key, uint64_t val)
 	i = slot_of(m, key);
 	if (!m->used[i]) {
 		m->used[i] = 1;
-		m->keys[i] = key;
+		m->slots[i].key = key;
 		m->len++;
 	}
-	m->vals[i] = val;
+	m->slots[i].val = val;
 	return 0;
 }
 
@@ -120,11 +117,10 @@ bool u64map_del(struct u64map *m, uint64_t key)
 	/* Backward-shift: pull later members of the probe run into the hole they would probe past.
 	 */
 	for (j = (i + 1) & mask; m->used[j]; j = (j + 1) & mask) {
-		size_t home = mix(m->keys[j]) & mask;
+		size_t home = mix(m->slots[j].key) & mask;
 
 		if (((j - home) & mask) >= ((j - i) & mask)) {
-			m->keys[i] = m->keys[j];
-			m->vals[i] = m->vals[j];
+			m->slots[i] = m->slots[j];
 			i = j;
 		}
 	}

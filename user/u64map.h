@@ -10,9 +10,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* Key and value side by side: a lookup in a table bigger than the caches misses once, not twice. */
+struct u64map_slot {
+	uint64_t key, val;
+};
+
 struct u64map {
-	uint64_t *keys;
-	uint64_t *vals;
+	struct u64map_slot *slots;
 	uint8_t *used;
 	size_t cap; /* a power of two, or 0 before the first insert */
 	size_t len;

@@ -19,6 +19,7 @@
 #include "check.h"
 #include "elfbin.h"
 #include "gosym.h"
+#include "pclntab.h"
 
 #define MAX_FIXTURES 64
 #define MAX_STACKS   16
@@ -584,36 +585,12 @@ static void test_corrupt_pclntab(void)
 	close_both(&o);
 }
 
-/*
- * A hand-made Go 1.20+ table: one function main.f at 0x1000-0x1010 in /src/f.go, line 10 for its
- * first 8 bytes and 12 after. Offsets: funcnametab 72, cutab 80, filetab 84, pctab 96, pcln 108.
- */
-static size_t synthetic_pclntab(uint8_t *t)
-{
-	/*
-	 * Offset 0 means "no table"; at 1 the pcfile table (file 0 up to +0x10), at 4 the pcln
-	 * table (+11 to 10 up to +8, then +2 to 12 up to +0x10). Deltas are zigzag varints.
-	 */
-	static const uint8_t pctab[] = {0, 0x02, 0x10, 0x00, 0x16, 0x08, 0x04, 0x08, 0x00};
-	memset(t, 0, 200);
-	const uint64_t words[] = {1, 1, 0x1000, 72, 80, 84, 96, 108};
-	memcpy(t, "\xf1\xff\xff\xff\x00\x00\x01\x08", 8);
-	for (int i = 0; i < 8; i++)
-		memcpy(t + 8 + 8 * i, &words[i], 8);
-	memcpy(t + 72, "main.f", 7);
-	memcpy(t + 84, "/src/f.go", 10);
-	memcpy(t + 96, pctab, sizeof(pctab));
-	const uint32_t functab[] = {0, 12, 0x10};
-	memcpy(t + 108, functab, sizeof(functab));
-	const uint32_t func[] = {0, 0, 0, 0, 0, /* pcfile */ 1, /* pcln */ 4, 0, 0, 0, 0};
-	memcpy(t + 120, func, sizeof(func));
-	return 120 + sizeof(func);
-}
+static const char *const main_f[] = {"main.f"};
 
 static void test_synthetic_pclntab(void)
 {
-	uint8_t t[200];
-	size_t size = synthetic_pclntab(t);
+	uint8_t t[PCLNTAB_MAX];
+	size_t size = synthetic_pclntab(t, main_f, 1);
 	struct gosym *g;
 	char err[128];
 	CHECK(gosym_open_pclntab(t, size, 0, &g, err, sizeof(err)) == 0);
@@ -634,7 +611,7 @@ static void test_synthetic_pclntab(void)
 	uint64_t pcln = size - 2;
 	memcpy(t + 8 + 8 * 7, &pcln, 8);
 	CHECK(gosym_open_pclntab(t, size, 0, &g, err, sizeof(err)) == -EINVAL);
-	synthetic_pclntab(t);
+	synthetic_pclntab(t, main_f, 1);
 	uint64_t nfunc = 3;
 	memcpy(t + 8, &nfunc, 8);
 	CHECK(gosym_open_pclntab(t, size, 0, &g, err, sizeof(err)) == -EINVAL);

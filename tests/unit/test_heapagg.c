@@ -209,6 +209,40 @@ static void test_unknown_cycle_counts_everything(void)
 	heapagg_free(&a);
 }
 
+static void count_live(void *ctx, const struct heap_object *o)
+{
+	((size_t *)ctx)[o->site]++;
+}
+
+/*
+ * Records as the ring buffer delivers them; an address allocated again without a free between
+ * (its free was lost) is one live object, of the new site, and its free is that site's.
+ */
+static void test_events_and_reallocated_address(void)
+{
+	struct heapagg a;
+	struct hs_alloc_event x = alloc_ev(1, 0x1000, 64, 1, 0x402000);
+	struct hs_alloc_event y = alloc_ev(2, 0x1000, 64, 1, 0x403000);
+	struct hs_free_event fr = free_ev(3, 0x1000, 64, 1, 0);
+	size_t live[2] = {0, 0};
+
+	heapagg_init(&a);
+	CHECK(heapagg_event(&a, &x, sizeof(x.hdr)) == 0 && a.samples == 0);
+	fr.hdr.type = 99;
+	CHECK(heapagg_event(&a, &fr, sizeof(fr)) == 0 && a.frees == 0);
+	fr.hdr.type = HS_EV_FREE;
+	CHECK(heapagg_event(&a, &x, sizeof(x)) == 0);
+	CHECK(heapagg_event(&a, &y, sizeof(y)) == 0);
+	CHECK(a.samples == 2 && a.nsites == 2 && a.live.len == 1);
+	heapagg_each_live(&a, count_live, live);
+	CHECK(live[0] == 0 && live[1] == 1);
+	CHECK(heapagg_event(&a, &fr, sizeof(fr)) == 0);
+	CHECK(a.frees == 1 && a.unmatched_frees == 0 && a.live.len == 0);
+	CHECK(totals_at(&a, 0, 5).inuse_objects == 1);
+	CHECK(totals_at(&a, 1, 5).inuse_objects == 0);
+	heapagg_free(&a);
+}
+
 /* runtime/pprof's scaleHeapSample. */
 static void test_unsample_matches_runtime_pprof(void)
 {
@@ -234,6 +268,7 @@ int main(void)
 	RUN(test_repeated_probe_hits_dropped);
 	RUN(test_baseline_record);
 	RUN(test_unknown_cycle_counts_everything);
+	RUN(test_events_and_reallocated_address);
 	RUN(test_unsample_matches_runtime_pprof);
 	return failures;
 }
