@@ -12,10 +12,17 @@
 //	-pace N     at most N operations per second (0: as fast as possible)
 //	-workers N  goroutines running the workload
 //	-gcalign    report the part of the window between its first and its last completed GC cycle
+//	-windows N  measure N windows, each started by its own SIGUSR1 (with -signal), the workload
+//	            running on between them; exit after the last
+//	-toggle R   on SIGUSR2, switch runtime.MemProfileRate between 0 and R, and print "rate N"
 //
-// At the end it prints one line, then exits:
+// At the end of each window it prints one line; after the last, it exits:
 //
 //	result ops=N secs=S opsps=X cpu=C cpuend=E mallocs=M frees=F gcs=G rate=R aligned=0|1
+//
+// Several windows in one process let a driver compare a program with and without a profiler
+// attached in the same process, window against window: differences between two processes of
+// the same program (where their heaps and huge pages happen to land) are then not in the ratio.
 //
 // cpu is the process's user+system CPU seconds over the window (all threads: the GC's too, and
 // the kernel's time in any uprobe handler, which runs in the thread that hits the probe), cpuend
@@ -54,6 +61,8 @@ var (
 	pace    = flag.Float64("pace", 0, "operations per second, at most (0: unpaced)")
 	workers = flag.Int("workers", 1, "goroutines running the workload")
 	gcAlign = flag.Bool("gcalign", false, "measure whole GC cycles within the window")
+	windows = flag.Int("windows", 1, "measured windows, each started by SIGUSR1 (with -signal)")
+	toggle  = flag.Int("toggle", 0, "on SIGUSR2, switch MemProfileRate between 0 and this")
 )
 
 const batch = 64 // operations between two looks at the clock and the phase
@@ -118,10 +127,28 @@ func Run(setup func(), work Worker) {
 		setup()
 	}
 
-	// phase: 0 warmup/settle (work, uncounted), 1 measured, 2 done.
+	if *toggle > 0 {
+		usr2 := make(chan os.Signal, 1)
+		signal.Notify(usr2, syscall.SIGUSR2)
+		go func() {
+			for range usr2 {
+				if runtime.MemProfileRate == 0 {
+					runtime.MemProfileRate = *toggle
+				} else {
+					runtime.MemProfileRate = 0
+				}
+				fmt.Printf("rate %d\n", runtime.MemProfileRate)
+			}
+		}()
+	}
+
+	// phase: 0 warmup/settle/between windows (work, uncounted), 1 measured, 2 done.
 	var phase atomic.Int32
 	var ops atomic.Int64
 	var wg sync.WaitGroup
+	// The GC watch of the current window; the worker (one, with -gcalign) updates it under mu
+	// while the main goroutine swaps it at the window's edges.
+	var mu sync.Mutex
 	var watch *gcWatch
 	start := make(chan struct{})
 	done := make(chan struct{})
@@ -161,10 +188,11 @@ func Run(setup func(), work Worker) {
 						doneOnce.Do(func() { close(done) })
 					}
 					if *gcAlign {
-						if watch == nil {
-							watch = newGCWatch()
+						mu.Lock()
+						if watch != nil {
+							watch.check(total)
 						}
-						watch.check(total)
+						mu.Unlock()
 					}
 				}
 			}
@@ -175,40 +203,61 @@ func Run(setup func(), work Worker) {
 		time.Sleep(*warmup)
 	}
 	fmt.Println("ready")
-	if *onSig {
-		<-usr1
+	for k := 1; k <= *windows; k++ {
+		if *onSig {
+			<-usr1
+		}
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		if *gcAlign {
+			mu.Lock()
+			watch = newGCWatch()
+			mu.Unlock()
+		}
+		cpu0 := cpuSeconds()
+		ops0 := ops.Load()
+		t0 := time.Now()
+		phase.Store(1)
+		if k == 1 {
+			close(start)
+		}
+		if *fixed > 0 {
+			<-done
+		} else {
+			time.Sleep(*window)
+		}
+		last := k == *windows
+		if last {
+			phase.Store(2)
+		} else {
+			phase.Store(0)
+		}
+		secs := time.Since(t0).Seconds()
+		got := ops.Load() - ops0
+		cpuEnd := cpuSeconds()
+		cpu := cpuEnd - cpu0
+		if last {
+			wg.Wait()
+		}
+		runtime.ReadMemStats(&after)
+		gcs := uint64(after.NumGC - before.NumGC)
+		aligned := 0
+		mu.Lock()
+		w := watch
+		watch = nil
+		mu.Unlock()
+		if w != nil && w.seen >= 2 {
+			aligned = 1
+			got = w.prev.ops - w.first.ops
+			secs = w.prev.at.Sub(w.first.at).Seconds()
+			cpu = w.prev.cpu - w.first.cpu
+			gcs = w.prev.cycles - w.first.cycles
+		}
+		fmt.Printf("result ops=%d secs=%.6f opsps=%.1f cpu=%.6f cpuend=%.6f mallocs=%d "+
+			"frees=%d gcs=%d rate=%d aligned=%d\n", got, secs, float64(got)/secs, cpu, cpuEnd,
+			after.Mallocs-before.Mallocs, after.Frees-before.Frees, gcs,
+			runtime.MemProfileRate, aligned)
 	}
-	var before, after runtime.MemStats
-	runtime.ReadMemStats(&before)
-	cpu0 := cpuSeconds()
-	t0 := time.Now()
-	phase.Store(1)
-	close(start)
-	if *fixed > 0 {
-		<-done
-	} else {
-		time.Sleep(*window)
-	}
-	phase.Store(2)
-	secs := time.Since(t0).Seconds()
-	got := ops.Load()
-	cpuEnd := cpuSeconds()
-	cpu := cpuEnd - cpu0
-	wg.Wait()
-	runtime.ReadMemStats(&after)
-	gcs := uint64(after.NumGC - before.NumGC)
-	aligned := 0
-	if watch != nil && watch.seen >= 2 {
-		aligned = 1
-		got = watch.prev.ops - watch.first.ops
-		secs = watch.prev.at.Sub(watch.first.at).Seconds()
-		cpu = watch.prev.cpu - watch.first.cpu
-		gcs = watch.prev.cycles - watch.first.cycles
-	}
-	fmt.Printf("result ops=%d secs=%.6f opsps=%.1f cpu=%.6f cpuend=%.6f mallocs=%d frees=%d "+
-		"gcs=%d rate=%d aligned=%d\n", got, secs, float64(got)/secs, cpu, cpuEnd,
-		after.Mallocs-before.Mallocs, after.Frees-before.Frees, gcs, runtime.MemProfileRate,
-		aligned)
 }
 
 func cpuSeconds() float64 {
