@@ -48,7 +48,7 @@ def mem_profile_rate(binary, pid):
         return int.from_bytes(mem.read(8), "little")
 
 
-def late_attach(version, variant=""):
+def late_attach(version, variant="", hs_env=None):
     binary = go_variant(version, "retain", variant, tags="withpprof")
     out = tmpdir("late-%s%s" % (version, variant))
     own = os.path.join(out, "runtime.pb.gz")
@@ -59,7 +59,7 @@ def late_attach(version, variant=""):
         prog.wait_for("ready")
         time.sleep(1.5)  # let a few GC cycles publish the retained objects
         _, stdout, _ = heapspy("record", "--pid", prog.pid, "--duration", "3", "-o", mine,
-                               check_rc=0)
+                               check_rc=0, env=hs_env)
         prog.signal(signal.SIGUSR1)
         prog.wait_for("profile written")
     finally:
@@ -93,12 +93,22 @@ def test_early_attach_matches_known_sizes():
             early_attach(version, variant, want)
 
 
-def early_attach(version, variant, want):
+def test_perf_event_uprobes():
+    """Before Linux 6.6 there are no uprobe_multi links and heapspy attaches perf-event uprobes
+    (forced here with HEAPSPY_PERF_UPROBES=1): the same profiles, attached early and late."""
+    total = float(sum(SITES.values()))
+    want = {k: 100.0 * v / total for k, v in SITES.items()}
+    perf = {"HEAPSPY_PERF_UPROBES": "1"}
+    early_attach(NEWEST_GO, "", want, hs_env=perf)
+    late_attach(NEWEST_GO, "", hs_env=perf)
+
+
+def early_attach(version, variant, want, hs_env=None):
     binary = go_variant(version, "retain", variant)
     out = os.path.join(tmpdir("early-%s%s" % (version, variant)), "heap.pb.gz")
     _, stdout, stderr = heapspy("record", "--rate", "16384", "-o", out, "--", binary,
                                 "-duration", "5s", "-garbage", "20", check_rc=0,
-                                env={"GOGC": "50"})
+                                env=dict({"GOGC": "50"}, **(hs_env or {})))
     check("switched MemProfileRate from 0 to 16384" in stderr,
           "heapspy did not say it switched sampling on:\n" + stderr)
     prof = pprofdec.load(out)

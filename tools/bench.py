@@ -294,6 +294,14 @@ def prologue(binary, func):
 # Helpers
 
 
+def uprobe_multi():
+    """Whether heapspy attaches uprobe_multi links here (user/bpfload.c decides the same way)."""
+    if os.environ.get("HEAPSPY_PERF_UPROBES", "0") not in ("", "0"):
+        return False
+    major, minor = (int(x) for x in re.match(r"(\d+)\.(\d+)", platform.release()).groups())
+    return (major, minor) >= (6, 6)
+
+
 def median(xs):
     return statistics.median(xs) if xs else float("nan")
 
@@ -366,10 +374,12 @@ PAIRED_MODES = [
     ("record", "`heapspy record` attached; it switches sampling on at 512 KiB", [], "record"),
     ("inproc", "no heapspy; the program switches its own sampling on at 512 KiB",
      ["-toggle", str(DEFAULT_RATE)], None),
+    ("inproc2m", "no heapspy; the program switches its own sampling on at 2 MiB, a quarter of "
+     "the samples", ["-toggle", str(4 * DEFAULT_RATE)], None),
     ("marginal", "`heapspy record` attached to a program that already samples at 512 KiB",
      ["-rate", str(DEFAULT_RATE)], "record"),
-    ("bare", "bare counting uprobes (no BPF) on the JBEs heapspy probes, in a program that "
-     "already samples at 512 KiB: the floor for any uprobe-based profiler",
+    ("bare", "bare perf-event uprobes (no BPF, counting only) on the JBEs heapspy probes, in a "
+     "program that already samples at 512 KiB: the traps alone",
      ["-rate", str(DEFAULT_RATE)], "bare"),
     ("gc", "`heapspy gc` attached", [], "gc"),
 ]
@@ -798,10 +808,13 @@ def write_report(path, args, cfg, mach, load, paired, hit, pipe, pb, attach, ela
         for k, label, _, _ in modes:
             w("- **%s**: %s." % (k, label))
         if "record" in paired[0] and "inproc" in paired[0]:
-            w("\nThe runtime's sampling costs the program by itself (*inproc*) about what "
-              "heapspy's probes add on top (*marginal*); *bare* is the trap alone, without "
-              "heapspy's BPF programs. The *inproc* cost does not shrink with a larger rate: "
-              "once MemProfileRate is not 0, mallocgc counts every allocation down to the next "
+            w("\n*inproc* is what the runtime's sampling costs by itself, whoever switches it "
+              "on; *marginal* is what heapspy adds to a program that samples already; *bare* "
+              "is a perf-event uprobe's trap "
+              "alone on the same two functions, without BPF (heapspy's own probes are "
+              "uprobe_multi links, Linux 6.6+). Compare *inproc* with *inproc2m*: what the "
+              "runtime's sampling costs barely depends on how often it samples, because once "
+              "MemProfileRate is not 0, mallocgc counts every allocation down to the next "
               "sample.")
         w("\nheapspy's probe hits, modelled (hits per CPU-second of the target times the "
           "per-hit cost of section 3): %s.\n" % "; ".join(
@@ -844,7 +857,8 @@ def write_report(path, args, cfg, mach, load, paired, hit, pipe, pb, attach, ela
         w("|---|---|---:|---:|---:|---:|---:|")
         names = {"none": "none (in-process rate 1, no probes)",
                  "entry": "bare uprobes, first instruction",
-                 "jcc": "bare uprobes, JBE", "heapspy": "heapspy record --rate 1"}
+                 "jcc": "bare uprobes, JBE", "heapspy": "heapspy record --rate 1 (%s)" % (
+                     "uprobe_multi links" if uprobe_multi() else "perf-event uprobes")}
         for prog, h in hit.items():
             for r in h["rows"]:
                 w("| %s (%d ops) | %s | %.2f | %.2f s | %.2f us | %s | %s |" % (
@@ -857,21 +871,12 @@ def write_report(path, args, cfg, mach, load, paired, hit, pipe, pb, attach, ela
             if not all(v in byv for v in ("entry", "jcc", "heapspy")):
                 continue
             e, j, hs = (byv[v]["us_per_hit_cpu"] for v in ("entry", "jcc", "heapspy"))
-            if h["heapspy_at"] == "entry":
-                w("\n%s: heapspy probes the first instruction, a CMP the kernel single-steps "
-                  "out of line (two traps, the second a debug exception): the bare trap costs "
-                  "%.1f us of heapspy's %.1f us per hit, its BPF programs and ring buffer %.1f "
-                  "us. On the JBE the kernel emulates the branch: %.1f us bare, so heapspy's "
-                  "probes there would cost about %.1f us." % (prog, e, hs, hs - e, j, hs - e + j))
-            elif h["heapspy_at"] == "jcc":
-                w("\n%s: heapspy probes the prologue's JBE, which the kernel emulates: the bare "
-                  "trap costs %.1f us of heapspy's %.1f us per hit, its BPF programs and ring "
-                  "buffer %.1f us. On the first instruction, a CMP the kernel single-steps out "
-                  "of line, the bare trap would cost %.1f us." % (prog, j, hs, hs - j, e))
-            else:
-                w("\n%s: heapspy probes %s; bare traps cost %.1f us on the first instruction "
-                  "(single-stepped out of line), %.1f us on the JBE (emulated); heapspy %.1f us "
-                  "per hit." % (prog, h["heapspy_at"], e, j, hs))
+            where = {"jcc": "the prologue's JBE, which the kernel emulates",
+                     "entry": "the first instruction, a CMP the kernel single-steps out of line"}
+            w("\n%s: heapspy probes %s, %.1f us a hit with its BPF programs and ring buffer. "
+              "Bare perf-event uprobes, no BPF: %.1f us on the JBE, %.1f us on the first "
+              "instruction (a trap, the CMP stepped out of line, a second trap)." % (
+                  prog, where.get(h["heapspy_at"], h["heapspy_at"]), hs, j, e))
         w("")
 
     if pipe:

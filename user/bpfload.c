@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
+#include <sys/utsname.h>
 #include <unistd.h>
 
 #include <bpf/bpf.h>
@@ -80,33 +81,110 @@ int bpfload_check(const char *btf_path, char *err, size_t errlen)
 	return 0;
 }
 
-struct bpf_link *bpfload_uprobe(struct bpf_program *prog, pid_t pid, const char *path,
-				uint64_t offset, const char *what, char *err, size_t errlen)
-{
-	LIBBPF_OPTS(bpf_uprobe_opts, opts, .retprobe = false);
-	struct bpf_link *link = bpf_program__attach_uprobe_opts(prog, pid, path, offset, &opts);
+struct probe_link {
+	struct bpf_link *perf; /* a perf-event uprobe, or NULL for a uprobe_multi link */
+	int fd;		       /* the uprobe_multi link */
+};
 
-	if (!link)
-		snprintf(err, errlen, "cannot attach a uprobe to %s in pid %d: %s", what, (int)pid,
-			 strerror(errno));
-	return link;
+/* BPF_TRACE_UPROBE_MULTI, Linux 6.6: libbpf 1.1 predates it, so heapspy makes the link itself. */
+#define ATTACH_UPROBE_MULTI 48
+
+/*
+ * The kernel's release decides: a program loaded for uprobe_multi links cannot be attached the
+ * other way, so the choice is made before loading, without a trial probe (whose removal would cost
+ * what is to be saved). Every 6.6+ kernel that has uprobes has uprobe_multi links.
+ */
+static bool use_multi(void)
+{
+	static int known = -1;
+	const char *force_perf = getenv("HEAPSPY_PERF_UPROBES");
+	struct utsname u;
+	int major, minor;
+
+	if (known < 0)
+		known = !(force_perf && *force_perf && strcmp(force_perf, "0") != 0) &&
+			uname(&u) == 0 && sscanf(u.release, "%d.%d", &major, &minor) == 2 &&
+			(major > 6 || (major == 6 && minor >= 6));
+	return known;
 }
 
-static void *destroy_link(void *link)
+void bpfload_prepare(struct bpf_object *obj)
 {
-	bpf_link__destroy(link);
+	struct bpf_program *prog;
+
+	if (!use_multi())
+		return;
+	bpf_object__for_each_program(prog, obj)
+		bpf_program__set_expected_attach_type(prog, ATTACH_UPROBE_MULTI);
+}
+
+/* union bpf_attr's link_create for uprobe_multi, as Linux 6.6 lays it out. */
+struct uprobe_multi_attr {
+	uint32_t prog_fd, target_fd, attach_type, flags;
+	uint64_t path, offsets, ref_ctr_offsets, cookies;
+	uint32_t cnt, multi_flags, pid, pad;
+};
+
+struct probe_link *bpfload_uprobe(struct bpf_program *prog, pid_t pid, const char *path,
+				  uint64_t offset, const char *what, char *err, size_t errlen)
+{
+	LIBBPF_OPTS(bpf_uprobe_opts, opts, .retprobe = false);
+	struct probe_link *l = calloc(1, sizeof(*l));
+	int e;
+
+	if (!l)
+		e = ENOMEM;
+	else if (use_multi()) {
+		struct uprobe_multi_attr a = {
+		    .prog_fd = (uint32_t)bpf_program__fd(prog),
+		    .attach_type = ATTACH_UPROBE_MULTI,
+		    .path = (uintptr_t)path,
+		    .offsets = (uintptr_t)&offset,
+		    .cnt = 1,
+		    .pid = (uint32_t)pid,
+		};
+
+		l->fd = (int)syscall(SYS_bpf, BPF_LINK_CREATE, &a, sizeof(a));
+		if (l->fd >= 0)
+			return l;
+		e = errno;
+	} else {
+		l->perf = bpf_program__attach_uprobe_opts(prog, pid, path, offset, &opts);
+		if (l->perf)
+			return l;
+		e = errno;
+	}
+	snprintf(err, errlen, "cannot attach a uprobe to %s in pid %d: %s", what, (int)pid,
+		 strerror(e));
+	free(l);
+	errno = e;
 	return NULL;
 }
 
-void bpfload_destroy_links(struct bpf_link **links, size_t n)
+static void destroy_link(struct probe_link *l)
+{
+	if (l->perf)
+		bpf_link__destroy(l->perf);
+	else
+		close(l->fd);
+	free(l);
+}
+
+static void *destroy_in_thread(void *l)
+{
+	destroy_link(l);
+	return NULL;
+}
+
+void bpfload_destroy_links(struct probe_link **links, size_t n)
 {
 	pthread_t *threads = malloc((n ? n : 1) * sizeof(*threads));
 
 	/* A link left non-NULL here is being destroyed by its thread; the others are gone. */
 	for (size_t i = 0; i < n; i++) {
 		if (links[i] &&
-		    (!threads || pthread_create(&threads[i], NULL, destroy_link, links[i]) != 0)) {
-			bpf_link__destroy(links[i]);
+		    (!threads || pthread_create(&threads[i], NULL, destroy_in_thread, links[i]) != 0)) {
+			destroy_link(links[i]);
 			links[i] = NULL;
 		}
 	}

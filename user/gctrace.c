@@ -166,6 +166,7 @@ static int load(struct gctrace *g, char *err, size_t errlen)
 		return -errno;
 	}
 	g->skel->rodata->cfg = g->rt.cfg;
+	bpfload_prepare(g->skel->obj);
 	if (g->ringbuf_kib)
 		bpf_map__set_max_entries(g->skel->maps.gc_events, g->ringbuf_kib * 1024u);
 	rc = gc_bpf__load(g->skel);

@@ -14,7 +14,7 @@
 #include "session.h"
 
 struct gc_bpf;
-struct bpf_link;
+struct probe_link;
 
 enum {
 	GCT_CYCLE,
@@ -34,7 +34,7 @@ struct gctrace {
 	struct gc_runtime rt;
 	struct gcdecode dec;
 	struct gc_bpf *skel;
-	struct bpf_link *links[GCT_LINKS];
+	struct probe_link *links[GCT_LINKS];
 	struct probe_set set;
 	const char *btf;      /* --btf, or NULL */
 	unsigned ringbuf_kib; /* 0: the default */

@@ -56,6 +56,7 @@ static int load_heap(struct session *s, char *err, size_t errlen)
 		return -errno;
 	}
 	s->skel->rodata->cfg = s->hp.cfg;
+	bpfload_prepare(s->skel->obj);
 	if (s->o->tgt.ringbuf_kib)
 		bpf_map__set_max_entries(s->skel->maps.events, s->o->tgt.ringbuf_kib * 1024u);
 	rc = heap_bpf__load(s->skel);
@@ -271,7 +272,7 @@ static int start_launched(struct session *s, char *err, size_t errlen)
 /* One batch for the heap probes and the extra set's: the kernel's waits overlap where they can. */
 static void detach_all(struct session *s)
 {
-	struct bpf_link *all[SESSION_LINKS + PROBE_SET_MAX_LINKS];
+	struct probe_link *all[SESSION_LINKS + PROBE_SET_MAX_LINKS];
 	const struct probe_set *x = s->o->extra;
 	size_t n = 0;
 

@@ -18,7 +18,7 @@
 #include "target.h"
 
 struct heap_bpf;
-struct bpf_link;
+struct probe_link;
 
 /*
  * Probes a command adds beyond the heap probes (the GC's, say). The session calls attach while
@@ -31,7 +31,7 @@ struct probe_set {
 	int (*located)(void *ctx, const struct target *t, char *err, size_t errlen);
 	int (*ringbuf_fd)(void *ctx);
 	int (*on_event)(void *ctx, void *data, size_t len);
-	struct bpf_link **links; /* NULL entries are links not made */
+	struct probe_link **links; /* NULL entries are links not made */
 	size_t nlinks;		 /* at most PROBE_SET_MAX_LINKS */
 	void *ctx;
 };
@@ -75,7 +75,7 @@ struct session {
 	struct target t;
 	struct heap_probes hp;
 	struct heap_bpf *skel;
-	struct bpf_link *links[SESSION_LINKS];
+	struct probe_link *links[SESSION_LINKS];
 	struct heapagg agg;
 	struct evloop loop;
 	struct launch launch;
