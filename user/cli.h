@@ -24,7 +24,8 @@ enum { CLI_OPT_BTF = 0x100, CLI_OPT_RINGBUF };
 	    {"btf", CLI_OPT_BTF, "FILE", 0,                                                        \
 	     "Kernel BTF to use instead of /sys/kernel/btf/vmlinux", 0},                           \
 	    {"ringbuf", CLI_OPT_RINGBUF, "KIB", 0,                                                 \
-	     "Heap events ring buffer in KiB, a power of two (default 8192); raise it if events are lost", \
+	     "Each ring buffer's size in KiB, a power of two (default 8192 for heap events, 1024 " \
+	     "for GC events); raise it if events are lost",                                        \
 	     0},                                                                                   \
 	    {"verbose", 'v', NULL, 0, "Show where the probes go and libbpf's messages", 0}
 
