@@ -94,7 +94,7 @@ def test_early_attach_matches_known_sizes():
 
 
 def test_perf_event_uprobes():
-    """Before Linux 6.6 there are no uprobe_multi links and heapspy attaches perf-event uprobes
+    """Before Linux 6.12 heapspy attaches perf-event uprobes, not uprobe_multi links
     (forced here with HEAPSPY_PERF_UPROBES=1): the same profiles, attached early and late."""
     total = float(sum(SITES.values()))
     want = {k: 100.0 * v / total for k, v in SITES.items()}

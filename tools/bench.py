@@ -299,7 +299,7 @@ def uprobe_multi():
     if os.environ.get("HEAPSPY_PERF_UPROBES", "0") not in ("", "0"):
         return False
     major, minor = (int(x) for x in re.match(r"(\d+)\.(\d+)", platform.release()).groups())
-    return (major, minor) >= (6, 6)
+    return (major, minor) >= (6, 12)
 
 
 def median(xs):
@@ -826,7 +826,7 @@ def write_report(path, quick, when, cfg, mach, load, paired, hit, pipe, pb, atta
               "on; *marginal* is what heapspy adds to a program that samples already; *bare* "
               "is a perf-event uprobe's trap "
               "alone on the same two functions, without BPF (heapspy's own probes are "
-              "uprobe_multi links, Linux 6.6+). Compare *inproc* with *inproc2m*: what the "
+              "uprobe_multi links, Linux 6.12+). Compare *inproc* with *inproc2m*: what the "
               "runtime's sampling costs barely depends on how often it samples, because once "
               "MemProfileRate is not 0, mallocgc counts every allocation down to the next "
               "sample.")

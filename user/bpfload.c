@@ -92,7 +92,9 @@ struct probe_link {
 /*
  * The kernel's release decides: a program loaded for uprobe_multi links cannot be attached the
  * other way, so the choice is made before loading, without a trial probe (whose removal would cost
- * what is to be saved). Every 6.6+ kernel that has uprobes has uprobe_multi links.
+ * what is to be saved). Linux 6.6 brought uprobe_multi links, but until 6.12 their pid filter could
+ * keep a process's other threads out (where a Go program allocates), so 6.12 is the first release
+ * heapspy trusts with them.
  */
 static bool use_multi(void)
 {
@@ -104,7 +106,7 @@ static bool use_multi(void)
 	if (known < 0)
 		known = !(force_perf && *force_perf && strcmp(force_perf, "0") != 0) &&
 			uname(&u) == 0 && sscanf(u.release, "%d.%d", &major, &minor) == 2 &&
-			(major > 6 || (major == 6 && minor >= 6));
+			(major > 6 || (major == 6 && minor >= 12));
 	return known;
 }
 

@@ -18,7 +18,7 @@ int bpfload_check(const char *btf_path, char *err, size_t errlen);
 /* Routes libbpf's messages to stderr when verbose, drops them otherwise. */
 void bpfload_set_verbose(bool verbose);
 /*
- * One uprobe in the target. Since Linux 6.6 it is a uprobe_multi link, which the kernel takes
+ * One uprobe in the target. Since Linux 6.12 it is a uprobe_multi link, which the kernel takes
  * down in tens of milliseconds and in parallel with others; before, a perf-event uprobe, whose
  * teardown waits some 100 ms, mostly under one global mutex (event_mutex). Setting
  * HEAPSPY_PERF_UPROBES=1 in the environment forces perf-event uprobes.
