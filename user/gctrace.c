@@ -68,7 +68,8 @@ static uint64_t median_call_ns(void (*volatile fn)(void))
 /*
  * The cost of a hit of a probe at symbol: calls of fn with it on, less calls without (base). The
  * probe stays until the session detaches the target's: taking a uprobe down waits for the
- * kernel's grace period, some 100 ms, which is better spent once the recording is over.
+ * kernel's grace periods (tens of ms, some 100 ms for a perf-event uprobe), which is better spent
+ * once the recording is over.
  */
 static int measure_hit(struct gctrace *g, const struct elfbin *self, int which, const char *symbol,
 		       void (*fn)(void), uint64_t base, double *ns)

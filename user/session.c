@@ -414,7 +414,7 @@ void session_stop(struct session *s, enum evloop_end end)
 	if (s->skel)
 		bpfload_counters(s->skel->maps.counters, s->counters, HS_CNT_MAX);
 	read_cycle(s);
-	/* The recording ends now: taking each uprobe down takes the kernel some 100 ms. */
+	/* The recording ends now: taking the uprobes down takes the kernel tens of milliseconds more. */
 	s->secs = (double)(evloop_now_ns() - s->start_ns) / 1e9;
 	restore_sampling(s);
 	detach_all(s);
