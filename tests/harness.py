@@ -9,7 +9,7 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BUILD = os.path.join(ROOT, "build", "tests")
 HEAPSPY = os.path.join(ROOT, "build", "heapspy")
-GO_VERSIONS = ["1.19", "1.21", "1.22", "1.23"]
+GO_VERSIONS = ["1.19", "1.21", "1.22", "1.23", "1.24", "1.25", "1.26", "1.27"]
 NEWEST_GO = GO_VERSIONS[-1]
 
 
