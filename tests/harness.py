@@ -60,7 +60,7 @@ def go_build(version, pkg, tags=None, ldflags=None, buildmode=None, variant=""):
         cmd += ["-buildmode", buildmode]
     cmd.append("./" + pkg)
     env = dict(os.environ, GOTOOLCHAIN="local", GOFLAGS="-mod=mod", GOPROXY="off",
-               GOCACHE=os.path.join(BUILD, "gocache"),
+               GOCACHE=os.environ.get("HEAPSPY_GOCACHE") or os.path.join(BUILD, "gocache"),
                CGO_ENABLED="1" if tags and "withcgo" in tags else "0")
     subprocess.run(cmd, cwd=os.path.join(ROOT, "tests", "go"), env=env, check=True,
                    stdout=subprocess.DEVNULL)
