@@ -38,6 +38,27 @@ static int watch(struct evloop *l, int fd, uint64_t tag)
 	return epoll_ctl(l->epfd, EPOLL_CTL_ADD, fd, &ev) ? -errno : 0;
 }
 
+/* What ends a recording. SIGPIPE is not among them: output to a closed pipe is no reason to stop.
+ */
+static void ending_signals(sigset_t *mask)
+{
+	sigemptyset(mask);
+	sigaddset(mask, SIGINT);
+	sigaddset(mask, SIGTERM);
+	sigaddset(mask, SIGHUP);
+	sigaddset(mask, SIGQUIT);
+}
+
+int evloop_block_signals(void)
+{
+	sigset_t mask;
+
+	ending_signals(&mask);
+	if (signal(SIGPIPE, SIG_IGN) == SIG_ERR || sigprocmask(SIG_BLOCK, &mask, NULL))
+		return -errno;
+	return 0;
+}
+
 int evloop_init(struct evloop *l, pid_t pid, double duration_s, unsigned tick_ms)
 {
 	struct itimerspec tick = {
@@ -51,10 +72,8 @@ int evloop_init(struct evloop *l, pid_t pid, double duration_s, unsigned tick_ms
 	l->start_ns = evloop_now_ns();
 	tick.it_value = tick.it_interval;
 
-	sigemptyset(&mask);
-	sigaddset(&mask, SIGINT);
-	sigaddset(&mask, SIGTERM);
-	if (sigprocmask(SIG_BLOCK, &mask, NULL))
+	ending_signals(&mask);
+	if (evloop_block_signals())
 		return -errno;
 	l->epfd = epoll_create1(EPOLL_CLOEXEC);
 	l->sigfd = signalfd(-1, &mask, SFD_CLOEXEC);
@@ -172,7 +191,16 @@ const char *evloop_end_str(enum evloop_end e, int signal)
 	case EVLOOP_DURATION:
 		return "duration elapsed";
 	case EVLOOP_SIGNAL:
-		return signal == SIGTERM ? "SIGTERM" : "interrupted";
+		switch (signal) {
+		case SIGINT:
+			return "interrupted";
+		case SIGHUP:
+			return "SIGHUP (hangup)";
+		case SIGQUIT:
+			return "SIGQUIT";
+		default:
+			return "SIGTERM";
+		}
 	case EVLOOP_TARGET_EXIT:
 		return "target exited";
 	default:

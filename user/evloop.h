@@ -1,6 +1,7 @@
 /*
  * evloop: the one loop every recording command runs. It waits on the probes' ring buffers, on
- * SIGINT/SIGTERM, on the target's exit (a pidfd) and on a periodic tick, and tells why it stopped.
+ * SIGINT/SIGTERM/SIGHUP/SIGQUIT, on the target's exit (a pidfd) and on a periodic tick, and tells
+ * why it stopped.
  */
 #ifndef HEAPSPY_EVLOOP_H
 #define HEAPSPY_EVLOOP_H
@@ -11,7 +12,7 @@
 
 enum evloop_end {
 	EVLOOP_DURATION = 1, /* --duration elapsed */
-	EVLOOP_SIGNAL,	     /* SIGINT or SIGTERM */
+	EVLOOP_SIGNAL,	     /* SIGINT, SIGTERM, SIGHUP or SIGQUIT */
 	EVLOOP_TARGET_EXIT,  /* the target process is gone */
 	EVLOOP_ERROR,
 };
@@ -35,7 +36,14 @@ struct evloop {
 	int signal;	   /* the signal that ended the loop */
 };
 
-/* Blocks SIGINT and SIGTERM (read through a signalfd instead) and watches pid's exit. */
+/*
+ * Blocks the signals that end a recording (INT, TERM, HUP, QUIT) and ignores SIGPIPE. Called first
+ * thing in main: a signal that arrives while heapspy holds the target still or has switched its
+ * sampling on then waits for the event loop, which ends the recording the normal way and undoes
+ * everything; none can end heapspy between a change to the target and its undo.
+ */
+int evloop_block_signals(void);
+/* Reads those signals through a signalfd and watches pid's exit. */
 int evloop_init(struct evloop *l, pid_t pid, double duration_s, unsigned tick_ms);
 int evloop_add_ringbuf(struct evloop *l, int map_fd, ring_buffer_sample_fn fn, void *ctx);
 /* Runs until one of enum evloop_end; on_tick gets the seconds since evloop_init. */

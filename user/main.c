@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "evloop.h"
 #include "gc.h"
 #include "leakscmd.h"
 #include "record.h"
@@ -27,10 +28,11 @@ static const struct command commands[] = {
 
 static void usage(FILE *f)
 {
-	fprintf(f, "Usage: heapspy COMMAND [OPTIONS]\n\n"
-		   "Shows a Go program's memory from outside the process: no restart, no code "
-		   "change,\nno pprof endpoint. Attach with --pid, or launch a program after --.\n\n"
-		   "Commands:\n");
+	fprintf(f,
+		"Usage: heapspy COMMAND [OPTIONS]\n\n"
+		"Shows a Go program's memory from outside the process: no restart, no code "
+		"change,\nno pprof endpoint. Attach with --pid, or launch a program after --.\n\n"
+		"Commands:\n");
 	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
 		fprintf(f, "  %-8s %s\n", commands[i].name, commands[i].summary);
 	fprintf(f, "\nRun 'heapspy COMMAND --help' for a command's options and examples.\n"
@@ -40,6 +42,10 @@ static void usage(FILE *f)
 
 int main(int argc, char **argv)
 {
+	if (evloop_block_signals()) {
+		perror("heapspy: cannot block signals");
+		return 1;
+	}
 	if (argc < 2) {
 		usage(stderr);
 		return 2;

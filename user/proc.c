@@ -63,8 +63,11 @@ int launch_prepare(struct launch *l, char *const argv[], char *err, size_t errle
 		/* Exec only once the parent has the probes in place; EOF means it gave up. */
 		if (read(pipefd[0], &go, 1) != 1)
 			_exit(127);
+		/* The program starts with no signal blocked and SIGPIPE at its default, unlike
+		 * heapspy. */
 		sigemptyset(&none);
 		sigprocmask(SIG_SETMASK, &none, NULL);
+		signal(SIGPIPE, SIG_DFL);
 		execv(l->path, argv);
 		fprintf(stderr, "heapspy: cannot exec %s: %s\n", l->path, strerror(errno));
 		_exit(127);

@@ -1,0 +1,224 @@
+"""heapspy leaves the target exactly as it found it: whatever signal reaches heapspy at whatever
+phase of attach, the target is never left stopped and its MemProfileRate is what it was. The
+phases are found from outside, by watching the target (its threads stopped, its rate switched,
+the launched program stopped in runtime.main), never through a hook in heapspy."""
+import os
+import re
+import signal
+import subprocess
+import time
+
+from harness import HEAPSPY, Program, check, go_bin, go_build, tmpdir
+
+# The oldest and the newest release heapspy attaches to.
+SAFETY_VERSIONS = ["1.19", "1.25"]
+SIGNALS = [signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGPIPE, signal.SIGQUIT]
+RATE = 512 * 1024
+
+_rate_addrs = {}
+
+
+def rate_addr(binary):
+    """runtime.MemProfileRate's address, from the binary's own symbol table (go tool nm)."""
+    if binary not in _rate_addrs:
+        nm = subprocess.run([go_bin("1.19"), "tool", "nm", binary], capture_output=True,
+                            text=True, check=True, env=dict(os.environ, GOTOOLCHAIN="local"))
+        _rate_addrs[binary] = int(re.search(r"^\s*([0-9a-f]+) D runtime\.MemProfileRate$",
+                                            nm.stdout, re.M).group(1), 16)
+    return _rate_addrs[binary]
+
+
+def read_rate(binary, pid):
+    """The target's MemProfileRate read from /proc/PID/mem, independently of heapspy."""
+    with open("/proc/%d/mem" % pid, "rb") as mem:
+        mem.seek(rate_addr(binary))
+        return int.from_bytes(mem.read(8), "little")
+
+
+def thread_states(pid):
+    states = []
+    try:
+        tids = os.listdir("/proc/%d/task" % pid)
+    except FileNotFoundError:
+        return states
+    for tid in tids:
+        try:
+            with open("/proc/%d/task/%s/stat" % (pid, tid)) as f:
+                stat = f.read()
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        states.append(stat[stat.rindex(")") + 2])
+    return states
+
+
+def stopped(pid):
+    return "T" in thread_states(pid)
+
+
+def wait_until(cond, timeout, what):
+    end = time.time() + timeout
+    while not cond():
+        if time.time() > end:
+            raise AssertionError("timed out waiting for " + what)
+        time.sleep(0.0005)
+
+
+def left_stopped(pid, grace=1.0):
+    """Whether pid stays stopped (a SIGCONT needs a moment to reach every thread)."""
+    end = time.time() + grace
+    while stopped(pid):
+        if time.time() > end:
+            return True
+        time.sleep(0.01)
+    return False
+
+
+def opened(pid, path):
+    """Whether process pid holds path open (heapspy reading the target's executable)."""
+    try:
+        fds = os.listdir("/proc/%d/fd" % pid)
+    except FileNotFoundError:
+        return False
+    for fd in fds:
+        try:
+            if os.readlink("/proc/%d/fd/%s" % (pid, fd)) == path:
+                return True
+        except OSError:
+            continue
+    return False
+
+
+def children(pid):
+    try:
+        with open("/proc/%d/task/%d/children" % (pid, pid)) as f:
+            return [int(c) for c in f.read().split()]
+    except FileNotFoundError:
+        return []
+
+
+def run_heapspy(args, sig, at, out):
+    """Starts heapspy, sends it sig once at() says the phase is reached; returns (rc, stderr).
+    stderr goes to a file: a launched program left behind would hold a pipe open."""
+    log = os.path.join(out, "stderr")
+    with open(log, "w") as f:
+        hs = subprocess.Popen([HEAPSPY] + [str(a) for a in args], stdout=subprocess.DEVNULL,
+                              stderr=f)
+    try:
+        at(hs)
+        hs.send_signal(sig)
+        hs.wait(timeout=30)
+    finally:
+        if hs.poll() is None:
+            hs.kill()
+            hs.wait()
+    with open(log) as f:
+        return hs.returncode, f.read()
+
+
+def expect(failures, cond, msg):
+    """Records a failure and goes on: the test reports every phase and signal that fails."""
+    if not cond:
+        failures.append(msg)
+
+
+def attach_phases(version, out, failures):
+    """Attached to a running program: while heapspy reads its executable, while it holds a
+    sampling program still, and just after it switched a non-sampling program's sampling on."""
+    sampling = go_build(version, "retain", tags="withpprof")
+    quiet = go_build(version, "retain")
+    for binary, phase in ((sampling, "frozen"), (quiet, "switched"), (quiet, "early")):
+        prog = Program([binary, "-duration", "120s"])
+        try:
+            prog.wait_for("ready")
+            before = read_rate(binary, prog.pid)
+            check(before == (RATE if binary == sampling else 0), "unexpected rate %d" % before)
+            for sig in SIGNALS:
+                what = "go%s, %s while %s" % (version, sig.name, phase)
+                if phase == "frozen":
+                    at = lambda hs: wait_until(lambda: stopped(prog.pid), 10, "the freeze")
+                elif phase == "switched":
+                    at = lambda hs: wait_until(lambda: read_rate(binary, prog.pid) == RATE, 10,
+                                               "the rate switch")
+                else:
+                    at = lambda hs: wait_until(lambda: opened(hs.pid, binary), 10,
+                                               "heapspy to open the executable")
+                rc, err = run_heapspy(["record", "--pid", prog.pid, "--duration", "1", "-o",
+                                       os.path.join(out, "h.pb.gz")], sig, at, out)
+                if left_stopped(prog.pid):
+                    failures.append("%s: the target was left stopped" % what)
+                    os.kill(prog.pid, signal.SIGCONT)
+                check(prog.proc.poll() is None, "%s: the target died" % what)
+                now = read_rate(binary, prog.pid)
+                expect(failures, now == before, "%s: MemProfileRate %d, was %d before heapspy"
+                       % (what, now, before))
+                if now != before:
+                    with open("/proc/%d/mem" % prog.pid, "r+b") as mem:
+                        mem.seek(rate_addr(binary))
+                        mem.write(before.to_bytes(8, "little"))
+                # heapspy ends normally on every signal it reads; SIGPIPE it ignores (a kill
+                # -PIPE is no reason to stop) and ends with --duration.
+                expect(failures, rc == 0, "%s: heapspy exited %d, wanted 0 %s"
+                       % (what, rc, err.strip().splitlines()[-1:]))
+        finally:
+            prog.kill()
+
+
+def launch_phase(version, out, failures):
+    """Launched: while the program is held stopped in runtime.main for the rate switch."""
+    binary = go_build(version, "retain")
+    for sig in SIGNALS:
+        what = "go%s, %s while the launched program is held" % (version, sig.name)
+        held = []
+
+        def at(hs):
+            def child_stopped():
+                kids = children(hs.pid)
+                if kids and stopped(kids[0]):
+                    held.append(kids[0])
+                return bool(held)
+            wait_until(child_stopped, 10, "the launched program to stop")
+
+        rc, err = run_heapspy(["record", "-o", os.path.join(out, "h.pb.gz"), "--", binary,
+                               "-duration", "1s"], sig, at, out)
+        expect(failures, not left_stopped(held[0]), "%s: the program was left stopped" % what)
+        try:
+            os.kill(held[0], signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        # Launch mode ends like the program: a SIGTERM is forwarded to it.
+        want = 128 + signal.SIGTERM if sig == signal.SIGTERM else 0
+        expect(failures, rc == want, "%s: heapspy exited %d, wanted %d %s"
+               % (what, rc, want, err.strip().splitlines()[-1:]))
+
+
+def test_signals_at_each_phase_of_attach():
+    """TERM, INT, HUP, PIPE and QUIT at each phase of attach: heapspy ends normally, the target
+    runs on with its old MemProfileRate."""
+    failures = []
+    for version in SAFETY_VERSIONS:
+        out = tmpdir("signals-%s" % version)
+        attach_phases(version, out, failures)
+        launch_phase(version, out, failures)
+    check(not failures, "\n".join(failures))
+
+
+def test_closed_pipe_is_not_fatal():
+    """heapspy record --pid P 2>&1 | true: every line it prints goes to a closed pipe."""
+    for version in SAFETY_VERSIONS:
+        binary = go_build(version, "retain")
+        out = os.path.join(tmpdir("pipe-%s" % version), "h.pb.gz")
+        prog = Program([binary, "-duration", "60s"])
+        try:
+            prog.wait_for("ready")
+            r, w = os.pipe()
+            os.close(r)
+            p = subprocess.run([HEAPSPY, "record", "--pid", str(prog.pid), "--duration", "1",
+                                "-o", out], stdout=w, stderr=w, timeout=60)
+            os.close(w)
+            check(p.returncode == 0, "go%s: heapspy exited %d into a closed pipe"
+                  % (version, p.returncode))
+            check(read_rate(binary, prog.pid) == 0, "go%s: MemProfileRate not restored"
+                  % version)
+            check(os.path.getsize(out) > 0, "go%s: no profile written" % version)
+        finally:
+            prog.kill()
