@@ -44,9 +44,11 @@ def go_variant(version, pkg, variant, tags=None):
                     variant="-" + variant if variant else "")
 
 
-def go_build(version, pkg, tags=None, ldflags=None, buildmode=None, variant=""):
-    """Builds tests/go/<pkg> with Go <version>, once per run; returns the binary's path."""
-    name = "%s-go%s%s%s" % (pkg, version, "-" + tags.replace(",", "-") if tags else "", variant)
+def go_build(version, pkg, tags=None, ldflags=None, buildmode=None, variant="", experiment=None):
+    """Builds tests/go/<pkg> with Go <version> (and GOEXPERIMENT=<experiment>), once per run;
+    returns the binary's path."""
+    name = "%s-go%s%s%s%s" % (pkg, version, "-" + tags.replace(",", "-") if tags else "",
+                              "-x-" + experiment.replace(",", "-") if experiment else "", variant)
     out = os.path.join(BUILD, "bin", name)
     if os.path.exists(out):
         return out
@@ -61,7 +63,8 @@ def go_build(version, pkg, tags=None, ldflags=None, buildmode=None, variant=""):
     cmd.append("./" + pkg)
     env = dict(os.environ, GOTOOLCHAIN="local", GOFLAGS="-mod=mod", GOPROXY="off",
                GOCACHE=os.environ.get("HEAPSPY_GOCACHE") or os.path.join(BUILD, "gocache"),
-               CGO_ENABLED="1" if tags and "withcgo" in tags else "0")
+               CGO_ENABLED="1" if tags and "withcgo" in tags else "0",
+               GOEXPERIMENT=experiment or "")
     subprocess.run(cmd, cwd=os.path.join(ROOT, "tests", "go"), env=env, check=True,
                    stdout=subprocess.DEVNULL)
     return out

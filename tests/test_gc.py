@@ -12,13 +12,18 @@ import pprofdec
 from harness import GO_VERSIONS, NEWEST_GO, check, go_build, heapspy, tmpdir
 
 # gc 12 @1.234s 5%: 0.045+2.1+0.012 ms clock, ..., 4->5->2 MB, 5 MB goal, ... (forced)
-GCTRACE = re.compile(r"^gc (\d+) @[\d.]+s \d+%: ([\d.]+)\+([\d.]+)\+([\d.]+) ms clock, .*? "
-                     r"(\d+)->(\d+)->(\d+) MB, (\d+) MB goal, .*?( \(forced\))?$")
+# From Go 1.26 a cycle that looked for leaked goroutines says so before the colon.
+GCTRACE = re.compile(r"^gc (\d+) @[\d.]+s \d+%(?: \(checking for goroutine leaks\))?: "
+                     r"([\d.]+)\+([\d.]+)\+([\d.]+) ms clock, .*? (\d+)->(\d+)->(\d+) MB, "
+                     r"(\d+) MB goal, .*?( \(forced\))?$")
 # The stop-the-world time of a cycle must be this close to gctrace's for this share of cycles.
 STW_TOLERANCE = 0.25
 STW_TOLERANCE_NS = 30000
 STW_SHARE = 0.90
 GCLOAD_ARGS = ["-live", "1", "-force", "100ms", "-stw", "250ms"]
+# Builds whose GC differs from their release's default: Green Tea GC is an experiment in Go 1.25
+# (and moves work's fields), the default from Go 1.26.
+GC_EXPERIMENTS = [("1.25", "greenteagc"), ("1.26", "nogreenteagc"), ("1.27", "nogreenteagc")]
 
 
 def ms_bounds(text):
@@ -147,10 +152,14 @@ def test_launch_matches_gctrace():
 
 
 def test_attach_midrun_matches_gctrace():
-    """Attached to a running program built without DWARF: per-release offset tables."""
-    for version in GO_VERSIONS:
-        binary = go_build(version, "gcload", ldflags="-w", variant="-nodwarf")
-        out = tmpdir("gc-attach-%s" % version)
+    """Attached to a running program built without DWARF: offset tables for the exact release
+    and experiments."""
+    builds = [(v, None) for v in GO_VERSIONS] + [
+        (v, x) for v, x in GC_EXPERIMENTS if v in GO_VERSIONS]
+    for version, experiment in builds:
+        binary = go_build(version, "gcload", ldflags="-w", variant="-nodwarf",
+                          experiment=experiment)
+        out = tmpdir("gc-attach-%s%s" % (version, "-" + experiment if experiment else ""))
         js, trace_file = os.path.join(out, "gc.json"), os.path.join(out, "gctrace.txt")
         with open(trace_file, "w") as err:
             prog = subprocess.Popen([binary, "-duration", "5s"] + GCLOAD_ARGS,
@@ -165,7 +174,7 @@ def test_attach_midrun_matches_gctrace():
             if prog.poll() is None:
                 prog.kill()
                 prog.communicate()
-        what = "go%s attached" % version
+        what = "go%s%s attached" % (version, " GOEXPERIMENT=" + experiment if experiment else "")
         report = json.load(open(js))
         compare(version, report, parse_gctrace(open(trace_file).read()), False, what)
         check_report(report, "table", what)

@@ -2,8 +2,9 @@
  * gcruntime: what the garbage collector looks like in a given Go binary: where the GC probes go,
  * how each release passes their arguments, and where the runtime keeps the words gctrace prints
  * (work.tSweepTerm ..., memstats.numgc, gcController.lastHeapGoal). Field offsets come from the
- * binary's DWARF, or from per-release tables (checked against that DWARF) when it was built
- * without (-ldflags=-w). Everything version-dependent about the GC is decided here.
+ * binary's DWARF, or from per-release tables (checked against that DWARF) keyed on the exact
+ * release and experiments when it was built without (-ldflags=-w). Everything version-dependent
+ * about the GC is decided here.
  */
 #ifndef HEAPSPY_GCRUNTIME_H
 #define HEAPSPY_GCRUNTIME_H
@@ -63,6 +64,12 @@ int gcruntime_resolve(const struct target *t, struct gc_runtime *r, char *err, s
  * and the probes that read them and see the non-GC stops are there.
  */
 bool gcruntime_has_state(const struct gc_runtime *r);
+/* A build the per-release tables describe: "go1.25.12" with experiments "greenteagc". */
+struct gcruntime_build {
+	const char *release, *experiments;
+};
+/* The i-th build with a table, NULL past the last: for the tests that check every table. */
+const struct gcruntime_build *gcruntime_table_build(size_t i);
 /* The name of a Go 1.21+ stwReason, as the runtime spells it; NULL when unknown. */
 const char *gcruntime_stw_reason(unsigned reason);
 /* stwReason values of the GC's own stops (Go 1.21+). */

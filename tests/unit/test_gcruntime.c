@@ -1,10 +1,11 @@
 /*
  * gcruntime against real binaries from every installed Debian Go toolchain: the per-release
- * offset tables must say what each build's own DWARF says, a build without DWARF (-ldflags=-w)
- * must be read through the table, and in a stripped one the GC's variables must be found in the
- * code that uses them: at the very addresses of the symbol table when the default build's table
- * is stripped by objcopy (the layout stays), and somewhere for the Go linker's own -s -w.
- * The fixture is tests/unit/gosym_fixture.go: any Go program carries the whole runtime.
+ * offset tables must say what the DWARF of the exact build they name (release and experiments)
+ * says, a build without DWARF (-ldflags=-w) must be read through the table, and in a stripped one
+ * the GC's variables must be found in the code that uses them: at the very addresses of the symbol
+ * table when the default build's table is stripped by objcopy (the layout stays), and somewhere for
+ * the Go linker's own -s -w. The fixture is tests/unit/gosym_fixture.go: any Go program carries the
+ * whole runtime.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -15,7 +16,8 @@
 #include "check.h"
 #include "gcruntime.h"
 
-static const char *const versions[] = {"1.19", "1.21", "1.22", "1.23"};
+static const char *const versions[] = {"1.19", "1.21", "1.22", "1.23",
+				       "1.24", "1.25", "1.26", "1.27"};
 enum { DEFAULT, NODWARF, STRIPPED, OBJCOPY_STRIPPED, VARIANTS };
 
 static const char *const variants[VARIANTS] = {"default", "nodwarf", "stripped", "objcopy"};
@@ -23,16 +25,20 @@ static const char *const ldflags[VARIANTS] = {"", "-w", "-s -w", ""};
 
 static char dir[64];
 
-static int build(const char *version, int variant, char *out, size_t len)
+/* The fixture built by Go <version> with GOEXPERIMENT=<experiments>, once per run. */
+static int build(const char *version, const char *experiments, int variant, char *out, size_t len)
 {
 	char cmd[1024];
 
-	snprintf(out, len, "%s/gc-%s-%s", dir, version, variants[variant]);
+	snprintf(out, len, "%s/gc-%s-%s-%s", dir, version, experiments, variants[variant]);
+	if (access(out, X_OK) == 0)
+		return 0;
 	snprintf(cmd, sizeof(cmd),
 		 "cd tests/unit && GOTOOLCHAIN=local GO111MODULE=off GOFLAGS= GOPROXY=off "
-		 "GOCACHE=\"$PWD/../../build/tests/gocache\" CGO_ENABLED=0 "
-		 "/usr/lib/go-%s/bin/go build -ldflags='%s' -o %s gosym_fixture.go%s%s",
-		 version, ldflags[variant], out,
+		 "GOEXPERIMENT='%s' GOCACHE=\"${HEAPSPY_GOCACHE:-$PWD/../../build/tests/gocache}\" "
+		 "CGO_ENABLED=0 /usr/lib/go-%s/bin/go build -ldflags='%s' -o %s "
+		 "gosym_fixture.go%s%s",
+		 experiments, version, ldflags[variant], out,
 		 variant == OBJCOPY_STRIPPED ? " && objcopy --strip-all " : "",
 		 variant == OBJCOPY_STRIPPED ? out : "");
 	return system(cmd) == 0 ? 0 : -EIO;
@@ -41,41 +47,60 @@ static int build(const char *version, int variant, char *out, size_t len)
 /* The words the default build's symbol table locates, for its stripped twin to match. */
 static uint64_t symtab_words[GCW_COUNT];
 
-static void check_binary(const char *version, int variant)
+/*
+ * Resolves the fixture's GC records; release, when given, is the exact release the build must
+ * report ("go1.25.12"), so that a table is only ever checked against the build it names.
+ */
+static void check_binary(const char *version, const char *experiments, const char *release,
+			 int variant)
 {
 	char path[256], err[512];
 	struct target t;
 	struct gc_runtime r;
 	int rc;
 
-	if (build(version, variant, path, sizeof(path))) {
-		fprintf(stderr, "  could not build the fixture with go%s\n", version);
+	if (build(version, experiments, variant, path, sizeof(path))) {
+		fprintf(stderr, "  could not build the fixture with go%s GOEXPERIMENT=%s\n",
+			version, experiments);
 		CHECK(0);
 		return;
 	}
 	CHECK(target_open_path(&t, path, 0, err, sizeof(err)) == 0);
+	if (release &&
+	    (strncmp(t.go_version, release, strlen(release)) ||
+	     (t.go_version[strlen(release)] >= '0' && t.go_version[strlen(release)] <= '9'))) {
+		fprintf(stderr, "  the table is for %s, /usr/lib/go-%s builds %s\n", release,
+			version, t.go_version);
+		CHECK(0);
+	}
 	rc = gcruntime_resolve(&t, &r, err, sizeof(err));
 	CHECK(rc == 0);
 	if (rc)
-		fprintf(stderr, "  go%s %s: %s\n", version, variants[variant], err);
+		fprintf(stderr, "  %s %s: %s\n", t.go_version, variants[variant], err);
 	if (r.table_mismatches)
-		fprintf(stderr, "  go%s: %d fields where the table and the DWARF disagree\n",
-			version, r.table_mismatches);
+		fprintf(stderr, "  %s: %d fields where the table and the DWARF disagree\n",
+			t.go_version, r.table_mismatches);
 	CHECK(r.table_mismatches == 0);
 	CHECK(r.stop.vaddr && r.resume.vaddr && r.gc_start.vaddr && r.mark_term.vaddr &&
 	      r.grow.vaddr && r.systemstack < r.systemstack_end);
 	CHECK(r.stop_reason_arg == (strcmp(version, "1.21") >= 0));
 	CHECK(r.cfg.stop_reads_reason == !r.stop_reason_arg);
+	if (!gcruntime_has_state(&r))
+		fprintf(stderr, "  %s %s: the GC records are not found\n", t.go_version,
+			variants[variant]);
 	CHECK(gcruntime_has_state(&r));
+	if (r.offsets != (variant == DEFAULT ? GC_OFFSETS_DWARF : GC_OFFSETS_TABLE))
+		fprintf(stderr, "  %s %s: offsets from %d\n", t.go_version, variants[variant],
+			r.offsets);
 	CHECK(r.offsets == (variant == DEFAULT ? GC_OFFSETS_DWARF : GC_OFFSETS_TABLE));
 	CHECK(r.from_code == (variant >= STRIPPED));
 	if (variant == OBJCOPY_STRIPPED) {
 		for (int i = 0; i < GCW_COUNT; i++) {
 			if (r.words[i] != symtab_words[i])
 				fprintf(stderr,
-					"  go%s: word %d at 0x%llx in the code, 0x%llx in the "
+					"  %s: word %d at 0x%llx in the code, 0x%llx in the "
 					"symbol table\n",
-					version, i, (unsigned long long)r.words[i],
+					t.go_version, i, (unsigned long long)r.words[i],
 					(unsigned long long)symtab_words[i]);
 			CHECK(r.words[i] == symtab_words[i]);
 		}
@@ -88,7 +113,8 @@ static void check_binary(const char *version, int variant)
 	target_close(&t);
 }
 
-static void test_tables_match_dwarf(void)
+/* Every shape of a build by every installed toolchain, with its default experiments. */
+static void test_build_shapes(void)
 {
 	int built = 0;
 
@@ -99,10 +125,33 @@ static void test_tables_match_dwarf(void)
 		if (access(go, X_OK) != 0)
 			continue;
 		for (int variant = 0; variant < VARIANTS; variant++)
-			check_binary(versions[v], variant);
+			check_binary(versions[v], "", NULL, variant);
 		built++;
 	}
 	CHECK(built > 0);
+}
+
+/*
+ * Every table against the DWARF of the very build it names (release and experiments), and that
+ * build without DWARF read through it, also stripped. A table whose toolchain is not installed,
+ * or is another patch release, fails: it would be unchecked.
+ */
+static void test_tables_match_dwarf(void)
+{
+	const struct gcruntime_build *b;
+
+	for (size_t i = 0; (b = gcruntime_table_build(i)); i++) {
+		char version[16];
+		int minor;
+
+		if (sscanf(b->release, "go1.%d", &minor) != 1) {
+			CHECK(0);
+			continue;
+		}
+		snprintf(version, sizeof(version), "1.%d", minor);
+		for (int variant = DEFAULT; variant <= STRIPPED; variant++)
+			check_binary(version, b->experiments, b->release, variant);
+	}
 }
 
 static void test_stw_reasons(void)
@@ -124,6 +173,7 @@ int main(void)
 		perror("mkdtemp");
 		return 1;
 	}
+	RUN(test_build_shapes);
 	RUN(test_tables_match_dwarf);
 	RUN(test_stw_reasons);
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
