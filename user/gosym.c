@@ -156,8 +156,7 @@ static bool split_tables(struct gosym *g, char *err, size_t errlen)
 	}
 	for (int i = 0; i < 5; i++) {
 		if (off[i] > off[i + 1]) {
-			errmsg(err, errlen,
-				"pclntab: table offsets out of order or out of bounds");
+			errmsg(err, errlen, "pclntab: table offsets out of order or out of bounds");
 			return false;
 		}
 	}
@@ -259,8 +258,6 @@ static int build_aliases(struct gosym *g)
 int gosym_open_pclntab(const void *data, size_t size, uint64_t text_start, struct gosym **out,
 		       char *err, size_t errlen)
 {
-	/* Both supported layouts record textStart in the header. */
-	(void)text_start;
 	*out = NULL;
 	struct gosym *g = calloc(1, sizeof(*g));
 	if (!g) {
@@ -271,6 +268,8 @@ int gosym_open_pclntab(const void *data, size_t size, uint64_t text_start, struc
 		free(g);
 		return -EINVAL;
 	}
+	if (!g->text_start)
+		g->text_start = text_start;
 	if (build_aliases(g) != 0) {
 		errmsg(err, errlen, "out of memory");
 		gosym_close(g);
@@ -580,9 +579,11 @@ static struct gosym *scan_section(const struct elfbin *eb, const char *name, uin
 		struct gosym cand = {0};
 		size_t avail;
 		uint32_t flags = 0;
+		/* From Go 1.26 on the header has no text start to check (moduledata has it). */
 		if (!looks_like_header(p + off) ||
 		    !parse_header(&cand, p + off, len - off, NULL, 0) ||
-		    !elfbin_vaddr_ptr(eb, cand.text_start, &avail, &flags) || !(flags & PF_X))
+		    (cand.text_start &&
+		     (!elfbin_vaddr_ptr(eb, cand.text_start, &avail, &flags) || !(flags & PF_X))))
 			continue;
 		struct gosym *g;
 		if (gosym_open_pclntab(p + off, len - off, 0, &g, NULL, 0) != 0)
@@ -620,29 +621,65 @@ static struct gosym *find_pclntab(const struct elfbin *eb, uint64_t *vaddr, char
 	return NULL;
 }
 
-/* moduledata word indices (amd64): Go 1.20 inserted covctrs and ecovctrs before end. */
-enum { MD_PCHEADER = 0, MD_FUNCNAMETAB = 1, MD_TEXT = 22, MD_GOFUNC_118 = 38, MD_GOFUNC_120 = 40 };
+/*
+ * moduledata word indices (amd64), the same from Go 1.18 to 1.27: the pcHeader pointer, the
+ * funcnametab slice, minpc (the first function's entry) and text.
+ */
+enum { MD_PCHEADER = 0, MD_FUNCNAMETAB = 1, MD_MINPC = 20, MD_TEXT = 22 };
 
 /*
- * Funcdata (inline trees) are offsets from moduledata.gofunc, which the pclntab does not record.
- * moduledata sits in .noptrdata and starts with a pointer to the pcHeader; a candidate is accepted
- * when its funcnametab and text agree with the table and gofunc points into read-only data. Go 1.18
+ * Where moduledata.gofunc is: Go 1.20 inserted covctrs and ecovctrs before end; Go 1.26 stopped
+ * recording textStart in the pcHeader and added epclntab after gofunc; Go 1.27 added typedesclen
+ * after types and itaboffset, itabsize before rodata. rodata is always the word before gofunc.
+ */
+static const struct md_layout {
+	uint32_t magic;
+	bool textless; /* the pcHeader has no textStart; epclntab follows gofunc */
+	size_t gofunc;
+} md_layouts[] = {
+    {MAGIC_118, false, 38}, /* 1.18, 1.19 */
+    {MAGIC_120, false, 40}, /* 1.20 to 1.25 */
+    {MAGIC_120, true, 40},  /* 1.26 */
+    {MAGIC_120, true, 43},  /* 1.27 */
+};
+
+/*
+ * moduledata starts with a pointer to the pcHeader and the funcnametab slice; its text must be the
+ * header's, or, where the header records none, executable and consistent with minpc.
+ */
+static bool md_matches(const struct elfbin *eb, const struct gosym *g, const uint8_t *md,
+		       uint64_t pclntab_vaddr, bool textless)
+{
+	uint64_t funcnametab = pclntab_vaddr + (uint64_t)(g->funcnames.p - g->tab.p);
+	if (le64(md + 8 * MD_PCHEADER) != pclntab_vaddr ||
+	    le64(md + 8 * MD_FUNCNAMETAB) != funcnametab)
+		return false;
+	uint64_t text = le64(md + 8 * MD_TEXT);
+	if (!textless)
+		return text == g->text_start;
+	size_t avail;
+	uint32_t flags = 0;
+	return le64(md + 8 * MD_MINPC) - text == functab_entry(g, 0) &&
+	       elfbin_vaddr_ptr(eb, text, &avail, &flags) && (flags & PF_X);
+}
+
+/*
+ * go:func.*, which funcdata offsets (inline trees) are relative to, from the layout whose rodata
+ * and gofunc are ordered, gofunc read-only and, where it exists, epclntab the table's end. Go 1.18
  * shares the 1.19 magic but, as far as we know, has no gofunc; the read-only test is what should
  * turn its moduledata down (no 1.18 toolchain was at hand to confirm), leaving physical frames.
  */
-static void find_gofunc(const struct elfbin *eb, struct gosym *g, uint64_t pclntab_vaddr)
+static void md_gofunc(const struct elfbin *eb, struct gosym *g, const uint8_t *md, size_t mdlen,
+		      uint64_t pclntab_vaddr, bool textless)
 {
-	size_t len;
-	const uint8_t *p = elfbin_section(eb, ".noptrdata", NULL, &len);
-	size_t w = g->magic == MAGIC_118 ? MD_GOFUNC_118 : MD_GOFUNC_120;
-	uint64_t funcnametab = pclntab_vaddr + (uint64_t)(g->funcnames.p - g->tab.p);
-	for (size_t off = 0; p && len >= 8 * (w + 1) && off <= len - 8 * (w + 1); off += 8) {
-		const uint8_t *md = p + off;
-		if (le64(md + 8 * MD_PCHEADER) != pclntab_vaddr ||
-		    le64(md + 8 * MD_FUNCNAMETAB) != funcnametab ||
-		    le64(md + 8 * MD_TEXT) != g->text_start)
+	for (size_t i = 0; i < sizeof(md_layouts) / sizeof(md_layouts[0]); i++) {
+		const struct md_layout *l = &md_layouts[i];
+		if (l->magic != g->magic || l->textless != textless || 8 * (l->gofunc + 2) > mdlen)
 			continue;
-		uint64_t gofunc = le64(md + 8 * w), rodata = le64(md + 8 * (w - 1));
+		uint64_t gofunc = le64(md + 8 * l->gofunc), rodata = le64(md + 8 * (l->gofunc - 1));
+		uint64_t end = le64(md + 8 * (l->gofunc + 1));
+		if (textless && (end <= pclntab_vaddr || end - pclntab_vaddr > g->tab.len))
+			continue;
 		size_t avail;
 		uint32_t flags;
 		const void *data = elfbin_vaddr_ptr(eb, gofunc, &avail, &flags);
@@ -653,12 +690,55 @@ static void find_gofunc(const struct elfbin *eb, struct gosym *g, uint64_t pclnt
 	}
 }
 
+/*
+ * moduledata holds what the pclntab does not: the text start from Go 1.26 on, and go:func.*.
+ * It has a section of its own from Go 1.26 on (.go.module), in .noptrdata before.
+ */
+static void find_moduledata(const struct elfbin *eb, struct gosym *g, uint64_t pclntab_vaddr)
+{
+	static const char *const sections[] = {".go.module", ".noptrdata"};
+	const bool textless = g->text_start == 0;
+	for (size_t s = 0; s < 2; s++) {
+		size_t len;
+		const uint8_t *p = elfbin_section(eb, sections[s], NULL, &len);
+		for (size_t off = 0;
+		     p && len >= 8 * (MD_TEXT + 1) && off <= len - 8 * (MD_TEXT + 1); off += 8) {
+			if (!md_matches(eb, g, p + off, pclntab_vaddr, textless))
+				continue;
+			if (textless)
+				g->text_start = le64(p + off + 8 * MD_TEXT);
+			md_gofunc(eb, g, p + off, len - off, pclntab_vaddr, textless);
+			return;
+		}
+	}
+}
+
+/*
+ * Without moduledata, a Go 1.26+ table's text start is runtime.text, which begins .text when Go
+ * links internally (the system linker may put C start-up code before it).
+ */
+static uint64_t fallback_text_start(const struct elfbin *eb)
+{
+	uint64_t text = 0;
+	if (elfbin_symbol(eb, "runtime.text", &text, NULL) == 0 && text)
+		return text;
+	return elfbin_section(eb, ".text", &text, NULL) ? text : 0;
+}
+
 int gosym_open(const struct elfbin *eb, struct gosym **out, char *err, size_t errlen)
 {
 	uint64_t vaddr = 0;
 	*out = find_pclntab(eb, &vaddr, err, errlen);
 	if (!*out)
 		return -ENOENT;
-	find_gofunc(eb, *out, vaddr);
+	find_moduledata(eb, *out, vaddr);
+	if (!(*out)->text_start)
+		(*out)->text_start = fallback_text_start(eb);
+	if (!(*out)->text_start) {
+		errmsg(err, errlen, "pclntab: cannot find where Go's code starts (no moduledata)");
+		gosym_close(*out);
+		*out = NULL;
+		return -ENOENT;
+	}
 	return 0;
 }

@@ -2,7 +2,8 @@
  * gosym: symbolization of Go binaries from .gopclntab, the table the Go runtime itself uses for
  * tracebacks. It is present in every Go binary, stripped or not, so one reader serves both; it
  * carries inline trees, so frames expand the way runtime.CallersFrames and runtime/pprof expand
- * them. Layouts: Go 1.18/1.19 (magic 0xfffffff0) and Go 1.20+ (0xfffffff1).
+ * them. Layouts: Go 1.18/1.19 (magic 0xfffffff0) and Go 1.20+ (0xfffffff1; no text start in the
+ * header from Go 1.26 on).
  */
 #ifndef HEAPSPY_GOSYM_H
 #define HEAPSPY_GOSYM_H
@@ -16,11 +17,15 @@
 struct gosym;
 
 /*
- * Finds the pclntab of eb (section, runtime.pclntab symbol, or a header scan) and the go:func.*
- * data its inline trees live in. eb must outlive the result.
+ * Finds the pclntab of eb (section, runtime.pclntab symbol, or a header scan) and, in moduledata,
+ * the go:func.* data its inline trees live in and, from Go 1.26 on, the text start. eb must
+ * outlive the result.
  */
 int gosym_open(const struct elfbin *eb, struct gosym **out, char *err, size_t errlen);
-/* Parses a raw pclntab image; text_start is used only by layouts that do not record it. */
+/*
+ * Parses a raw pclntab image; text_start (moduledata.text) is used only where the header records
+ * none, as from Go 1.26 on.
+ */
 int gosym_open_pclntab(const void *data, size_t size, uint64_t text_start, struct gosym **out,
 		       char *err, size_t errlen);
 /*

@@ -32,7 +32,7 @@ GO
 export GOTOOLCHAIN=local GO111MODULE=off GOFLAGS= GOPROXY=off
 [ -n "${HOME:-}" ] || export GOCACHE="$work/.gocache"
 
-for goroot in /usr/lib/go-1.19 /usr/lib/go-1.23; do
+for goroot in /usr/lib/go-1.19 /usr/lib/go-1.23 /usr/lib/go-1.27; do
 	[ -x "$goroot/bin/go" ] || continue
 	v=${goroot##*/go-}
 	"$goroot/bin/go" build -o "$out/elf/go$v" "$work/seed.go"
@@ -87,7 +87,7 @@ struct.pack_into("<11I", t, 120, 0, 0, 0, 0, 0, 1, 4, 0, 0, 0, 0)
 with open(os.path.join(out, "pclntab", "synthetic"), "wb") as o:
     o.write(struct.pack("<I", len(t)) + t)
 
-for v in ("1.19", "1.23"):
+for v in ("1.19", "1.23", "1.27"):
     path = os.path.join(out, "elf", "go" + v)
     if not os.path.exists(path):
         continue

@@ -19,7 +19,8 @@ export GOTOOLCHAIN=local GO111MODULE=off GOFLAGS= GOPROXY=off
 [ -n "${HOME:-}" ] || export GOCACHE="${GOCACHE:-$out/.gocache}"
 
 built=0
-for goroot in /usr/lib/go-1.19 /usr/lib/go-1.21 /usr/lib/go-1.22 /usr/lib/go-1.23; do
+for goroot in /usr/lib/go-1.19 /usr/lib/go-1.21 /usr/lib/go-1.22 /usr/lib/go-1.23 /usr/lib/go-1.24 /usr/lib/go-1.25 \
+	/usr/lib/go-1.26 /usr/lib/go-1.27; do
 	go="$goroot/bin/go"
 	[ -x "$go" ] || continue
 	v=${goroot##*/go-}
