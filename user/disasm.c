@@ -37,57 +37,135 @@ static const cs_x86_op *rip_operand(const cs_insn *in)
 	return NULL;
 }
 
+/* The instructions of [start, end), one at a time. */
+struct walk {
+	csh cs;
+	cs_insn *in;
+	uint8_t *buf;
+	const uint8_t *code;
+	size_t size;
+	uint64_t addr;
+};
+
+static bool walk_open(struct walk *w, const struct elfbin *eb, uint64_t start, uint64_t end)
+{
+	size_t len = end > start ? end - start : 0;
+
+	*w = (struct walk){.addr = start, .size = len};
+	if (!len || len > MAX_FUNC_BYTES || !(w->buf = malloc(len)))
+		return false;
+	if (elfbin_read_vaddr(eb, start, w->buf, len) != 0 ||
+	    cs_open(CS_ARCH_X86, CS_MODE_64, &w->cs)) {
+		free(w->buf);
+		return false;
+	}
+	cs_option(w->cs, CS_OPT_DETAIL, CS_OPT_ON);
+	w->in = cs_malloc(w->cs);
+	w->code = w->buf;
+	return true;
+}
+
+static bool walk_next(struct walk *w)
+{
+	return w->in && cs_disasm_iter(w->cs, &w->code, &w->size, &w->addr, w->in);
+}
+
+static void walk_close(struct walk *w)
+{
+	if (w->in)
+		cs_free(w->in, 1);
+	cs_close(&w->cs);
+	free(w->buf);
+}
+
 int disasm_rip_refs(const struct elfbin *eb, uint64_t start, uint64_t end, struct rip_ref *out,
 		    int max)
 {
-	size_t len = end > start ? end - start : 0, size;
-	const uint8_t *code;
-	uint8_t *buf;
-	uint64_t addr = start;
-	cs_insn *in;
-	csh cs;
+	struct walk w;
 	int n = 0;
 
-	if (!len || len > MAX_FUNC_BYTES || !(buf = malloc(len)))
+	if (!walk_open(&w, eb, start, end))
 		return 0;
-	if (elfbin_read_vaddr(eb, start, buf, len) != 0 || cs_open(CS_ARCH_X86, CS_MODE_64, &cs)) {
-		free(buf);
-		return 0;
-	}
-	cs_option(cs, CS_OPT_DETAIL, CS_OPT_ON);
-	in = cs_malloc(cs);
-	code = buf;
-	size = len;
-	while (in && n < max && cs_disasm_iter(cs, &code, &size, &addr, in)) {
-		const cs_x86_op *op = rip_operand(in);
+	while (n < max && walk_next(&w)) {
+		const cs_x86_op *op = rip_operand(w.in);
 		struct rip_ref *r;
 
 		if (!op)
 			continue;
 		r = &out[n++];
 		*r = (struct rip_ref){
-		    .insn = in->address,
+		    .insn = w.in->address,
 		    /* RIP-relative means relative to the next instruction. */
-		    .target = in->address + in->size + (uint64_t)op->mem.disp,
+		    .target = w.in->address + w.in->size + (uint64_t)op->mem.disp,
 		    .size = op->size,
-		    .lea = in->id == X86_INS_LEA,
+		    .lea = w.in->id == X86_INS_LEA,
 		};
-		if (!r->lea && dest_reg(in) != X86_REG_INVALID) {
-			x86_reg reg = dest_reg(in);
-			const uint8_t *c2 = code;
-			size_t s2 = size;
-			uint64_t a2 = addr;
+		if (!r->lea && dest_reg(w.in) != X86_REG_INVALID) {
+			x86_reg reg = dest_reg(w.in);
+			const uint8_t *c2 = w.code;
+			size_t s2 = w.size;
+			uint64_t a2 = w.addr;
 
 			/* Peek at the next instruction without consuming it (Go pads with NOPs). */
-			while (cs_disasm_iter(cs, &c2, &s2, &a2, in) && in->id == X86_INS_NOP)
+			while (cs_disasm_iter(w.cs, &c2, &s2, &a2, w.in) && w.in->id == X86_INS_NOP)
 				;
-			if (in->id != X86_INS_NOP)
-				r->cmp_imm = cmp_with_imm(in, reg, &r->imm);
+			if (w.in->id != X86_INS_NOP)
+				r->cmp_imm = cmp_with_imm(w.in, reg, &r->imm);
 		}
 	}
-	cs_free(in, 1);
-	cs_close(&cs);
-	free(buf);
+	walk_close(&w);
+	return n;
+}
+
+/* Whether in is `mov reg, qword ptr [r14 + disp]`: a field of the current g. */
+static bool loads_from_g(const cs_insn *in, int64_t *disp)
+{
+	const cs_x86 *x = &in->detail->x86;
+
+	if (in->id != X86_INS_MOV || x->op_count != 2 || x->operands[0].type != X86_OP_REG ||
+	    x->operands[1].type != X86_OP_MEM || x->operands[1].mem.base != X86_REG_R14 ||
+	    x->operands[1].mem.index != X86_REG_INVALID || x->operands[1].size != 8)
+		return false;
+	*disp = x->operands[1].mem.disp;
+	return true;
+}
+
+int disasm_g_zero_stores(const struct elfbin *eb, uint64_t start, uint64_t end,
+			 struct g_zero_store *out, int max)
+{
+	/* For each register, the g field it was last loaded from; -1 once anything else is. */
+	int64_t from_g[X86_REG_ENDING];
+	struct walk w;
+	int n = 0;
+
+	if (!walk_open(&w, eb, start, end))
+		return 0;
+	for (int r = 0; r < X86_REG_ENDING; r++)
+		from_g[r] = -1;
+	while (n < max && walk_next(&w)) {
+		const cs_x86 *x = &w.in->detail->x86;
+		const cs_x86_op *dst = &x->operands[0];
+		x86_reg dest = dest_reg(w.in);
+		int64_t disp;
+
+		/*
+		 * A call does not end the tracking: a pointer store's write barrier
+		 * (runtime.gcWriteBarrierN) keeps every register. A register another call
+		 * clobbers could only be mistaken where the caller asks for more than one store.
+		 */
+		if (loads_from_g(w.in, &disp)) {
+			from_g[dest] = disp;
+		} else if (dest != X86_REG_INVALID) {
+			from_g[dest] = -1;
+		} else if (w.in->id == X86_INS_MOV && x->op_count == 2 && dst->type == X86_OP_MEM &&
+			   dst->size == 8 && dst->mem.index == X86_REG_INVALID &&
+			   dst->mem.base > X86_REG_INVALID && dst->mem.base < X86_REG_ENDING &&
+			   from_g[dst->mem.base] >= 0 && x->operands[1].type == X86_OP_IMM &&
+			   x->operands[1].imm == 0) {
+			out[n++] = (struct g_zero_store){from_g[dst->mem.base], dst->mem.disp};
+		}
+	}
+	walk_close(&w);
 	return n;
 }
 

@@ -25,6 +25,16 @@ struct rip_ref {
 int disasm_rip_refs(const struct elfbin *eb, uint64_t start, uint64_t end, struct rip_ref *out,
 		    int max);
 
+/* An 8-byte store of zero through a pointer the code loaded from the current g (R14). */
+struct g_zero_store {
+	int64_t g_off; /* the g's field the pointer came from: g.m is at 48 */
+	int64_t off;   /* the offset stored to, from that pointer */
+};
+
+/* Lists the stores of zero through pointers loaded from g in [start, end). Returns the count. */
+int disasm_g_zero_stores(const struct elfbin *eb, uint64_t start, uint64_t end,
+			 struct g_zero_store *out, int max);
+
 /*
  * Length of the stack-bound check a Go function starts with (`CMPQ SP, 16(R14)`, then a
  * conditional jump to morestack), or 0 if it does not start with one. A uprobe there must

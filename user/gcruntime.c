@@ -247,10 +247,125 @@ static uint64_t variable(const struct target *t, const char *name)
 	return elfbin_symbol(t->elf, name, &vaddr, &size) == 0 ? vaddr : 0;
 }
 
+static bool load_of(const struct rip_ref *r, unsigned size)
+{
+	return !r->lea && r->size == size;
+}
+
+/* Whether refs[i..i+count) load count consecutive 8-byte words. */
+static bool loads_run(const struct rip_ref *refs, int n, int i, int count)
+{
+	if (i < 0 || i + count > n)
+		return false;
+	for (int k = 0; k < count; k++)
+		if (!load_of(&refs[i + k], 8) || refs[i + k].target != refs[i].target + 8u * k)
+			return false;
+	return true;
+}
+
+/*
+ * Without DWARF or a table for this very build, the words come from the code that prints them.
+ * gcMarkTermination's gctrace block loads work.tSweepTerm, tMark, tMarkTerm and tEnd (adjacent
+ * int64s), later heap0, heap1 and heap2 right before gcController.lastHeapGoal (the first global
+ * endCycle stores), then tests work.userForced: the byte whose test guards `numforcedgc++`, which
+ * `numgc++` follows; numgc % 256 is loaded as a byte to index pause_ns. Every release from 1.19
+ * to 1.27 has that shape; where any piece does not line up, nothing is taken. Returns whether
+ * every word was found.
+ */
+static bool words_from_code(const struct target *t, uint64_t *w)
+{
+	struct rip_ref *refs = calloc(MAX_REFS, sizeof(*refs));
+	uint64_t goal = 0;
+	int n, j, k, u;
+
+	if (!refs)
+		return false;
+	n = refs_of(t, "runtime.(*gcControllerState).endCycle", refs);
+	for (int i = 0; i < n && !goal; i++)
+		if (load_of(&refs[i], 8))
+			goal = refs[i].target;
+	n = refs_of(t, "runtime.gcMarkTermination", refs);
+	for (j = n - 1; j >= 3; j--)
+		if (load_of(&refs[j], 8) && refs[j].target == goal && loads_run(refs, n, j - 3, 3))
+			break;
+	/* The timestamps: the last four before, just below heap0 (gcController has runs too). */
+	for (k = j - 7; k >= 0; k--)
+		if (loads_run(refs, n, k, 4) && refs[j - 3].target > refs[k].target + 24 &&
+		    refs[j - 3].target - refs[k].target < 128)
+			break;
+	for (u = j + 1; u < n && !load_of(&refs[u], 1); u++)
+		;
+	if (!goal || j < 3 || k < 0 || u >= n) {
+		free(refs);
+		return false;
+	}
+	w[GCW_HEAP_GOAL] = goal;
+	for (int i = 0; i < 3; i++)
+		w[GCW_HEAP0 + i] = refs[j - 3 + i].target;
+	for (int i = 0; i < 4; i++)
+		w[GCW_T_SWEEP_TERM + i] = refs[k + i].target;
+	w[GCW_USER_FORCED] = refs[u].target;
+	/* The test of userForced that guards numforcedgc++, then numgc++. */
+	for (int i = 0; i + 1 < n && !w[GCW_NUMGC]; i++) {
+		if (i == u || !load_of(&refs[i], 1) || refs[i].target != w[GCW_USER_FORCED] ||
+		    !load_of(&refs[i + 1], 4))
+			continue;
+		for (int m = i + 2; m < n && !w[GCW_NUMGC]; m++)
+			if (load_of(&refs[m], 4) && refs[m].target != refs[i + 1].target &&
+			    loads(refs, n, refs[m].target, 1)) {
+				w[GCW_NUM_FORCED] = refs[i + 1].target;
+				w[GCW_NUMGC] = refs[m].target;
+			}
+	}
+	free(refs);
+	/* work's words, in the order of its fields. */
+	return w[GCW_NUMGC] && w[GCW_USER_FORCED] < w[GCW_T_SWEEP_TERM] &&
+	       w[GCW_T_SWEEP_TERM] - w[GCW_USER_FORCED] < 1024 && w[GCW_HEAP0] > w[GCW_T_END] &&
+	       w[GCW_HEAP0] - w[GCW_T_END] < 128;
+}
+
+/* Where the symbol table names the variables, every word found in the code must be in its own. */
+static bool words_in_variables(const struct target *t, const uint64_t *w)
+{
+	for (int i = 0; i < GCW_COUNT; i++) {
+		uint64_t vaddr, size;
+
+		if (elfbin_symbol(t->elf, variables[fields[i].var], &vaddr, &size) == 0 &&
+		    (w[i] < vaddr || w[i] + fields[i].size > vaddr + size))
+			return false;
+	}
+	return true;
+}
+
+/*
+ * startTheWorld clears m.preemptoff (a string: pointer, then length) through the M it loads from
+ * the current g: two stores of zero 8 bytes apart through g.m.
+ */
+static void preemptoff_from_code(const struct target *t, struct gc_runtime *r)
+{
+	struct g_zero_store st[64];
+	uint64_t entry, end;
+	int n;
+
+	if (gosym_func(t->sym, "runtime.startTheWorld", &entry, &end) != 0)
+		return;
+	n = disasm_g_zero_stores(t->elf, entry, end, st, 64);
+	for (int i = 0; i < n; i++)
+		for (int k = 0; k < n; k++)
+			if (st[i].g_off == st[k].g_off && st[k].off == st[i].off + 8 &&
+			    st[i].g_off > 0 && st[i].off > 0) {
+				r->cfg.g_m_offset = (__u32)st[i].g_off;
+				r->cfg.m_preemptoff_offset = (__u32)st[i].off;
+				return;
+			}
+}
+
 static void resolve_words(const struct target *t, struct gc_runtime *r)
 {
 	uint64_t base[V_COUNT] = {0};
+	uint64_t code_words[GCW_COUNT] = {0};
 	int64_t off[F_COUNT];
+	bool missing = false;
 
 	resolve_offsets(t, r, off);
 	for (int v = 0; v < V_COUNT; v++)
@@ -264,14 +379,22 @@ static void resolve_words(const struct target *t, struct gc_runtime *r)
 
 		r->word_size[i] = fields[i].size;
 		r->words[i] = b && off[i] >= 0 ? b + (uint64_t)off[i] : 0;
+		missing |= !r->words[i];
 	}
-	r->numgc = r->words[GCW_NUMGC];
-	r->num_forced = r->words[GCW_NUM_FORCED];
-	r->runtime_init_time = variable(t, "runtime.runtimeInitTime");
 	if (off[F_G_M] > 0 && off[F_M_PREEMPTOFF] > 0) {
 		r->cfg.g_m_offset = (__u32)off[F_G_M];
 		r->cfg.m_preemptoff_offset = (__u32)off[F_M_PREEMPTOFF];
 	}
+	if (missing && words_from_code(t, code_words) && words_in_variables(t, code_words)) {
+		memcpy(r->words, code_words, sizeof(code_words));
+		r->offsets = GC_OFFSETS_CODE;
+		r->from_code = true;
+		if (!r->cfg.m_preemptoff_offset)
+			preemptoff_from_code(t, r);
+	}
+	r->numgc = r->words[GCW_NUMGC];
+	r->num_forced = r->words[GCW_NUM_FORCED];
+	r->runtime_init_time = variable(t, "runtime.runtimeInitTime");
 }
 
 bool gcruntime_has_state(const struct gc_runtime *r)

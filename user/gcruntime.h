@@ -35,7 +35,7 @@ enum gc_word {
 
 _Static_assert(GCW_COUNT <= HS_GC_MAX_READS, "the probe reads at most HS_GC_MAX_READS words");
 
-enum gc_offsets_source { GC_OFFSETS_NONE, GC_OFFSETS_DWARF, GC_OFFSETS_TABLE };
+enum gc_offsets_source { GC_OFFSETS_NONE, GC_OFFSETS_DWARF, GC_OFFSETS_TABLE, GC_OFFSETS_CODE };
 
 struct gc_runtime {
 	/* With the runtime's records: a cycle's end, the non-GC stops' begin and end. */

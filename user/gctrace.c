@@ -372,5 +372,12 @@ const char *gctrace_offsets_source(const struct gctrace *g)
 {
 	if (!g->state)
 		return "none";
-	return g->rt.offsets == GC_OFFSETS_DWARF ? "DWARF" : "table";
+	switch (g->rt.offsets) {
+	case GC_OFFSETS_DWARF:
+		return "DWARF";
+	case GC_OFFSETS_TABLE:
+		return "table";
+	default:
+		return "code";
+	}
 }

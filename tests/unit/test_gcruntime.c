@@ -4,8 +4,9 @@
  * says, a build without DWARF (-ldflags=-w) must be read through the table, and in a stripped one
  * the GC's variables must be found in the code that uses them: at the very addresses of the symbol
  * table when the default build's table is stripped by objcopy (the layout stays), and somewhere for
- * the Go linker's own -s -w. The fixture is tests/unit/gosym_fixture.go: any Go program carries the
- * whole runtime.
+ * the Go linker's own -s -w; and a build that claims a patch release no table names is read
+ * through the code alone, to the same words. The fixture is tests/unit/gosym_fixture.go: any Go
+ * program carries the whole runtime.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -18,10 +19,17 @@
 
 static const char *const versions[] = {"1.19", "1.21", "1.22", "1.23",
 				       "1.24", "1.25", "1.26", "1.27"};
-enum { DEFAULT, NODWARF, STRIPPED, OBJCOPY_STRIPPED, VARIANTS };
+/* The last two claim a patch release no table names: the words must come from the code. */
+enum { DEFAULT, NODWARF, STRIPPED, OBJCOPY_STRIPPED, NODWARF_UNKNOWN, STRIPPED_UNKNOWN, VARIANTS };
 
-static const char *const variants[VARIANTS] = {"default", "nodwarf", "stripped", "objcopy"};
-static const char *const ldflags[VARIANTS] = {"", "-w", "-s -w", ""};
+static const char *const variants[VARIANTS] = {"default", "nodwarf",	     "stripped",
+					       "objcopy", "nodwarf-unknown", "stripped-unknown"};
+static const char *const ldflags[VARIANTS] = {"", "-w", "-s -w", "", "-w", "-s -w"};
+/* What each variant's words are read through, and the variant whose words they must equal. */
+static const enum gc_offsets_source source[VARIANTS] = {GC_OFFSETS_DWARF, GC_OFFSETS_TABLE,
+							GC_OFFSETS_TABLE, GC_OFFSETS_TABLE,
+							GC_OFFSETS_CODE,  GC_OFFSETS_CODE};
+static const int same_words_as[VARIANTS] = {DEFAULT, NODWARF, STRIPPED, DEFAULT, NODWARF, STRIPPED};
 
 static char dir[64];
 
@@ -44,8 +52,46 @@ static int build(const char *version, const char *experiments, int variant, char
 	return system(cmd) == 0 ? 0 : -EIO;
 }
 
-/* The words the default build's symbol table locates, for its stripped twin to match. */
-static uint64_t symtab_words[GCW_COUNT];
+/* The words each variant of the toolchain's build found, for its twins to match. */
+static uint64_t words_of[VARIANTS][GCW_COUNT];
+static __u32 preemptoff_of_default;
+
+/*
+ * Makes the binary claim the next patch release of its line (go1.27.4 -> go1.27.5), everywhere
+ * it names its release: the build info and runtime.buildVersion.
+ */
+static int claim_other_patch(const char *path, const char *version)
+{
+	char release[32], other[32];
+	size_t n = strcspn(version, " -"), len;
+	FILE *f = fopen(path, "r+b");
+	char *data;
+	int rc = -EIO;
+
+	if (!f || n >= sizeof(release) || n < 2 || version[n - 1] < '0' || version[n - 1] > '9') {
+		if (f)
+			fclose(f);
+		return rc;
+	}
+	memcpy(release, version, n);
+	release[n] = '\0';
+	memcpy(other, release, n + 1);
+	other[n - 1] = (char)('0' + (version[n - 1] - '0' + 1) % 10);
+	fseek(f, 0, SEEK_END);
+	len = (size_t)ftell(f);
+	rewind(f);
+	data = malloc(len);
+	if (data && fread(data, 1, len, f) == len) {
+		for (char *p = data; (p = memmem(p, len - (size_t)(p - data), release, n)); p += n)
+			if (p + n == data + len || p[n] < '0' || p[n] > '9')
+				memcpy(p, other, n);
+		rewind(f);
+		rc = fwrite(data, 1, len, f) == len ? 0 : -EIO;
+	}
+	free(data);
+	fclose(f);
+	return rc;
+}
 
 /*
  * Resolves the fixture's GC records; release, when given, is the exact release the build must
@@ -66,6 +112,16 @@ static void check_binary(const char *version, const char *experiments, const cha
 		return;
 	}
 	CHECK(target_open_path(&t, path, 0, err, sizeof(err)) == 0);
+	if (variant >= NODWARF_UNKNOWN) {
+		char patched[sizeof(path) + 16], cmd[2 * sizeof(patched)];
+
+		snprintf(patched, sizeof(patched), "%s.patched", path);
+		snprintf(cmd, sizeof(cmd), "cp %s %s", path, patched);
+		CHECK(system(cmd) == 0);
+		CHECK(claim_other_patch(patched, t.go_version) == 0);
+		target_close(&t);
+		CHECK(target_open_path(&t, patched, 0, err, sizeof(err)) == 0);
+	}
 	if (release &&
 	    (strncmp(t.go_version, release, strlen(release)) ||
 	     (t.go_version[strlen(release)] >= '0' && t.go_version[strlen(release)] <= '9'))) {
@@ -89,27 +145,29 @@ static void check_binary(const char *version, const char *experiments, const cha
 		fprintf(stderr, "  %s %s: the GC records are not found\n", t.go_version,
 			variants[variant]);
 	CHECK(gcruntime_has_state(&r));
-	if (r.offsets != (variant == DEFAULT ? GC_OFFSETS_DWARF : GC_OFFSETS_TABLE))
+	if (r.offsets != source[variant])
 		fprintf(stderr, "  %s %s: offsets from %d\n", t.go_version, variants[variant],
 			r.offsets);
-	CHECK(r.offsets == (variant == DEFAULT ? GC_OFFSETS_DWARF : GC_OFFSETS_TABLE));
-	CHECK(r.from_code == (variant >= STRIPPED));
-	if (variant == OBJCOPY_STRIPPED) {
+	CHECK(r.offsets == source[variant]);
+	CHECK(r.from_code == (variant >= STRIPPED || variant == NODWARF_UNKNOWN));
+	if (same_words_as[variant] != variant) {
 		for (int i = 0; i < GCW_COUNT; i++) {
-			if (r.words[i] != symtab_words[i])
-				fprintf(stderr,
-					"  %s: word %d at 0x%llx in the code, 0x%llx in the "
-					"symbol table\n",
-					t.go_version, i, (unsigned long long)r.words[i],
-					(unsigned long long)symtab_words[i]);
-			CHECK(r.words[i] == symtab_words[i]);
+			if (r.words[i] != words_of[same_words_as[variant]][i])
+				fprintf(stderr, "  %s %s: word %d at 0x%llx, %s says 0x%llx\n",
+					t.go_version, variants[variant], i,
+					(unsigned long long)r.words[i],
+					variants[same_words_as[variant]],
+					(unsigned long long)words_of[same_words_as[variant]][i]);
+			CHECK(r.words[i] == words_of[same_words_as[variant]][i]);
 		}
 	}
 	for (int i = 0; i < GCW_COUNT; i++)
 		CHECK(r.words[i] != 0);
+	memcpy(words_of[variant], r.words, sizeof(words_of[variant]));
 	if (variant == DEFAULT)
-		memcpy(symtab_words, r.words, sizeof(symtab_words));
+		preemptoff_of_default = r.cfg.m_preemptoff_offset;
 	CHECK(r.cfg.g_m_offset == 48 && r.cfg.m_preemptoff_offset > 0);
+	CHECK(r.cfg.m_preemptoff_offset == preemptoff_of_default);
 	target_close(&t);
 }
 
