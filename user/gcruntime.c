@@ -142,6 +142,9 @@ static void resolve_offsets(const struct target *t, struct gc_runtime *r, int64_
 }
 
 #define MAX_REFS 1024
+/* The releases whose GC code words_from_code reads. */
+#define CODE_SHAPE_MIN 19
+#define CODE_SHAPE_MAX 27
 
 /* The RIP-relative operands of a runtime function's code; 0 when it is missing. */
 static int refs_of(const struct target *t, const char *fn, struct rip_ref *refs)
@@ -269,16 +272,17 @@ static bool loads_run(const struct rip_ref *refs, int n, int i, int count)
  * int64s), later heap0, heap1 and heap2 right before gcController.lastHeapGoal (the first global
  * endCycle stores), then tests work.userForced: the byte whose test guards `numforcedgc++`, which
  * `numgc++` follows; numgc % 256 is loaded as a byte to index pause_ns. Every release from 1.19
- * to 1.27 has that shape; where any piece does not line up, nothing is taken. Returns whether
- * every word was found.
+ * to 1.27 has that shape (tests/unit/test_gcruntime.c); an older or newer one is not trusted to,
+ * and where any piece does not line up, nothing is taken. Returns whether every word was found.
  */
 static bool words_from_code(const struct target *t, uint64_t *w)
 {
-	struct rip_ref *refs = calloc(MAX_REFS, sizeof(*refs));
+	struct rip_ref *refs;
 	uint64_t goal = 0;
-	int n, j, k, u;
+	int n, j, k, u, minor;
 
-	if (!refs)
+	if (sscanf(t->go_version, "go1.%d", &minor) != 1 || minor < CODE_SHAPE_MIN ||
+	    minor > CODE_SHAPE_MAX || !(refs = calloc(MAX_REFS, sizeof(*refs))))
 		return false;
 	n = refs_of(t, "runtime.(*gcControllerState).endCycle", refs);
 	for (int i = 0; i < n && !goal; i++)
