@@ -17,8 +17,7 @@ struct rip_ref {
 	uint64_t target; /* link-time address it refers to */
 	uint8_t size;	 /* operand size in bytes */
 	bool lea;	 /* the address is taken, not loaded */
-	bool cmp_imm;	 /* the next instruction compares the loaded register with an immediate */
-	int64_t imm;	 /* that immediate */
+	bool store;	 /* the instruction writes it (a MOV to it) */
 };
 
 /* Lists the RIP-relative operands of the code in [start, end), in order. Returns the count. */
@@ -42,5 +41,25 @@ int disasm_g_zero_stores(const struct elfbin *eb, uint64_t start, uint64_t end,
  * costs a fraction, with every register still as at entry.
  */
 unsigned disasm_stack_check_len(const struct elfbin *eb, uint64_t entry);
+
+/*
+ * How a function hands one field of a struct it switches on to a callee. runtime.freeSpecial does
+ * `switch s.kind { case _KindSpecialProfile: mProf_Free((*specialprofile)(s).b, ...) }`, with s in
+ * RAX: the code says where kind is (the byte it loads from [RAX+d] to switch on), which case value
+ * leads to the call (a chain of compares or a jump table) and where b is (the word loaded from
+ * [RAX+d] for the call).
+ */
+struct disasm_dispatch {
+	int64_t switch_offset; /* of the byte switched on */
+	int64_t case_value;    /* the case whose code makes the call */
+	int64_t arg_offset;    /* of the word the call gets as its first argument */
+};
+
+/*
+ * Reads that dispatch in the code of [start, end) for the call to callee. 0, or -ENOENT when the
+ * code has not exactly that shape (one call, one case leading to it).
+ */
+int disasm_dispatch(const struct elfbin *eb, uint64_t start, uint64_t end, uint64_t callee,
+		    struct disasm_dispatch *d);
 
 #endif

@@ -38,11 +38,23 @@ uint64_t mbuckets_confirm(const struct target *t, const uint64_t *candidates, in
 	return 0;
 }
 
-long mbuckets_read(const struct target *t, uint64_t mbuckets_vaddr, int64_t now, struct heapagg *a,
-		   char *err, size_t errlen)
+/* A memRecordCycle of either shape, as heap_counts. */
+static void widen(const uint64_t *w, unsigned words, uint64_t size, struct heap_counts *c)
+{
+	c->allocs = w[0];
+	c->frees = w[1];
+	/* Go 1.27 keeps counts only: every object of a bucket has the bucket's size. */
+	c->alloc_bytes = words == 4 ? w[2] : w[0] * size;
+	c->free_bytes = words == 4 ? w[3] : w[1] * size;
+}
+
+long mbuckets_walk(const struct target *t, uint64_t mbuckets_vaddr, unsigned record_words,
+		   int (*fn)(void *ctx, const struct go_bucket_record *b), void *ctx, char *err,
+		   size_t errlen)
 {
 	static uint64_t pcs[GO_MAX_STACK];
-	struct go_mem_record rec;
+	struct go_bucket_record rec = {.pcs = pcs};
+	uint64_t words[4 * 4]; /* active, future[3] */
 	struct go_bucket b;
 	uint64_t addr;
 	long n = 0;
@@ -60,9 +72,17 @@ long mbuckets_read(const struct target *t, uint64_t mbuckets_vaddr, int64_t now,
 		rc = procmem_read(t->mem_fd, addr + sizeof(b), pcs, b.nstk * sizeof(pcs[0]));
 		if (!rc)
 			rc = procmem_read(t->mem_fd, addr + sizeof(b) + b.nstk * sizeof(pcs[0]),
-					  &rec, sizeof(rec));
-		if (!rc)
-			rc = heapagg_baseline(a, addr, pcs, (uint32_t)b.nstk, b.size, &rec, now);
+					  words, 4 * record_words * sizeof(words[0]));
+		if (rc)
+			break;
+		rec.addr = addr;
+		rec.nframes = (uint32_t)b.nstk;
+		rec.size = b.size;
+		widen(words, record_words, b.size, &rec.r.active);
+		for (int j = 0; j < 3; j++)
+			widen(words + (j + 1) * record_words, record_words, b.size,
+			      &rec.r.future[j]);
+		rc = fn(ctx, &rec);
 	}
 	if (rc) {
 		snprintf(err, errlen,
@@ -71,4 +91,24 @@ long mbuckets_read(const struct target *t, uint64_t mbuckets_vaddr, int64_t now,
 		return rc;
 	}
 	return n;
+}
+
+struct baseline_ctx {
+	struct heapagg *a;
+	int64_t now;
+};
+
+static int add_baseline(void *ctx, const struct go_bucket_record *b)
+{
+	struct baseline_ctx *c = ctx;
+
+	return heapagg_baseline(c->a, b->addr, b->pcs, b->nframes, b->size, &b->r, c->now);
+}
+
+long mbuckets_read(const struct target *t, uint64_t mbuckets_vaddr, unsigned record_words,
+		   int64_t now, struct heapagg *a, char *err, size_t errlen)
+{
+	struct baseline_ctx c = {a, now};
+
+	return mbuckets_walk(t, mbuckets_vaddr, record_words, add_baseline, &c, err, errlen);
 }

@@ -1,6 +1,6 @@
 /*
  * mbuckets: reads the Go runtime's own heap-profile records (the runtime.mbuckets list) out of a
- * live process, so a profile taken after attaching late still shows what was allocated before.
+ * live process: what was allocated before heapspy attached, and what the self-check compares with.
  */
 #ifndef HEAPSPY_MBUCKETS_H
 #define HEAPSPY_MBUCKETS_H
@@ -11,13 +11,30 @@
 #include "heapagg.h"
 #include "target.h"
 
+/* One memory bucket as read, its counts widened to struct go_mem_record whatever the release. */
+struct go_bucket_record {
+	uint64_t addr; /* the runtime's *bucket */
+	const uint64_t *pcs;
+	uint32_t nframes;
+	uint64_t size;
+	struct go_mem_record r;
+};
+
 /*
- * Walks the list at link-time address mbuckets_vaddr and adds every memory bucket to a as read at
- * heap-profile cycle now. The process should be stopped so the list and cycle agree. Returns the
- * number of records read, or -errno with err set.
+ * Calls fn for every memory bucket of the list at link-time address mbuckets_vaddr, whose
+ * memRecordCycles have record_words words (struct heap_layout). fn returns 0 to go on. Returns the
+ * number of buckets read, or -errno with err set.
  */
-long mbuckets_read(const struct target *t, uint64_t mbuckets_vaddr, int64_t now, struct heapagg *a,
-		   char *err, size_t errlen);
+long mbuckets_walk(const struct target *t, uint64_t mbuckets_vaddr, unsigned record_words,
+		   int (*fn)(void *ctx, const struct go_bucket_record *b), void *ctx, char *err,
+		   size_t errlen);
+
+/*
+ * Adds every memory bucket to a as read at heap-profile cycle now. The process should be stopped
+ * so the list and cycle agree. Returns the number of records read, or -errno with err set.
+ */
+long mbuckets_read(const struct target *t, uint64_t mbuckets_vaddr, unsigned record_words,
+		   int64_t now, struct heapagg *a, char *err, size_t errlen);
 
 /*
  * Of the candidate addresses found in a stripped binary's code, the one that holds the runtime's

@@ -32,43 +32,70 @@ static uint64_t data_symbol(const struct target *t, const char *name)
 	return elfbin_symbol(t->elf, name, &vaddr, &size) == 0 ? vaddr : 0;
 }
 
+static int refs_of(const struct target *t, const char *fn, struct rip_ref *refs)
+{
+	uint64_t entry, end;
+
+	if (gosym_func(t->sym, fn, &entry, &end) != 0)
+		return 0;
+	return disasm_rip_refs(t->elf, entry, end, refs, MAX_REFS);
+}
+
+/*
+ * MemProfileRate is the one variable heapspy writes, so two unrelated parts of the runtime must
+ * agree on where it is: profilealloc reads it (8 bytes), and the GODEBUG parser stores
+ * memprofilerate=N into it. Returns the parser's name, or NULL when they do not agree on exactly
+ * one address.
+ */
+static const char *mem_profile_rate_from_code(const struct target *t, uint64_t *addr)
+{
+	static const char *const parsers[] = {"runtime.parsegodebug", "runtime.parsedebugvars"};
+	static struct rip_ref reads[MAX_REFS], stores[MAX_REFS];
+	int nr = refs_of(t, "runtime.profilealloc", reads);
+
+	for (size_t p = 0; p < sizeof(parsers) / sizeof(parsers[0]); p++) {
+		int ns = refs_of(t, parsers[p], stores), agree = 0;
+
+		for (int i = 0; i < nr; i++)
+			for (int k = 0; k < ns; k++)
+				if (!reads[i].lea && !reads[i].store && reads[i].size == 8 &&
+				    stores[k].store && stores[k].size == 8 &&
+				    stores[k].target == reads[i].target &&
+				    (!agree || *addr != reads[i].target)) {
+					*addr = reads[i].target;
+					agree++;
+				}
+		if (agree == 1)
+			return parsers[p];
+	}
+	*addr = 0;
+	return NULL;
+}
+
 /* Where the symbol table is gone, reads the variables off the code of the functions using them. */
 static void vars_from_code(const struct target *t, struct heap_probes *hp)
 {
 	static struct rip_ref refs[MAX_REFS];
-	uint64_t entry, end;
 	int n;
 
-	/* profilealloc inlines nextSample: `if MemProfileRate == 1`. */
-	if (!hp->mem_profile_rate &&
-	    gosym_func(t->sym, "runtime.profilealloc", &entry, &end) == 0) {
-		n = disasm_rip_refs(t->elf, entry, end, refs, MAX_REFS);
-		for (int i = 0; i < n && !hp->mem_profile_rate; i++)
-			if (!refs[i].lea && refs[i].size == 8 && refs[i].cmp_imm &&
-			    refs[i].imm == 1)
-				hp->mem_profile_rate = refs[i].target;
-	}
+	if (!hp->mem_profile_rate)
+		hp->rate_confirmed_by = mem_profile_rate_from_code(t, &hp->mem_profile_rate);
 	/* mProf_Free starts with `mProfCycle.read()`, a 32-bit load. */
-	if (!hp->mprof_cycle && gosym_func(t->sym, "runtime.mProf_Free", &entry, &end) == 0) {
-		n = disasm_rip_refs(t->elf, entry, end, refs, MAX_REFS);
-		for (int i = 0; i < n && !hp->mprof_cycle; i++)
-			if (!refs[i].lea && refs[i].size == 4)
-				hp->mprof_cycle = refs[i].target;
-	}
+	n = hp->mprof_cycle ? 0 : refs_of(t, "runtime.mProf_Free", refs);
+	for (int i = 0; i < n && !hp->mprof_cycle; i++)
+		if (!refs[i].lea && refs[i].size == 4)
+			hp->mprof_cycle = refs[i].target;
 	/* stkbucket links new memory buckets onto mbuckets, among a few other globals. */
-	if (!hp->mbuckets && gosym_func(t->sym, "runtime.stkbucket", &entry, &end) == 0) {
-		n = disasm_rip_refs(t->elf, entry, end, refs, MAX_REFS);
-		for (int i = 0; i < n; i++) {
-			bool seen = false;
+	n = hp->mbuckets ? 0 : refs_of(t, "runtime.stkbucket", refs);
+	for (int i = 0; i < n; i++) {
+		bool seen = false;
 
-			if (!refs[i].lea && refs[i].size != 8)
-				continue;
-			for (int k = 0; k < hp->nmbuckets_candidates; k++)
-				seen |= hp->mbuckets_candidates[k] == refs[i].target;
-			if (!seen && hp->nmbuckets_candidates < 16)
-				hp->mbuckets_candidates[hp->nmbuckets_candidates++] =
-				    refs[i].target;
-		}
+		if (!refs[i].lea && refs[i].size != 8)
+			continue;
+		for (int k = 0; k < hp->nmbuckets_candidates; k++)
+			seen |= hp->mbuckets_candidates[k] == refs[i].target;
+		if (!seen && hp->nmbuckets_candidates < 16)
+			hp->mbuckets_candidates[hp->nmbuckets_candidates++] = refs[i].target;
 	}
 	hp->from_code = true;
 }
@@ -88,15 +115,7 @@ int probes_resolve_heap(const struct target *t, struct heap_probes *hp, char *er
 	hp->mprof_cycle = data_symbol(t, "runtime.mProfCycle");
 	if (!elfbin_has_symtab(t->elf))
 		vars_from_code(t, hp);
-
-	/* Go 1.23 passes the M first: mProf_Malloc(mp *m, p unsafe.Pointer, size uintptr). */
-	hp->cfg.malloc_arg_base = t->go_minor >= 23 ? 1 : 0;
-	/* Go 1.23 added _KindSpecialWeakHandle before _KindSpecialProfile. */
-	hp->cfg.profile_kind = t->go_minor >= 23 ? 3 : 2;
-	/* special{next *special; offset uint16; kind byte}; specialprofile{special; b *bucket} */
-	hp->cfg.kind_offset = 10;
-	hp->cfg.bucket_offset = 16;
-	return 0;
+	return heaplayout_resolve(t, &hp->layout, err, errlen);
 }
 
 void probes_describe(const struct target *t, const struct heap_probes *hp, FILE *f)
@@ -121,7 +140,13 @@ void probes_describe(const struct target *t, const struct heap_probes *hp, FILE 
 	for (size_t i = 0; i < sizeof(vars) / sizeof(vars[0]); i++)
 		fprintf(f, "heapspy: variable %s at 0x%llx (%s)\n", vars[i].name,
 			(unsigned long long)vars[i].addr, vars[i].addr ? how : "not found");
+	if (hp->rate_confirmed_by)
+		fprintf(f,
+			"heapspy: runtime.MemProfileRate confirmed: runtime.profilealloc reads it, "
+			"%s stores GODEBUG's memprofilerate in it\n",
+			hp->rate_confirmed_by);
 	for (int i = 0; i < hp->nmbuckets_candidates; i++)
 		fprintf(f, "heapspy: runtime.mbuckets candidate 0x%llx\n",
 			(unsigned long long)hp->mbuckets_candidates[i]);
+	heaplayout_describe(&hp->layout, f);
 }

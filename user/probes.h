@@ -1,8 +1,8 @@
 /*
  * probes: where heapspy's probes go in a given Go binary, and what the runtime looks like there.
  * Function entries come from .gopclntab (present even in stripped binaries); the runtime variables
- * heapspy reads or writes come from the ELF symbol table. Everything version-dependent is decided
- * here, from the binary's Go release, and nowhere else.
+ * heapspy reads or writes come from the ELF symbol table, or from the code that uses them; the
+ * layouts of the runtime's heap-profiling structures come from heaplayout.
  */
 #ifndef HEAPSPY_PROBES_H
 #define HEAPSPY_PROBES_H
@@ -13,6 +13,7 @@
 #include <stdio.h>
 
 #include "heapspy.h"
+#include "heaplayout.h"
 #include "target.h"
 
 struct probe_point {
@@ -36,8 +37,10 @@ struct heap_probes {
 	uint64_t mprof_cycle;
 	uint64_t mbuckets_candidates[16];
 	int nmbuckets_candidates;
-	bool from_code;		   /* the variables came from code, not from a symbol table */
-	struct hs_heap_config cfg; /* mprof_cycle_addr is filled in once the load bias is known */
+	bool from_code; /* the variables came from code, not from a symbol table */
+	/* MemProfileRate from code: the second function that agrees on it, NULL otherwise */
+	const char *rate_confirmed_by;
+	struct heap_layout layout; /* the BPF side's configuration, and what heapspy reads */
 };
 
 /* Resolves a function's entry and file offset. 0 or -ENOENT. */

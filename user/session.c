@@ -55,7 +55,7 @@ static int load_heap(struct session *s, char *err, size_t errlen)
 		snprintf(err, errlen, "cannot open the BPF programs: %s", strerror(errno));
 		return -errno;
 	}
-	s->skel->rodata->cfg = s->hp.cfg;
+	s->skel->rodata->cfg = s->hp.layout.cfg;
 	bpfload_prepare(s->skel->obj);
 	if (s->o->tgt.ringbuf_kib)
 		bpf_map__set_max_entries(s->skel->maps.events, s->o->tgt.ringbuf_kib * 1024u);
@@ -109,8 +109,9 @@ static int ensure_sampling(struct session *s, char *err, size_t errlen)
 
 	if (!s->hp.mem_profile_rate) {
 		fprintf(stderr,
-			"heapspy: %s has no symbol table: cannot read runtime.MemProfileRate; "
-			"recording at whatever rate the runtime uses\n",
+			"heapspy: %s has no symbol table and its code does not confirm where "
+			"runtime.MemProfileRate is: heapspy will not write into it; recording at "
+			"whatever rate the runtime uses\n",
 			s->t.display);
 		s->old_rate = s->rate = s->o->rate;
 		return 0;
@@ -190,7 +191,8 @@ static int read_baseline(struct session *s, char *err, size_t errlen)
 			"allocations since attach only\n");
 		return 0;
 	}
-	n = mbuckets_read(&s->t, s->hp.mbuckets, s->cycle, &s->agg, err, errlen);
+	n = mbuckets_read(&s->t, s->hp.mbuckets, s->hp.layout.record_words, s->cycle, &s->agg, err,
+			  errlen);
 	if (n < 0)
 		return (int)n;
 	s->baseline_records = n;
@@ -341,9 +343,8 @@ int session_start(struct session *s, const struct session_opts *o, char *err, si
 		rc = probes_resolve_heap(&s->t, &s->hp, err, errlen);
 	if (!rc && s->t.newer_release)
 		fprintf(stderr,
-			"heapspy: %s is newer than the go1.18-go1.23 runtimes heapspy knows: using "
-			"go1.23's layout where the runtime still has the same functions; check the "
-			"results\n",
+			"heapspy: %s is newer than the go1.18-go1.27 runtimes heapspy knows: its "
+			"layouts come from the binary alone (DWARF or code); check the results\n",
 			s->t.go_version);
 	if (!rc && o->tgt.verbose)
 		probes_describe(&s->t, &s->hp, stderr);

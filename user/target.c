@@ -12,7 +12,7 @@
 
 /* Oldest and newest Go release whose runtime internals heapspy's tables describe. */
 #define GO_MINOR_MIN 18
-#define GO_MINOR_MAX 23
+#define GO_MINOR_MAX 27
 
 static int parse_go_minor(const char *version)
 {

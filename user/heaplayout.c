@@ -1,0 +1,159 @@
+#include "heaplayout.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "disasm.h"
+#include "godwarf.h"
+
+static const char *const fact_names[LF_COUNT] = {
+    [LF_KIND_OFFSET] = "special.kind",	     [LF_PROFILE_KIND] = "_KindSpecialProfile",
+    [LF_BUCKET_OFFSET] = "specialprofile.b", [LF_MALLOC_ARGS] = "mProf_Malloc's parameters",
+    [LF_RECORD_WORDS] = "memRecordCycle",
+};
+
+static const char *const source_names[] = {
+    [LAYOUT_UNKNOWN] = "unknown",
+    [LAYOUT_DWARF] = "DWARF",
+    [LAYOUT_CODE] = "code",
+    [LAYOUT_TABLE] = "table",
+    [LAYOUT_TEST] = "HEAPSPY_TEST_PROFILE_KIND, tests only",
+};
+
+/*
+ * The last resort, read from each release's runtime/mheap.go and mprof.go. Keyed on the minor
+ * release: these structures did not change within any release line 1.18-1.27.
+ */
+static const struct {
+	int minor_from, minor_to;
+	int64_t v[LF_COUNT];
+} tables[] = {
+    /* special{next; offset uint16; kind byte}; Finalizer 1, Profile 2 */
+    {18, 22, {10, 2, 16, 0, 4}},
+    /* WeakHandle 2 came before Profile 3; mProf_Malloc(mp, p, size) */
+    {23, 23, {10, 3, 16, 1, 4}},
+    /* special.offset became uintptr */
+    {24, 24, {16, 3, 24, 1, 4}},
+    /* TinyBlock 1 renumbered every kind: Profile 4 */
+    {25, 26, {16, 4, 24, 1, 4}},
+    /* memRecordCycle{allocs, frees} */
+    {27, 27, {16, 4, 24, 1, 2}},
+};
+
+static void from_dwarf(const struct target *t, int64_t *v, enum layout_source *src)
+{
+	static const struct godwarf_fact want[LF_COUNT] = {
+	    [LF_KIND_OFFSET] = {GODWARF_MEMBER_OFFSET, "runtime.special", "kind"},
+	    [LF_PROFILE_KIND] = {GODWARF_CONSTANT, "runtime._KindSpecialProfile", NULL},
+	    [LF_BUCKET_OFFSET] = {GODWARF_MEMBER_OFFSET, "runtime.specialprofile", "b"},
+	    [LF_MALLOC_ARGS] = {GODWARF_PARAM_INDEX, "runtime.mProf_Malloc", "p"},
+	    [LF_RECORD_WORDS] = {GODWARF_TYPE_SIZE, "runtime.memRecordCycle", NULL},
+	};
+	int found[LF_COUNT];
+
+	if (godwarf_facts(t->path, want, LF_COUNT, v, found) != 0)
+		return;
+	if (found[LF_RECORD_WORDS])
+		v[LF_RECORD_WORDS] /= 8;
+	for (int i = 0; i < LF_COUNT; i++)
+		if (found[i])
+			src[i] = LAYOUT_DWARF;
+}
+
+/* freeSpecial: `switch s.kind { ... case _KindSpecialProfile: mProf_Free(sp.b, ...) }`. */
+static void from_code(const struct target *t, int64_t *v, enum layout_source *src)
+{
+	uint64_t entry, end, free_entry, free_end;
+	struct disasm_dispatch d;
+
+	if (gosym_func(t->sym, "runtime.freeSpecial", &entry, &end) != 0 ||
+	    gosym_func(t->sym, "runtime.mProf_Free", &free_entry, &free_end) != 0 ||
+	    disasm_dispatch(t->elf, entry, end, free_entry, &d) != 0)
+		return;
+	const int64_t got[] = {
+	    [LF_KIND_OFFSET] = d.switch_offset,
+	    [LF_PROFILE_KIND] = d.case_value,
+	    [LF_BUCKET_OFFSET] = d.arg_offset,
+	};
+	for (int i = 0; i <= LF_BUCKET_OFFSET; i++)
+		if (src[i] == LAYOUT_UNKNOWN) {
+			v[i] = got[i];
+			src[i] = LAYOUT_CODE;
+		}
+}
+
+static void from_table(const struct target *t, int64_t *v, enum layout_source *src)
+{
+	/* A newer release's layout is whatever it is: no table can vouch for it. */
+	if (t->newer_release)
+		return;
+	for (size_t k = 0; k < sizeof(tables) / sizeof(tables[0]); k++) {
+		if (t->go_minor < tables[k].minor_from || t->go_minor > tables[k].minor_to)
+			continue;
+		for (int i = 0; i < LF_COUNT; i++)
+			if (src[i] == LAYOUT_UNKNOWN) {
+				v[i] = tables[k].v[i];
+				src[i] = LAYOUT_TABLE;
+			}
+	}
+}
+
+int heaplayout_resolve(const struct target *t, struct heap_layout *l, char *err, size_t errlen)
+{
+	const char *test_kind = getenv("HEAPSPY_TEST_PROFILE_KIND");
+	int64_t v[LF_COUNT];
+
+	memset(l, 0, sizeof(*l));
+	from_dwarf(t, v, l->src);
+	from_code(t, v, l->src);
+	from_table(t, v, l->src);
+	if (test_kind && *test_kind) {
+		v[LF_PROFILE_KIND] = strtol(test_kind, NULL, 0);
+		l->src[LF_PROFILE_KIND] = LAYOUT_TEST;
+	}
+	for (int i = 0; i < LF_COUNT; i++)
+		if (l->src[i] == LAYOUT_UNKNOWN || v[i] < 0 || v[i] > 4096) {
+			snprintf(err, errlen,
+				 "%s (%s): cannot establish the runtime's %s (not in its DWARF, "
+				 "not readable from its code, no table for this release)",
+				 t->display, t->go_version, fact_names[i]);
+			return -ENOTSUP;
+		}
+	if (v[LF_MALLOC_ARGS] > 1 || (v[LF_RECORD_WORDS] != 2 && v[LF_RECORD_WORDS] != 4)) {
+		snprintf(err, errlen,
+			 "%s (%s): the runtime's heap-profiling records have a shape heapspy does "
+			 "not know (mProf_Malloc's p is parameter %lld, memRecordCycle %lld words)",
+			 t->display, t->go_version, (long long)v[LF_MALLOC_ARGS],
+			 (long long)v[LF_RECORD_WORDS]);
+		return -ENOTSUP;
+	}
+	l->cfg.kind_offset = (__u32)v[LF_KIND_OFFSET];
+	l->cfg.profile_kind = (__u32)v[LF_PROFILE_KIND];
+	l->cfg.bucket_offset = (__u32)v[LF_BUCKET_OFFSET];
+	l->cfg.malloc_arg_base = (__u32)v[LF_MALLOC_ARGS];
+	l->record_words = (unsigned)v[LF_RECORD_WORDS];
+	return 0;
+}
+
+void heaplayout_describe(const struct heap_layout *l, FILE *f)
+{
+	static const char *const how[LF_COUNT] = {
+	    [LF_KIND_OFFSET] = "special.kind at offset %u",
+	    [LF_PROFILE_KIND] = "_KindSpecialProfile = %u",
+	    [LF_BUCKET_OFFSET] = "specialprofile.b at offset %u",
+	    [LF_MALLOC_ARGS] = "mProf_Malloc's p is parameter %u",
+	    [LF_RECORD_WORDS] = "memRecordCycle has %u words",
+	};
+	const unsigned vals[LF_COUNT] = {
+	    [LF_KIND_OFFSET] = l->cfg.kind_offset,     [LF_PROFILE_KIND] = l->cfg.profile_kind,
+	    [LF_BUCKET_OFFSET] = l->cfg.bucket_offset, [LF_MALLOC_ARGS] = l->cfg.malloc_arg_base,
+	    [LF_RECORD_WORDS] = l->record_words,
+	};
+
+	for (int i = 0; i < LF_COUNT; i++) {
+		fprintf(f, "heapspy: layout: ");
+		fprintf(f, how[i], vals[i]);
+		fprintf(f, " (from %s)\n", source_names[l->src[i]]);
+	}
+}

@@ -1,0 +1,44 @@
+/*
+ * heaplayout: what heapspy must know of the runtime's heap-profiling structures in one Go binary,
+ * and where each fact came from. The binary itself is asked first: its DWARF (this very build),
+ * else the runtime's own code (freeSpecial's switch on the special's kind, in a stripped binary);
+ * a per-release table only as the last resort, never for a release newer than heapspy knows.
+ *
+ * HEAPSPY_TEST_PROFILE_KIND=N replaces _KindSpecialProfile. It exists for the tests only, which
+ * use it to show that the self-check catches a wrong layout; it has no other use.
+ */
+#ifndef HEAPSPY_HEAPLAYOUT_H
+#define HEAPSPY_HEAPLAYOUT_H
+
+#include <stdio.h>
+
+#include "heapspy.h"
+#include "target.h"
+
+enum layout_source { LAYOUT_UNKNOWN, LAYOUT_DWARF, LAYOUT_CODE, LAYOUT_TABLE, LAYOUT_TEST };
+
+enum layout_fact {
+	LF_KIND_OFFSET,	  /* special.kind */
+	LF_PROFILE_KIND,  /* _KindSpecialProfile */
+	LF_BUCKET_OFFSET, /* specialprofile.b */
+	LF_MALLOC_ARGS,	  /* where mProf_Malloc's p is among its parameters */
+	LF_RECORD_WORDS,  /* words of a memRecordCycle */
+	LF_COUNT,
+};
+
+struct heap_layout {
+	struct hs_heap_config cfg;
+	/*
+	 * memRecordCycle: {allocs, frees, alloc_bytes, free_bytes}, 4 words; since Go 1.27
+	 * {allocs, frees}, 2 words, and bytes are the count times the bucket's object size.
+	 */
+	unsigned record_words;
+	enum layout_source src[LF_COUNT];
+};
+
+/* Establishes every fact or says, in one line, which one it could not. 0 or -ENOTSUP. */
+int heaplayout_resolve(const struct target *t, struct heap_layout *l, char *err, size_t errlen);
+/* Each fact and where it came from, for -v. */
+void heaplayout_describe(const struct heap_layout *l, FILE *f);
+
+#endif
