@@ -26,7 +26,19 @@ UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/unit/%,$(UNIT_SRCS))
 FUZZ_SRCS := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_BINS := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(FUZZ_SRCS))
+
+# Unit tests and fuzzers link against one archive of the library modules built with clang, ASan
+# and UBSan; fuzzer-no-link adds libFuzzer's coverage without its main, so the same objects serve
+# both (outside a fuzzer the sanitizer runtime's empty coverage hooks take the calls).
 SAN      := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+SAN_CFLAGS := $(filter-out -O2,$(CFLAGS)) -O1 $(SAN)
+SAN_LIB  := $(BUILD)/san/libheapspy.a
+SAN_OBJS := $(patsubst %.c,$(BUILD)/san/%.o,$(LIB_SRCS))
+# Generated headers every C file may include; each object's real header dependencies come from
+# the compiler (-MMD), so a changed header rebuilds exactly what includes it. Objects depend on the
+# Makefile too: its flags are part of them.
+GEN_HDRS := $(SKELS) $(GEN)/profile.pb-c.h
+DEPFLAGS := -MMD -MP
 
 .PHONY: all clean test unit fuzz demo bench format deps
 # Keep the BPF objects and skeletons between builds (make would delete them as intermediates).
@@ -50,19 +62,26 @@ $(BUILD)/%.bpf.o: %.bpf.c bpf/*.h include/*.h | $(GEN)
 $(GEN)/%.skel.h: $(BUILD)/%.bpf.o
 	$(BPFTOOL) gen skeleton $< > $@
 
-$(BUILD)/obj/%.o: %.c $(SKELS) $(GEN)/profile.pb-c.h $(wildcard user/*.h include/*.h)
+$(BUILD)/obj/%.o: %.c Makefile | $(GEN_HDRS)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -c $< -o $@
+	$(CC) $(CFLAGS) $(DEPFLAGS) -c $< -o $@
+
+$(BUILD)/san/%.o: %.c Makefile | $(GEN_HDRS)
+	@mkdir -p $(dir $@)
+	$(CLANG) $(SAN_CFLAGS) -fsanitize=fuzzer-no-link $(DEPFLAGS) -c $< -o $@
+
+$(SAN_LIB): $(SAN_OBJS)
+	rm -f $@
+	ar rcs $@ $^
 
 $(BUILD)/heapspy: $(LIB_OBJS) $(BUILD)/obj/user/main.o
 	$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS)
 
-# Unit tests build every module again with ASan and UBSan.
-$(BUILD)/unit/%: tests/unit/%.c $(LIB_SRCS) $(SKELS) $(GEN)/profile.pb-c.h $(wildcard user/*.h include/*.h tests/unit/*.h) | $(BUILD)/unit
-	$(CC) $(CFLAGS) -O1 $(SAN) $< $(LIB_SRCS) -o $@ $(LDLIBS)
+$(BUILD)/unit/%: tests/unit/%.c $(SAN_LIB) | $(GEN_HDRS) $(BUILD)/unit
+	$(CLANG) $(SAN_CFLAGS) $(DEPFLAGS) $< $(SAN_LIB) -o $@ $(LDLIBS)
 
-$(BUILD)/fuzz/%: tests/fuzz/%.c $(LIB_SRCS) $(SKELS) $(GEN)/profile.pb-c.h $(wildcard user/*.h include/*.h) | $(BUILD)/fuzz
-	$(CLANG) $(filter-out -O2,$(CFLAGS)) -O1 -fsanitize=fuzzer,address,undefined $< $(LIB_SRCS) -o $@ $(LDLIBS)
+$(BUILD)/fuzz/%: tests/fuzz/%.c $(SAN_LIB) | $(GEN_HDRS) $(BUILD)/fuzz
+	$(CLANG) $(SAN_CFLAGS) -fsanitize=fuzzer $(DEPFLAGS) $< $(SAN_LIB) -o $@ $(LDLIBS)
 
 $(BUILD)/obj/tools/pipebench.o: $(GEN)/pipebench.skel.h
 
@@ -72,9 +91,12 @@ $(BUILD)/pipebench: $(LIB_OBJS) $(BUILD)/obj/tools/pipebench.o
 unit: $(UNIT_BINS)
 fuzz: $(FUZZ_BINS)
 
+-include $(patsubst %.o,%.d,$(LIB_OBJS) $(SAN_OBJS) $(BUILD)/obj/user/main.o \
+	   $(BUILD)/obj/tools/pipebench.o) $(patsubst %,%.d,$(UNIT_BINS) $(FUZZ_BINS))
+
 # deps is a no-op once everything is installed, so the quick start works on a fresh machine.
 test: deps
-	$(MAKE) all unit fuzz
+	$(MAKE) -j$$(nproc) all unit fuzz
 	python3 tests/run.py
 
 demo: deps

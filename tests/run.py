@@ -27,8 +27,14 @@ def report(name, ok, detail="", secs=0.0):
         print("    " + detail.strip().replace("\n", "\n    "), flush=True)
 
 
+def binaries(kind, prefix):
+    """The test programs make built (beside them, the compiler's dependency files)."""
+    return [b for b in sorted(glob.glob(os.path.join(ROOT, "build", kind, prefix + "*")))
+            if os.access(b, os.X_OK)]
+
+
 def run_unit(pattern):
-    for binary in sorted(glob.glob(os.path.join(ROOT, "build", "unit", "test_*"))):
+    for binary in binaries("unit", "test_"):
         name = os.path.basename(binary)
         if pattern and pattern not in name:
             continue
@@ -44,7 +50,7 @@ def run_unit(pattern):
 
 
 def run_fuzz(pattern, seconds):
-    for binary in sorted(glob.glob(os.path.join(ROOT, "build", "fuzz", "fuzz_*"))):
+    for binary in binaries("fuzz", "fuzz_"):
         name = os.path.basename(binary)
         if pattern and pattern not in name:
             continue
