@@ -8,7 +8,7 @@ import signal
 import subprocess
 import time
 
-from harness import HEAPSPY, Program, check, go_bin, go_build, tmpdir
+from harness import HEAPSPY, Program, check, go_bin, go_build, heapspy, tmpdir
 
 # The oldest and the newest release heapspy attaches to.
 SAFETY_VERSIONS = ["1.19", "1.25"]
@@ -89,11 +89,7 @@ def opened(pid, path):
 
 
 def children(pid):
-    try:
-        with open("/proc/%d/task/%d/children" % (pid, pid)) as f:
-            return [int(c) for c in f.read().split()]
-    except FileNotFoundError:
-        return []
+    return children_of_task(pid, pid)
 
 
 def run_heapspy(args, sig, at, out):
@@ -220,5 +216,93 @@ def test_closed_pipe_is_not_fatal():
             check(read_rate(binary, prog.pid) == 0, "go%s: MemProfileRate not restored"
                   % version)
             check(os.path.getsize(out) > 0, "go%s: no profile written" % version)
+        finally:
+            prog.kill()
+
+
+# How long heapspy may hold a process whose threads do not all stop: its limit is one second.
+FREEZE_LIMIT_S = 1.0
+FREEZE_SLACK_S = 0.4
+
+
+def stopped_window(pid, until):
+    """Seconds during which some thread of pid was stopped, polled every millisecond while
+    until() is false."""
+    total, since = 0.0, None
+    while not until():
+        now = time.time()
+        if stopped(pid):
+            since = since or now
+        elif since:
+            total, since = total + now - since, None
+        time.sleep(0.001)
+    return total + (time.time() - since if since else 0.0)
+
+
+def end_children(pid):
+    for task in os.listdir("/proc/%d/task" % pid) if os.path.exists("/proc/%d" % pid) else []:
+        for kid in children_of_task(pid, task):
+            try:
+                os.kill(kid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+
+def children_of_task(pid, task):
+    try:
+        with open("/proc/%d/task/%s/children" % (pid, task)) as f:
+            return [int(c) for c in f.read().split()]
+    except FileNotFoundError:
+        return []
+
+
+def test_thread_in_d_state_freeze_bounded():
+    """One thread of eight stuck in the kernel (state D, behind a vfork) never stops: heapspy
+    releases the others within its one-second limit, says why in one line, changes nothing."""
+    for version in SAFETY_VERSIONS:
+        binary = go_build(version, "stuck")
+        prog = Program([binary, "-hold", "30s", "-threads", "8"])
+        try:
+            prog.wait_for("ready")
+            wait_until(lambda: "D" in thread_states(prog.pid), 10, "a thread in state D")
+            hs = subprocess.Popen([HEAPSPY, "record", "--pid", str(prog.pid), "--duration", "1",
+                                   "-o", os.path.join(tmpdir("dstate"), "h.pb.gz")],
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+            held = stopped_window(prog.pid, lambda: hs.poll() is not None)
+            err = hs.stderr.read()
+            check(held <= FREEZE_LIMIT_S + FREEZE_SLACK_S,
+                  "go%s: threads held stopped %.2fs (limit %.1fs)" % (version, held,
+                                                                       FREEZE_LIMIT_S))
+            # The error is one line (after the warning about a release newer than heapspy's tables).
+            check(hs.returncode == 1 and "did not stop within a second" in err.strip()
+                  .splitlines()[-1] and not any("did not stop" in l
+                                                for l in err.strip().splitlines()[:-1]),
+                  "go%s: heapspy exited %d: %s" % (version, hs.returncode, err))
+            check(not left_stopped(prog.pid), "go%s: the target was left stopped" % version)
+            check(read_rate(binary, prog.pid) == RATE, "go%s: MemProfileRate changed" % version)
+            # The vfork child ends: the stuck thread and the program carry on.
+            end_children(prog.pid)
+            prog.wait_for("released", timeout=10)
+        finally:
+            end_children(prog.pid)  # it holds the program's stdout
+            prog.kill()
+
+
+def test_stopped_target_left_stopped():
+    """A process stopped by an operator or a debugger before heapspy attached stays stopped."""
+    for version in SAFETY_VERSIONS:
+        binary = go_build(version, "retain", tags="withpprof")
+        prog = Program([binary, "-duration", "60s"])
+        try:
+            prog.wait_for("ready")
+            os.kill(prog.pid, signal.SIGSTOP)
+            wait_until(lambda: set(thread_states(prog.pid)) == {"T"}, 10, "the stop")
+            rc, _, err = heapspy("record", "--pid", prog.pid, "--duration", "0.5", "-o",
+                                 os.path.join(tmpdir("stopped"), "h.pb.gz"))
+            check(rc == 0, "go%s: heapspy exited %d: %s" % (version, rc, err))
+            time.sleep(0.2)
+            states = set(thread_states(prog.pid))
+            check(states == {"T"}, "go%s: the stopped target was resumed (%s)"
+                  % (version, "".join(sorted(states))))
         finally:
             prog.kill()

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -104,61 +105,122 @@ int launch_reap(struct launch *l)
 	return WIFSIGNALED(status) ? 128 + WTERMSIG(status) : -1;
 }
 
-/* Counts the threads of pid that are not yet stopped; -errno when the process is gone. */
-static int running_threads(pid_t pid)
-{
-	char dir[64], path[384], buf[512], *p;
-	struct dirent *d;
-	int running = 0;
-	DIR *tasks;
+/* Stopping every thread may take a thread in the kernel this long; then heapspy gives up. */
+#define FREEZE_LIMIT_NS 1000000000ull
 
-	snprintf(dir, sizeof(dir), "/proc/%d/task", (int)pid);
-	tasks = opendir(dir);
-	if (!tasks)
-		return -errno;
-	while ((d = readdir(tasks))) {
-		FILE *f;
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* The threads not stopped yet, and the first of them (for the message when one never stops). */
+struct running {
+	int n;
+	int tid;
+	char state;
+};
+
+/* Reads each thread's state; -errno when they cannot be read (no fd left, say). */
+static int running_threads(DIR *tasks, struct running *r)
+{
+	char path[300], buf[512], *p;
+	struct dirent *d;
+
+	r->n = 0;
+	rewinddir(tasks);
+	/* readdir says an error only through errno. */
+	for (errno = 0; (d = readdir(tasks)); errno = 0) {
+		ssize_t len;
+		int fd;
 
 		if (d->d_name[0] == '.')
 			continue;
-		snprintf(path, sizeof(path), "%s/%s/stat", dir, d->d_name);
-		f = fopen(path, "re");
-		if (!f)
-			continue;
+		snprintf(path, sizeof(path), "%s/stat", d->d_name);
+		fd = openat(dirfd(tasks), path, O_RDONLY | O_CLOEXEC);
+		len = fd < 0 ? -1 : read(fd, buf, sizeof(buf) - 1);
+		if (len < 0 && errno != ENOENT && errno != ESRCH) {
+			int rc = -errno;
+
+			if (fd >= 0)
+				close(fd);
+			return rc;
+		}
+		if (fd >= 0)
+			close(fd);
+		if (len <= 0)
+			continue; /* the thread exited */
+		buf[len] = '\0';
 		/* The state follows the last ')' of the command name, which may itself hold ')'. */
-		if (fgets(buf, sizeof(buf), f) && (p = strrchr(buf, ')')) && p[1] == ' ' &&
-		    p[2] != 'T' && p[2] != 't' && p[2] != 'Z' && p[2] != 'X')
-			running++;
-		fclose(f);
+		p = strrchr(buf, ')');
+		if (!p || p[1] != ' ' || strchr("TtZX", p[2]))
+			continue;
+		if (!r->n++) {
+			r->tid = atoi(d->d_name);
+			r->state = p[2];
+		}
 	}
-	closedir(tasks);
-	return running;
+	return errno ? -errno : 0;
 }
 
-int proc_freeze(pid_t pid, char *err, size_t errlen)
+int proc_freeze(struct freeze *f, pid_t pid, char *err, size_t errlen)
 {
 	struct timespec pause = {0, 50000};
-	int n;
+	struct running r;
+	char dir[64];
+	uint64_t deadline;
+	DIR *tasks;
+	int rc;
 
-	if (kill(pid, SIGSTOP)) {
-		snprintf(err, errlen, "cannot stop pid %d: %s", (int)pid, strerror(errno));
+	f->pid = pid;
+	f->stopped_it = false;
+	/* Everything that can fail for want of a file descriptor is opened before the stop. */
+	snprintf(dir, sizeof(dir), "/proc/%d/task", (int)pid);
+	tasks = opendir(dir);
+	if (!tasks) {
+		snprintf(err, errlen, "cannot list the threads of pid %d: %s", (int)pid,
+			 strerror(errno));
 		return -errno;
 	}
-	/* Group stop reaches each thread as it next returns to user space: allow a second. */
-	for (int i = 0; i < 20000; i++) {
-		n = running_threads(pid);
-		if (n <= 0)
-			return n;
-		nanosleep(&pause, NULL);
+	rc = running_threads(tasks, &r);
+	/* Stopped already (by a debugger, an operator): it stays stopped, heapspy never resumes it.
+	 */
+	if (rc || r.n == 0)
+		goto out;
+	if (kill(pid, SIGSTOP)) {
+		rc = -errno;
+		goto out;
 	}
-	proc_thaw(pid);
-	snprintf(err, errlen, "pid %d did not stop within a second", (int)pid);
-	return -ETIMEDOUT;
+	f->stopped_it = true;
+	/* Group stop reaches each thread as it next returns to user space; one stuck in the kernel
+	 * (state D: a hung NFS server, a slow disk) may never: the rest are not held past the
+	 * limit. */
+	deadline = now_ns() + FREEZE_LIMIT_NS;
+	while (!(rc = running_threads(tasks, &r)) && r.n > 0 && now_ns() < deadline)
+		nanosleep(&pause, NULL);
+	if (!rc && r.n > 0)
+		rc = -ETIMEDOUT;
+	if (rc)
+		proc_thaw(f);
+out:
+	closedir(tasks);
+	if (rc == -ETIMEDOUT)
+		snprintf(err, errlen,
+			 "pid %d did not stop within a second (thread %d is in state %c); released "
+			 "it, try again",
+			 (int)pid, r.tid, r.state);
+	else if (rc)
+		snprintf(err, errlen, "cannot hold pid %d still: %s", (int)pid, strerror(-rc));
+	return rc;
 }
 
-int proc_thaw(pid_t pid)
+void proc_thaw(struct freeze *f)
 {
-	return kill(pid, SIGCONT) ? -errno : 0;
+	if (f->stopped_it)
+		kill(f->pid, SIGCONT);
+	f->stopped_it = false;
 }
 
 bool proc_alive(pid_t pid)

@@ -25,9 +25,19 @@ int launch_wait_stopped(struct launch *l, int *status);
 /* Reaps the child if it exited; returns its exit status (128+signal when killed) or -1. */
 int launch_reap(struct launch *l);
 
-/* Stops every thread of pid and waits until all are stopped. */
-int proc_freeze(pid_t pid, char *err, size_t errlen);
-int proc_thaw(pid_t pid);
+/* A process held still, and whether heapspy is the one that stopped it. */
+struct freeze {
+	pid_t pid;
+	bool stopped_it; /* false when it was stopped already: then it stays stopped */
+};
+
+/*
+ * Stops every thread of pid and waits until all are stopped, at most a second of wall time; on
+ * failure nothing stays stopped that heapspy stopped. A process stopped already is left as it is.
+ */
+int proc_freeze(struct freeze *f, pid_t pid, char *err, size_t errlen);
+/* Resumes the process if proc_freeze stopped it. */
+void proc_thaw(struct freeze *f);
 bool proc_alive(pid_t pid);
 
 #endif

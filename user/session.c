@@ -211,6 +211,7 @@ static int located(struct session *s, char *err, size_t errlen)
 
 static int start_running(struct session *s, char *err, size_t errlen)
 {
+	struct freeze freeze = {0};
 	uint64_t t0 = 0;
 	bool frozen = false;
 	int64_t rate;
@@ -223,7 +224,7 @@ static int start_running(struct session *s, char *err, size_t errlen)
 	if (s->o->heap && s->hp.mem_profile_rate &&
 	    target_read(&s->t, s->hp.mem_profile_rate, &rate, sizeof(rate)) == 0 && rate > 0) {
 		t0 = evloop_now_ns();
-		rc = proc_freeze(s->t.pid, err, errlen);
+		rc = proc_freeze(&freeze, s->t.pid, err, errlen);
 		if (rc)
 			return rc;
 		frozen = true;
@@ -239,7 +240,7 @@ static int start_running(struct session *s, char *err, size_t errlen)
 	if (!rc && s->o->heap)
 		rc = ensure_sampling(s, err, errlen);
 	if (frozen) {
-		proc_thaw(s->t.pid);
+		proc_thaw(&freeze);
 		s->freeze_ms = (double)(evloop_now_ns() - t0) / 1e6;
 	}
 	return rc;
@@ -415,7 +416,8 @@ void session_stop(struct session *s, enum evloop_end end)
 	if (s->skel)
 		bpfload_counters(s->skel->maps.counters, s->counters, HS_CNT_MAX);
 	read_cycle(s);
-	/* The recording ends now: taking the uprobes down takes the kernel tens of milliseconds more. */
+	/* The recording ends now: taking the uprobes down takes the kernel tens of milliseconds
+	 * more. */
 	s->secs = (double)(evloop_now_ns() - s->start_ns) / 1e9;
 	restore_sampling(s);
 	detach_all(s);
