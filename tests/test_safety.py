@@ -8,10 +8,11 @@ import signal
 import subprocess
 import time
 
-from harness import HEAPSPY, Program, check, go_bin, go_build, heapspy, tmpdir
+from harness import (GO_VERSIONS, HEAPSPY, NEWEST_GO, Program, check, go_bin, go_build, heapspy,
+                     tmpdir)
 
 # The oldest and the newest release heapspy attaches to.
-SAFETY_VERSIONS = ["1.19", "1.25"]
+SAFETY_VERSIONS = [GO_VERSIONS[0], NEWEST_GO]
 SIGNALS = [signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGPIPE, signal.SIGQUIT]
 RATE = 512 * 1024
 
