@@ -151,6 +151,54 @@ def test_launch_matches_gctrace():
         check_svg(svg, report, what)
 
 
+def attached(version, binary, what):
+    """heapspy gc attached for 2 s to gcload running with gctrace, compared with it."""
+    out = tmpdir("gc-attach-" + os.path.basename(binary))
+    js, trace_file = os.path.join(out, "gc.json"), os.path.join(out, "gctrace.txt")
+    with open(trace_file, "w") as err:
+        prog = subprocess.Popen([binary, "-duration", "5s"] + GCLOAD_ARGS,
+                                stdout=subprocess.PIPE, stderr=err, text=True,
+                                env=dict(os.environ, GODEBUG="gctrace=1"))
+    try:
+        check(prog.stdout.readline().strip() == "ready", "gcload did not start")
+        time.sleep(1)
+        heapspy("gc", "--pid", prog.pid, "--duration", "2", "--json", js, check_rc=0)
+        prog.communicate(timeout=60)
+    finally:
+        if prog.poll() is None:
+            prog.kill()
+            prog.communicate()
+    report = json.load(open(js))
+    compare(version, report, parse_gctrace(open(trace_file).read()), False, what)
+    return report
+
+
+def launched(version, binary, what):
+    """heapspy gc launching gcload with gctrace for 3 s, compared with it."""
+    js = os.path.join(tmpdir("gc-launch-" + os.path.basename(binary)), "gc.json")
+    _, _, stderr = heapspy("gc", "--json", js, "--", binary, "-duration", "3s", *GCLOAD_ARGS,
+                           check_rc=0, env={"GODEBUG": "gctrace=1"})
+    report = json.load(open(js))
+    compare(version, report, parse_gctrace(stderr), True, what)
+    return report
+
+
+def claiming(binary, out, release=None):
+    """A copy of binary that says it is another release of the same length wherever it names
+    its own (build info, runtime.buildVersion); by default the next patch release of its line,
+    one no table names (go1.27.4 -> go1.27.5)."""
+    data = open(binary, "rb").read()
+    version = re.search(rb"go1\.\d+\.\d+", data).group(0)
+    if not release:
+        release = "%s%d" % (version[:-1].decode(), (int(chr(version[-1])) + 1) % 10)
+    release = release.encode()
+    check(len(release) == len(version), "cannot claim %s in a %s binary" % (release, version))
+    patched = os.path.join(out, "%s-%s" % (os.path.basename(binary), release.decode()))
+    open(patched, "wb").write(data.replace(version, release))
+    os.chmod(patched, 0o755)
+    return patched
+
+
 def test_attach_midrun_matches_gctrace():
     """Attached to a running program built without DWARF: offset tables for the exact release
     and experiments."""
@@ -159,38 +207,28 @@ def test_attach_midrun_matches_gctrace():
     for version, experiment in builds:
         binary = go_build(version, "gcload", ldflags="-w", variant="-nodwarf",
                           experiment=experiment)
-        out = tmpdir("gc-attach-%s%s" % (version, "-" + experiment if experiment else ""))
-        js, trace_file = os.path.join(out, "gc.json"), os.path.join(out, "gctrace.txt")
-        with open(trace_file, "w") as err:
-            prog = subprocess.Popen([binary, "-duration", "5s"] + GCLOAD_ARGS,
-                                    stdout=subprocess.PIPE, stderr=err, text=True,
-                                    env=dict(os.environ, GODEBUG="gctrace=1"))
-        try:
-            check(prog.stdout.readline().strip() == "ready", "gcload did not start")
-            time.sleep(1)
-            heapspy("gc", "--pid", prog.pid, "--duration", "2", "--json", js, check_rc=0)
-            prog.communicate(timeout=60)
-        finally:
-            if prog.poll() is None:
-                prog.kill()
-                prog.communicate()
         what = "go%s%s attached" % (version, " GOEXPERIMENT=" + experiment if experiment else "")
-        report = json.load(open(js))
-        compare(version, report, parse_gctrace(open(trace_file).read()), False, what)
-        check_report(report, "table", what)
+        check_report(attached(version, binary, what), "table", what)
 
 
 def test_stripped_binary():
     """No symbols, no DWARF (-s -w): the GC's variables found in the runtime's code."""
-    binary = go_build(NEWEST_GO, "gcload", ldflags="-s -w", variant="-stripped")
-    out = tmpdir("gc-stripped")
-    js = os.path.join(out, "gc.json")
-    _, stdout, stderr = heapspy("gc", "--json", js, "--", binary, "-duration", "3s",
-                                *GCLOAD_ARGS, check_rc=0, env={"GODEBUG": "gctrace=1"})
-    report = json.load(open(js))
-    what = "go%s stripped" % NEWEST_GO
-    compare(NEWEST_GO, report, parse_gctrace(stderr), True, what)
-    check_report(report, "table", what)
+    for version in GO_VERSIONS:
+        binary = go_build(version, "gcload", ldflags="-s -w", variant="-stripped")
+        what = "go%s stripped" % version
+        check_report(launched(version, binary, what), "table", what)
+
+
+def test_unknown_patch_release():
+    """A patch release no table names (the binary's release string changed to one): the GC's
+    words from the code that prints them, stripped and launched, or attached without DWARF."""
+    out = tmpdir("gc-unknown")
+    for version, ldflags, run in ((NEWEST_GO, "-s -w", launched), (GO_VERSIONS[0], "-w", attached)):
+        binary = go_build(version, "gcload", ldflags=ldflags,
+                          variant="-stripped" if "-s" in ldflags else "-nodwarf")
+        patched = claiming(binary, out)
+        what = "go%s claiming another patch release" % version
+        check_report(run(version, patched, what), "code", what)
 
 
 def test_probe_timing_without_records():
@@ -198,11 +236,7 @@ def test_probe_timing_without_records():
     go1.18): the pauses timed by heapspy's own probes, the GC's told apart by their caller."""
     binary = go_build("1.19", "gcload", ldflags="-s -w", variant="-stripped")
     out = tmpdir("gc-timing")
-    patched, js = os.path.join(out, "gcload-go1.18"), os.path.join(out, "gc.json")
-    data = open(binary, "rb").read()
-    version = re.search(rb"go1\.19\.\d+", data).group(0)
-    open(patched, "wb").write(data.replace(version, b"go1.18" + version[6:]))
-    os.chmod(patched, 0o755)
+    patched, js = claiming(binary, out, "go1.18.8"), os.path.join(out, "gc.json")
     _, stdout, stderr = heapspy("gc", "--json", js, "--", patched, "-duration", "3s",
                                 *GCLOAD_ARGS, check_rc=0, env={"GODEBUG": "gctrace=1"})
     report = json.load(open(js))
