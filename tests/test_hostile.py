@@ -7,8 +7,9 @@ import subprocess
 import time
 
 import pprofdec
-from harness import (HEAPSPY, NEWEST_GO, Program, check, go_build, heapspy, pprof_top, tmpdir)
-from test_record import mem_profile_rate, one_line_error
+from harness import (HEAPSPY, NEWEST_GO, Program, check, go_build, go_variant, heapspy, pprof_top,
+                     tmpdir)
+from test_record import SITES, early_attach, mem_profile_rate, one_line_error
 
 
 def loaded_heap_programs(settle=5.0):
@@ -147,9 +148,10 @@ def test_output_symlink_not_followed():
 
 
 def claim_release(out, release):
-    """A copy of a real go1.23 binary whose build info claims another release."""
+    """A copy of a real binary of the newest Go whose build info and runtime.buildVersion claim
+    another release."""
     data = open(go_build(NEWEST_GO, "retain"), "rb").read()
-    version = re.search(rb"go1\.23\.\d+", data).group(0)
+    version = re.search(rb"go" + re.escape(NEWEST_GO.encode()) + rb"\.\d+", data).group(0)
     patched = os.path.join(out, "retain-" + release.decode())
     with open(patched, "wb") as f:
         f.write(data.replace(version, release + version[len(release):]))
@@ -159,13 +161,14 @@ def claim_release(out, release):
 
 def test_newer_go_release():
     """A release newer than heapspy knows: it says so, uses what still resolves, and the target
-    is unharmed (here a real go1.23 binary whose build info claims go1.99)."""
+    is unharmed (here a real binary of the newest Go whose build info claims go1.99)."""
     out = tmpdir("version")
     patched = claim_release(out, b"go1.99")
     prof = os.path.join(out, "h.pb.gz")
     rc, stdout, stderr = heapspy("record", "-o", prof, "--", patched, "-duration", "2s")
     check(rc == 0, "heapspy failed on a newer release: %s" % stderr)
-    check("newer than the go1.18-go1.23 runtimes heapspy knows" in stderr, stderr)
+    check(re.search(r"go1\.99\.\d+ is newer than the go1\.18-go1\.\d+ runtimes heapspy knows",
+                    stderr), stderr)
     check("3072 192 12288" in stdout, "the target did not finish normally")
     pprof_top(prof)
 
@@ -181,3 +184,23 @@ def test_older_go_release_refused():
         check(prog.proc.poll() is None, "the target died")
     finally:
         prog.kill()
+
+
+def test_release_without_build_info():
+    """Some projects strip .go.buildinfo: heapspy then reads the release from
+    runtime.buildVersion (by its symbol, or through the runtime's code when stripped), names it
+    and records as usual. The oldest release and 1.26 (the first without textStart in the
+    pclntab), with and without symbols."""
+    total = float(sum(SITES.values()))
+    want = {k: 100.0 * v / total for k, v in SITES.items()}
+    for version in ("1.19", "1.26"):
+        for variant in ("", "stripped"):
+            built = go_variant(version, "retain", variant)
+            bare = os.path.join(tmpdir("nobuildinfo-%s%s" % (version, variant)), "retain")
+            subprocess.run(["objcopy", "--remove-section", ".go.buildinfo", built, bare],
+                           check=True)
+            check(b"Go buildinf:" not in open(bare, "rb").read(), "the build info is still there")
+            stderr = early_attach(version, variant, want, binary=bare)
+            check(re.search(r"recording pid \d+ \(%s, go%s\.\d+\)" % (
+                re.escape(bare), re.escape(version)), stderr),
+                  "heapspy did not name go%s:\n%s" % (version, stderr))

@@ -103,8 +103,10 @@ def test_perf_event_uprobes():
     late_attach(NEWEST_GO, "", hs_env=perf)
 
 
-def early_attach(version, variant, want, hs_env=None):
-    binary = go_variant(version, "retain", variant)
+def early_attach(version, variant, want, hs_env=None, binary=None):
+    """Launches retain (built for version and variant unless binary is given) under heapspy;
+    returns heapspy's stderr."""
+    binary = binary or go_variant(version, "retain", variant)
     out = os.path.join(tmpdir("early-%s%s" % (version, variant)), "heap.pb.gz")
     _, stdout, stderr = heapspy("record", "--rate", "16384", "-o", out, "--", binary,
                                 "-duration", "5s", "-garbage", "20", check_rc=0,
@@ -116,6 +118,7 @@ def early_attach(version, variant, want, hs_env=None):
     check(any("since heapspy attached" in c for c in prof.comments), str(prof.comments))
     compare_shares(shares(prof), want, "go%s %s launched" % (version, variant))
     check("main.retainA" in stdout, "the summary does not name main.retainA:\n" + stdout)
+    return stderr
 
 
 def test_profile_format():

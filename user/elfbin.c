@@ -153,7 +153,7 @@ static int parse(struct elfbin *eb, char *err, size_t errlen)
 		rc = load_sections(eb);
 	if (rc != 0)
 		errmsg(err, errlen, "bad ELF headers: %s",
-			rc == -ENOMEM ? "out of memory" : "corrupt");
+		       rc == -ENOMEM ? "out of memory" : "corrupt");
 	return rc;
 }
 
@@ -477,14 +477,13 @@ static size_t uvarint(const uint8_t *p, size_t len, uint64_t *v)
 }
 
 /*
- * Go 1.18 and later write the version inline after the 32-byte header (flags bit 2) as a
- * varint-prefixed string. Older binaries hold pointers to it instead, which this does not follow:
- * the pclntab reader does not support those releases either.
+ * Go 1.18 and later write the version and then the module info inline after the 32-byte header
+ * (flags bit 2), each a varint-prefixed string. Older binaries hold pointers to them instead, which
+ * this does not follow: the pclntab reader does not support those releases either. index 0 is the
+ * version, 1 the module info.
  */
-int elfbin_go_version(const struct elfbin *eb, char *buf, size_t len)
+static int buildinfo_string(const struct elfbin *eb, int index, const uint8_t **str, size_t *slen)
 {
-	if (len)
-		buf[0] = '\0';
 	size_t n = 0;
 	const uint8_t *d = buildinfo_area(eb, &n);
 	size_t off = 0;
@@ -493,13 +492,37 @@ int elfbin_go_version(const struct elfbin *eb, char *buf, size_t len)
 	if (!d || off + BUILDINFO_HDR > n || !(d[off + 15] & BUILDINFO_INLINE))
 		return -ENOENT;
 	off += BUILDINFO_HDR;
-	uint64_t sl;
-	size_t used = uvarint(d + off, n - off, &sl);
-	if (!used || sl == 0 || sl > n - off - used || memchr(d + off + used, '\0', sl))
+	for (int i = 0;; i++) {
+		uint64_t sl;
+		size_t used = uvarint(d + off, n - off, &sl);
+		if (!used || sl > n - off - used)
+			return -ENOENT;
+		if (i == index) {
+			*str = d + off + used;
+			*slen = (size_t)sl;
+			return 0;
+		}
+		off += used + (size_t)sl;
+	}
+}
+
+int elfbin_go_version(const struct elfbin *eb, char *buf, size_t len)
+{
+	if (len)
+		buf[0] = '\0';
+	const uint8_t *s;
+	size_t sl;
+	if (buildinfo_string(eb, 0, &s, &sl) != 0 || sl == 0 || memchr(s, '\0', sl))
 		return -ENOENT;
 	if (sl >= len)
 		return -ENOSPC;
-	memcpy(buf, d + off + used, sl);
+	memcpy(buf, s, sl);
 	buf[sl] = '\0';
 	return 0;
+}
+
+const char *elfbin_go_modinfo(const struct elfbin *eb, size_t *len)
+{
+	const uint8_t *s;
+	return buildinfo_string(eb, 1, &s, len) == 0 ? (const char *)s : NULL;
 }

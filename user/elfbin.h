@@ -51,5 +51,10 @@ void elfbin_build_id(const struct elfbin *eb, char *buf, size_t len);
  * buf is too small.
  */
 int elfbin_go_version(const struct elfbin *eb, char *buf, size_t len);
+/*
+ * The module info of .go.buildinfo (runtime/debug.BuildInfo as text, with its "build\tKEY=VALUE"
+ * settings), *len bytes, not NUL-terminated; NULL when absent.
+ */
+const char *elfbin_go_modinfo(const struct elfbin *eb, size_t *len);
 
 #endif

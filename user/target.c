@@ -8,20 +8,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "gorelease.h"
 #include "procmem.h"
 
 /* Oldest and newest Go release whose runtime internals heapspy's tables describe. */
 #define GO_MINOR_MIN 18
 #define GO_MINOR_MAX 27
-
-static int parse_go_minor(const char *version)
-{
-	int major, minor;
-
-	if (sscanf(version, "go%d.%d", &major, &minor) != 2 || major != 1)
-		return 0;
-	return minor;
-}
 
 static int open_binary(struct target *t, char *err, size_t errlen)
 {
@@ -39,15 +31,19 @@ static int open_binary(struct target *t, char *err, size_t errlen)
 			 why);
 		return -ENOEXEC;
 	}
-	elfbin_go_version(t->elf, t->go_version, sizeof(t->go_version));
+	gorelease_version(t->elf, t->sym, t->go_version, sizeof(t->go_version),
+			  &t->go_version_source);
+	gorelease_goexperiment(t->elf, t->sym, t->go_goexperiment, sizeof(t->go_goexperiment));
+	snprintf(t->go_experiments, sizeof(t->go_experiments), "%s",
+		 gorelease_experiments(t->go_version));
 	elfbin_build_id(t->elf, t->build_id, sizeof(t->build_id));
-	t->go_minor = parse_go_minor(t->go_version);
+	t->go_minor = gorelease_minor(t->go_version);
+	t->go_patch = gorelease_patch(t->go_version);
 	if (!t->go_minor) {
-		snprintf(
-		    err, errlen,
-		    "%s: cannot tell its Go release (no build info); heapspy supports go1.%d to "
-		    "go1.%d",
-		    t->display, GO_MINOR_MIN, GO_MINOR_MAX);
+		snprintf(err, errlen,
+			 "%s: cannot tell its Go release (no build info, no runtime.buildVersion); "
+			 "heapspy supports go1.%d to go1.%d",
+			 t->display, GO_MINOR_MIN, GO_MINOR_MAX);
 		return -ENOTSUP;
 	}
 	if (t->go_minor < GO_MINOR_MIN) {

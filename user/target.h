@@ -20,10 +20,21 @@ struct target {
 	char display[PATH_MAX]; /* the executable's name as the target sees it, for messages */
 	struct elfbin *elf;
 	struct gosym *sym;
-	char go_version[32]; /* "go1.23.5", or "" when the binary does not record it */
-	int go_minor;	     /* 23 for go1.23.x; 0 when unknown */
-	bool newer_release;  /* newer than the releases heapspy's tables describe */
-	uint64_t exe_ino;    /* the executable's inode, to notice an exec */
+	/* As runtime.Version() prints it: "go1.23.5", "go1.25.12 X:greenteagc"; "" if unknown. */
+	char go_version[128];
+	const char *go_version_source; /* where it was read (gorelease_version) */
+	int go_minor;		       /* 23 for go1.23.x; 0 when unknown */
+	int go_patch;		       /* 5 for go1.23.5, 0 for go1.19; -1 for a pre-release */
+	/*
+	 * The experiments that differ from the release's defaults, as the version lists them after
+	 * "X:" ("greenteagc", "nogreenteagc"), "" for none: what layouts can depend on. Known even
+	 * without build info.
+	 */
+	char go_experiments[128];
+	/* The GOEXPERIMENT build setting as the builder gave it; "" if unset or no build info. */
+	char go_goexperiment[128];
+	bool newer_release; /* newer than the releases heapspy's tables describe */
+	uint64_t exe_ino;   /* the executable's inode, to notice an exec */
 	char build_id[128];
 	uint64_t bias;	    /* runtime address = link-time address + bias */
 	uint64_t map_start; /* the executable's mapped range, for the pprof mapping */

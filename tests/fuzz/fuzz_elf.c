@@ -6,6 +6,7 @@
 #include <stdint.h>
 
 #include "elfbin.h"
+#include "gorelease.h"
 #include "gosym.h"
 
 static void exercise_vaddr(const struct elfbin *eb, uint64_t vaddr)
@@ -55,6 +56,11 @@ static void exercise_gosym(const struct elfbin *eb)
 			gosym_lookup(g, pc, frames, 16);
 	}
 	gosym_magic(g);
+	/* The runtime's strings, found through its code when there are no symbols. */
+	char buf[64];
+	const char *source;
+	gorelease_version(eb, g, buf, sizeof(buf), &source);
+	gorelease_goexperiment(eb, g, buf, sizeof(buf));
 	gosym_close(g);
 }
 

@@ -1,9 +1,10 @@
 #!/bin/sh
 # Builds tests/unit/gosym_fixture.go with every installed Debian Go toolchain, in the layouts the
 # symbolizer must handle: default, stripped, PIE, stripped PIE, and PIEs linked by the system
-# linker, where .gopclntab is merged into .data.rel.ro (found through the runtime.pclntab symbol, or
-# by a scan once stripped). Binaries are named
-# gosym-<version>-<variant> in OUTDIR. Needs no network: the fixture uses only the standard library.
+# linker, where up to Go 1.25 .gopclntab is merged into .data.rel.ro (found through the
+# runtime.pclntab symbol, or by a scan once stripped); and two builds with GOEXPERIMENT set.
+# Binaries are named gosym-<version>-<variant> in OUTDIR. Needs no network: the fixture uses only
+# the standard library.
 set -eu
 
 if [ $# -ne 1 ]; then
@@ -35,6 +36,17 @@ for goroot in /usr/lib/go-1.19 /usr/lib/go-1.21 /usr/lib/go-1.22 /usr/lib/go-1.2
 	fi
 	built=$((built + 1))
 done
+
+# Builds with experiments: the version lists them after "X:" (" X:" to Go 1.25, "-X:" from 1.26)
+# and the build info has the GOEXPERIMENT setting. Named gosym-<version>-[stripped-]x-<experiment>.
+experiment() {
+	goroot=$1 variant=$2 exp=$3
+	shift 3
+	[ -x "$goroot/bin/go" ] || return 0
+	GOEXPERIMENT=$exp "$goroot/bin/go" build "$@" -o "$out/gosym-${goroot##*/go-}-$variant-x-$exp" "$src"
+}
+experiment /usr/lib/go-1.25 default greenteagc
+experiment /usr/lib/go-1.26 stripped nogreenteagc -ldflags='-s -w'
 
 if [ "$built" -eq 0 ]; then
 	echo "$0: no Go toolchain found under /usr/lib/go-1.*" >&2

@@ -18,6 +18,7 @@
 
 #include "check.h"
 #include "elfbin.h"
+#include "gorelease.h"
 #include "gosym.h"
 #include "pclntab.h"
 
@@ -381,6 +382,104 @@ static void test_elf(void)
 	}
 }
 
+static void test_release_parse(void)
+{
+	static const struct {
+		const char *version;
+		int minor, patch;
+		const char *experiments;
+	} cases[] = {
+	    {"go1.23.5", 23, 5, ""},
+	    {"go1.19", 19, 0, ""},
+	    {"go1.22.0", 22, 0, ""},
+	    {"go1.25.12 X:greenteagc", 25, 12, "greenteagc"},
+	    {"go1.26.11-X:nogreenteagc,jsonv2", 26, 11, "nogreenteagc,jsonv2"},
+	    {"go1.21rc2", 21, -1, ""},
+	    {"go1.23.x", 23, -1, ""},
+	    {"go1.23.5junk", 23, -1, ""},
+	    {"go1.99.4", 99, 4, ""},
+	    {"devel go1.27-0123abcd X:jsonv2", 0, -1, "jsonv2"},
+	    {"go2.0", 0, -1, ""},
+	    {"go1.", 0, -1, ""},
+	    {"", 0, -1, ""},
+	    {"X:greenteagc", 0, -1, ""},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		const char *v = cases[i].version;
+		bool ok = gorelease_minor(v) == cases[i].minor &&
+			  gorelease_patch(v) == cases[i].patch &&
+			  strcmp(gorelease_experiments(v), cases[i].experiments) == 0;
+		CHECK(ok);
+		if (!ok)
+			fprintf(stderr, "  %s: minor %d patch %d experiments \"%s\"\n", v,
+				gorelease_minor(v), gorelease_patch(v), gorelease_experiments(v));
+	}
+}
+
+/*
+ * gorelease reads from path the release the fixture name printed (r), from want_source, and the
+ * GOEXPERIMENT setting the fixture's name gives.
+ */
+static void check_release(const char *name, const char *path, const struct run *r,
+			  const char *want_source)
+{
+	struct opened o;
+	if (open_both(path, &o) != 0) {
+		CHECK(!"open");
+		return;
+	}
+	char version[128], exp[64];
+	const char *source = "";
+	int rc = gorelease_version(o.eb, o.g, version, sizeof(version), &source);
+	bool ok = rc == 0 && strcmp(version, r->version) == 0 && strcmp(source, want_source) == 0;
+	CHECK(ok);
+	if (!ok)
+		fprintf(stderr, "  %s: rc %d, \"%s\" from %s; want \"%s\" from %s\n", path, rc,
+			rc ? "" : version, source, r->version, want_source);
+	/* The experiments are those the fixture's name gives, in the version and the setting. */
+	const char *x = strstr(name, "-x-");
+	CHECK(strcmp(gorelease_experiments(r->version), x ? x + 3 : "") == 0);
+	rc = gorelease_goexperiment(o.eb, o.g, exp, sizeof(exp));
+	CHECK(x ? rc == 0 && strcmp(exp, x + 3) == 0 : rc == -ENOENT);
+	close_both(&o);
+}
+
+/*
+ * Every fixture as built, then without .go.buildinfo (some projects strip it): the release then
+ * comes from runtime.buildVersion, by its symbol or, stripped, through runtime.schedinit's code.
+ */
+static void test_release(void)
+{
+	char copy[] = "/tmp/heapspy-nobuildinfo-XXXXXX";
+	int fd = mkstemp(copy);
+	CHECK(fd >= 0);
+	if (fd < 0)
+		return;
+	close(fd);
+	for (int i = 0; i < nfixtures; i++) {
+		struct run r;
+		if (run_fixture(fixture_path(fixtures[i]), &r) != 0) {
+			CHECK(!"run");
+			continue;
+		}
+		check_release(fixtures[i], fixture_path(fixtures[i]), &r, "build info");
+		char cmd[8400];
+		snprintf(cmd, sizeof(cmd), "objcopy --remove-section .go.buildinfo '%s' '%s'",
+			 fixture_path(fixtures[i]), copy);
+		CHECK(system(cmd) == 0);
+		struct elfbin *eb;
+		char version[128];
+		CHECK(elfbin_open(copy, &eb, NULL, 0) == 0);
+		CHECK(elfbin_go_version(eb, version, sizeof(version)) == -ENOENT);
+		elfbin_close(eb);
+		bool stripped = strstr(fixtures[i], "stripped") != NULL;
+		check_release(fixtures[i], copy, &r,
+			      stripped ? "runtime.schedinit" : "runtime.buildVersion");
+		free_run(&r);
+	}
+	unlink(copy);
+}
+
 /* runtime.funcNameForPrint: addr2line prints linker names, gosym the runtime's. */
 static void name_for_print(char *name)
 {
@@ -683,6 +782,8 @@ int main(int argc, char **argv)
 	RUN(test_inline_expansion);
 	RUN(test_func_lookup);
 	RUN(test_elf);
+	RUN(test_release_parse);
+	RUN(test_release);
 	RUN(test_addr2line);
 	RUN(test_truncated_elf);
 	RUN(test_corrupt_pclntab);
