@@ -1,6 +1,7 @@
 """Shared machinery of heapspy's integration tests: building Go programs with each of Debian's Go
 toolchains, running heapspy against them, and reading what it wrote."""
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -128,3 +129,23 @@ def pprof_top(path, sample_index=None):
                        env=dict(os.environ, GOTOOLCHAIN="local", PPROF_TMPDIR=BUILD))
     check(p.returncode == 0, "go tool pprof -top %s failed: %s" % (path, p.stderr))
     return p.stdout
+
+
+SELF_CHECK = re.compile(r"self-check: (\d+) sites, in-use objects within ([\d.]+)% of the "
+                        r"runtime's own records at cycle (\d+)")
+
+
+def check_self_check(stdout, what, comments=None, published=True):
+    """The summary (and the profile's comments, when given) report a self-check that agreed:
+    heapspy's in-use objects per site within 2% of the runtime's own records. Where the runtime
+    published no heap-profile cycle while heapspy ran (published=False), the line must say so."""
+    m = SELF_CHECK.search(stdout)
+    if not published and not m:
+        check("self-check: not made: the runtime published no heap-profile cycle" in stdout,
+              "%s: no self-check line in the summary:\n%s" % (what, stdout))
+        return
+    check(m and float(m.group(2)) <= 2.0, "%s: no agreeing self-check in the summary:\n%s" % (
+        what, stdout))
+    if comments is not None:
+        check(any(SELF_CHECK.search(c) for c in comments),
+              "%s: no self-check in the profile's comments: %s" % (what, comments))

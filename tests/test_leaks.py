@@ -6,7 +6,8 @@ import os
 import threading
 import time
 
-from harness import GO_VERSIONS, NEWEST_GO, Program, check, go_build, heapspy, pprof_top, tmpdir
+from harness import (GO_VERSIONS, NEWEST_GO, Program, check, check_self_check, go_build, heapspy,
+                     pprof_top, tmpdir)
 
 MiB = 1 << 20
 SECS = 15
@@ -44,6 +45,7 @@ def leaks(name, version, prog_args, secs=SECS, extra=(), tags=None, env=None):
     _, stdout, _ = heapspy("leaks", "--duration", secs, "--json", js, "-o", prof, *extra, "--",
                            binary, "-duration", "%ds" % (secs + 5), *prog_args, check_rc=0,
                            timeout=secs + 60, env=env)
+    check_self_check(stdout, "go%s leaks %s" % (version, name), published=secs >= SECS)
     with open(js) as f:
         return stdout, json.load(f), prof
 
@@ -143,6 +145,7 @@ def test_attach_reads_runtime_records():
         check(prog.proc.poll() is None, "the target died")
     finally:
         prog.kill()
+    check_self_check(stdout, "leaks attached late")
     with open(js) as f:
         report = json.load(f)
     cands = report["candidates"]
@@ -160,6 +163,7 @@ def test_record_ends_with_candidates():
     prof = os.path.join(tmpdir("leaks-record"), "heap.pb.gz")
     _, stdout, _ = heapspy("record", "--duration", 12, "-o", prof, "--", binary, "-duration",
                            "17s", *LEAK_CACHE_GARBAGE, check_rc=0, timeout=60)
+    check_self_check(stdout, "record of a leak")
     lines = stdout.splitlines()
     at = [i for i, l in enumerate(lines) if "leak candidates" in l]
     check(at, "no leak candidates in the summary:\n" + stdout)

@@ -7,8 +7,8 @@ import subprocess
 import time
 
 import pprofdec
-from harness import (GO_VERSIONS, HEAPSPY, NEWEST_GO, VARIANTS, Failure, Program, check, go_bin,
-                     go_build, go_variant, heapspy, pprof_top, tmpdir)
+from harness import (GO_VERSIONS, HEAPSPY, NEWEST_GO, VARIANTS, Failure, Program, check,
+                     check_self_check, go_bin, go_build, go_variant, heapspy, pprof_top, tmpdir)
 
 # The three retained sites of tests/go/retain and their sizes in MiB.
 SITES = {"main.retainA": 24, "main.retainB": 12, "main.retainC": 6}
@@ -70,6 +70,7 @@ def late_attach(version, variant="", hs_env=None):
     check(got.period == want.period == 512 * 1024, "period %d, runtime's %d" % (got.period,
                                                                                  want.period))
     compare_shares(shares(got), shares(want), "go%s %s attached late" % (version, variant))
+    check_self_check(stdout, "go%s %s attached late" % (version, variant), got.comments)
     top = pprof_top(mine)
     check("main.retainA" in top, "go tool pprof -top does not show main.retainA:\n" + top)
     return stdout
@@ -117,8 +118,29 @@ def early_attach(version, variant, want, hs_env=None, binary=None):
     check(prof.period == 16384, "period %d, wanted 16384" % prof.period)
     check(any("since heapspy attached" in c for c in prof.comments), str(prof.comments))
     compare_shares(shares(prof), want, "go%s %s launched" % (version, variant))
+    check_self_check(stdout, "go%s %s launched" % (version, variant), prof.comments)
     check("main.retainA" in stdout, "the summary does not name main.retainA:\n" + stdout)
     return stderr
+
+
+def test_self_check_catches_wrong_layout():
+    """A deliberately wrong _KindSpecialProfile (HEAPSPY_TEST_PROFILE_KIND, which exists for this
+    test only) makes the free probe drop every free, so short-lived garbage would look in use:
+    the self-check must say so plainly in the summary, on stderr and in the profile's comments.
+    Oldest and newest release; kind 1 is never the profile kind."""
+    for version in (GO_VERSIONS[0], NEWEST_GO):
+        binary = go_build(version, "retain")
+        out = os.path.join(tmpdir("wrong-kind-%s" % version), "heap.pb.gz")
+        _, stdout, stderr = heapspy("record", "--rate", "16384", "-o", out, "--", binary,
+                                    "-duration", "4s", "-garbage", "20", check_rc=0,
+                                    env={"GOGC": "50", "HEAPSPY_TEST_PROFILE_KIND": "1"})
+        check("self-check FAILED" in stdout and "do not trust this profile" in stdout,
+              "go%s: the summary does not say the self-check failed:\n%s" % (version, stdout))
+        check("heapspy: warning: self-check FAILED" in stderr,
+              "go%s: no warning on stderr:\n%s" % (version, stderr))
+        comments = pprofdec.load(out).comments
+        check(any("self-check FAILED" in c for c in comments),
+              "go%s: the profile's comments do not say it: %s" % (version, comments))
 
 
 def test_profile_format():

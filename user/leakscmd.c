@@ -151,6 +151,8 @@ void leaks_brief(FILE *f, struct leaks *l, struct session *s, struct heapprof *h
 
 static void print_header(const struct session *s, enum evloop_end end)
 {
+	char line[512];
+
 	printf("heapspy leaks: pid %d %s (%s), %.1fs, ended by %s\n", (int)s->t.pid, s->t.display,
 	       s->t.go_version, s->secs, evloop_end_str(end, s->loop.signal));
 	printf("  sampling every %" PRId64 " bytes%s; %" PRIu64 " samples, %" PRIu64
@@ -158,6 +160,8 @@ static void print_header(const struct session *s, enum evloop_end end)
 	       s->rate,
 	       s->rate_switched || s->old_rate != s->rate ? " (switched on by heapspy)" : "",
 	       s->agg.samples, s->agg.frees, s->counters[HS_CNT_LOST]);
+	selfcheck_line(&s->check, line, sizeof(line));
+	printf("  %s\n", line);
 	if (s->counters[HS_CNT_LOST])
 		printf("  warning: events were lost; an object whose free was lost looks alive "
 		       "forever, so verdicts may be wrong\n");
@@ -182,6 +186,7 @@ static int build_old_profile(struct heapprof *h, struct session *s, const struct
 	    .attach_cycle = l->start_cycle == HEAPAGG_UNKNOWN_CYCLE ? now : l->start_cycle,
 	};
 	int rc = heapprof_build(h, &s->t, &s->agg, &m);
+	char line[512];
 
 	if (rc)
 		return rc;
@@ -194,6 +199,8 @@ static int build_old_profile(struct heapprof *h, struct session *s, const struct
 	if (s->baseline_records)
 		pprof_comment(h->p, "objects from before heapspy attached count as alive since "
 				    "attach");
+	selfcheck_line(&s->check, line, sizeof(line));
+	pprof_comment(h->p, "%s", line);
 	return 0;
 }
 

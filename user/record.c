@@ -74,6 +74,7 @@ static void print_summary(const struct session *s, const struct heapprof *h, enu
 			  int top)
 {
 	double total = (double)h->total.inuse_bytes;
+	char line[512];
 
 	printf("heapspy: pid %d %s (%s), %.1fs, ended by %s\n", (int)s->t.pid, s->t.display,
 	       s->t.go_version, s->secs, evloop_end_str(end, s->loop.signal));
@@ -88,6 +89,8 @@ static void print_summary(const struct session *s, const struct heapprof *h, enu
 		printf("; %" PRIu64 " repeated probe hits dropped", s->agg.repeated);
 	printf("\n  in use %.1f MiB in %" PRId64 " objects; allocated %.1f MiB\n",
 	       total / 1048576.0, h->total.inuse_objects, (double)h->total.alloc_bytes / 1048576.0);
+	selfcheck_line(&s->check, line, sizeof(line));
+	printf("  %s\n", line);
 	if (!h->nrows)
 		return;
 	printf("  %10s %6s %12s  %s\n", "in use", "share", "allocated", "site");
@@ -126,6 +129,7 @@ static int write_profile(struct session *s, const struct record_opts *o, enum ev
 	    .duration_ns = (int64_t)(s->secs * 1e9),
 	};
 	struct heapprof h;
+	char line[512];
 	int rc;
 
 	rc = heapprof_build(&h, &s->t, &s->agg, &m);
@@ -153,6 +157,8 @@ static int write_profile(struct session *s, const struct record_opts *o, enum ev
 	if (s->counters[HS_CNT_LOST])
 		pprof_comment(h.p, "%" PRIu64 " events lost: the ring buffer was full",
 			      s->counters[HS_CNT_LOST]);
+	selfcheck_line(&s->check, line, sizeof(line));
+	pprof_comment(h.p, "%s", line);
 	gc_pprof_comments(&o->gc, s, h.p);
 	rc = pprof_write(h.p, o->output, err, errlen);
 	if (!rc) {

@@ -329,6 +329,7 @@ int session_start(struct session *s, const struct session_opts *o, char *err, si
 	s->t.mem_fd = -1;
 	s->loop.epfd = s->loop.sigfd = s->loop.pidfd = s->loop.timerfd = -1;
 	heapagg_init(&s->agg);
+	selfcheck_init(&s->check);
 	bpfload_set_verbose(o->tgt.verbose);
 
 	rc = bpfload_check(o->tgt.btf, err, errlen);
@@ -345,7 +346,8 @@ int session_start(struct session *s, const struct session_opts *o, char *err, si
 	if (!rc && s->t.newer_release)
 		fprintf(stderr,
 			"heapspy: %s is newer than the go1.18-go1.27 runtimes heapspy knows: its "
-			"layouts come from the binary alone (DWARF or code); check the results\n",
+			"layouts come from the binary alone (DWARF or code), and the self-check "
+			"in the summary says whether they hold\n",
 			s->t.go_version);
 	if (!rc && o->tgt.verbose)
 		probes_describe(&s->t, &s->hp, stderr);
@@ -371,6 +373,43 @@ int session_start(struct session *s, const struct session_opts *o, char *err, si
 	return 0;
 }
 
+/* Cycles between two self-checks while recording. */
+#define SELF_CHECK_CYCLES 2
+
+/*
+ * Compares what the last snapshot of the runtime's records says with heapspy's totals, then takes
+ * a new snapshot once every cycles more were published (selfcheck.h).
+ */
+static void self_check(struct session *s, int64_t every)
+{
+	if (!s->o->heap || s->exited)
+		return;
+	if (!s->hp.mbuckets)
+		s->hp.mbuckets =
+		    mbuckets_confirm(&s->t, s->hp.mbuckets_candidates, s->hp.nmbuckets_candidates);
+	selfcheck_compare(&s->check, &s->t, &s->agg);
+	selfcheck_snapshot(&s->check, &s->t, s->hp.mbuckets, s->hp.mprof_cycle,
+			   s->hp.layout.record_words, every);
+}
+
+/* The last check, at the end, with every event from before its snapshot consumed. */
+static void final_self_check(struct session *s)
+{
+	char line[512];
+
+	if (!s->o->heap)
+		return;
+	if (proc_alive(s->t.pid)) {
+		self_check(s, 0);
+		evloop_drain(&s->loop);
+		selfcheck_compare(&s->check, &s->t, &s->agg);
+	}
+	if (selfcheck_failed(&s->check)) {
+		selfcheck_line(&s->check, line, sizeof(line));
+		fprintf(stderr, "heapspy: warning: %s\n", line);
+	}
+}
+
 struct tick_ctx {
 	struct session *s;
 	void (*on_tick)(void *ctx, double elapsed);
@@ -382,6 +421,7 @@ static void session_tick(void *ctx, double elapsed)
 	struct tick_ctx *tc = ctx;
 
 	read_cycle(tc->s);
+	self_check(tc->s, SELF_CHECK_CYCLES);
 	if (tc->on_tick)
 		tc->on_tick(tc->ctx, elapsed);
 }
@@ -419,6 +459,7 @@ void session_stop(struct session *s, enum evloop_end end)
 	/* The recording ends now: taking the uprobes down takes the kernel tens of milliseconds
 	 * more. */
 	s->secs = (double)(evloop_now_ns() - s->start_ns) / 1e9;
+	final_self_check(s);
 	restore_sampling(s);
 	detach_all(s);
 	if (isatty(STDERR_FILENO))
@@ -444,5 +485,6 @@ void session_close(struct session *s)
 	s->skel = NULL;
 	evloop_close(&s->loop);
 	heapagg_free(&s->agg);
+	selfcheck_free(&s->check);
 	target_close(&s->t);
 }

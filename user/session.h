@@ -15,6 +15,7 @@
 #include "heapagg.h"
 #include "probes.h"
 #include "proc.h"
+#include "selfcheck.h"
 #include "target.h"
 
 struct heap_bpf;
@@ -89,6 +90,8 @@ struct session {
 	int64_t start_wall_ns;
 	uint64_t start_ns;
 	double secs; /* recording time, set by session_stop */
+	/* heapspy's totals against the runtime's own records */
+	struct selfcheck check;
 	uint64_t counters[HS_CNT_MAX];
 	int error; /* first error from an event handler */
 };

@@ -1,0 +1,221 @@
+#include "selfcheck.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "array.h"
+#include "mbuckets.h"
+
+#define MAX_INLINE 64
+
+void selfcheck_init(struct selfcheck *c)
+{
+	memset(c, 0, sizeof(*c));
+	c->pending = c->last_snapshot = HEAPAGG_UNKNOWN_CYCLE;
+}
+
+static void forget_sites(struct selfcheck *c)
+{
+	u64map_free(&c->index);
+	memset(&c->index, 0, sizeof(c->index));
+	c->nsites = 0;
+}
+
+void selfcheck_free(struct selfcheck *c)
+{
+	forget_sites(c);
+	free(c->sites);
+	u64map_free(&c->runtime_pc);
+	memset(c, 0, sizeof(*c));
+}
+
+/* Whether return address pc is in a function of the runtime itself (not one inlined into it). */
+static bool in_runtime(struct selfcheck *c, const struct target *t, uint64_t pc)
+{
+	struct hs_frame frames[MAX_INLINE];
+	uint64_t *known = u64map_get(&c->runtime_pc, pc);
+	bool rt;
+	int n;
+
+	if (known)
+		return *known == 1;
+	n = gosym_lookup(t->sym, pc - 1 - t->bias, frames, MAX_INLINE);
+	rt = n > 0 && strncmp(frames[n - 1].function, "runtime.", 8) == 0;
+	u64map_put(&c->runtime_pc, pc, rt ? 1 : 2);
+	return rt;
+}
+
+/*
+ * A site as both sides can name it: the object size and the first return address outside the
+ * runtime's own functions. The runtime's stacks and heapspy's begin at different depths in the
+ * allocator (and the runtime's carry extra PCs for inlined calls), but from the first frame of the
+ * program on they are the same physical frames.
+ */
+static struct selfcheck_site *site(struct selfcheck *c, const struct target *t, uint64_t size,
+				   const uint64_t *pcs, uint32_t n)
+{
+	uint64_t pc = 0, key, *idx;
+	struct selfcheck_site *s;
+
+	for (uint32_t i = 0; i < n && !pc; i++)
+		if (!in_runtime(c, t, pcs[i]))
+			pc = pcs[i];
+	/* Two sites sharing a key would only be compared as one, on both sides alike. */
+	key = u64_mix(size, pc);
+	idx = u64map_get(&c->index, key);
+	if (idx)
+		return &c->sites[*idx];
+	if (array_reserve((void **)&c->sites, &c->sites_cap, c->nsites, sizeof(*c->sites)) ||
+	    u64map_put(&c->index, key, c->nsites))
+		return NULL;
+	s = &c->sites[c->nsites++];
+	*s = (struct selfcheck_site){.size = size, .pc = pc};
+	return s;
+}
+
+struct walk_ctx {
+	struct selfcheck *c;
+	const struct target *t;
+};
+
+static int add_runtime(void *ctx, const struct go_bucket_record *b)
+{
+	struct walk_ctx *w = ctx;
+	struct selfcheck_site *s = site(w->c, w->t, b->size, b->pcs, b->nframes);
+
+	if (!s)
+		return -ENOMEM;
+	s->runtime += (int64_t)b->r.active.allocs - (int64_t)b->r.active.frees;
+	return 0;
+}
+
+int selfcheck_snapshot(struct selfcheck *c, const struct target *t, uint64_t mbuckets,
+		       uint64_t mprof_cycle, unsigned record_words, int64_t every)
+{
+	struct walk_ctx w = {c, t};
+	uint32_t before, after;
+	char err[256];
+	int64_t cycle;
+	long n;
+	int rc;
+
+	if (c->pending != HEAPAGG_UNKNOWN_CYCLE)
+		return 0;
+	if (!mbuckets || !mprof_cycle) {
+		c->error = -ENOENT;
+		return -ENOENT;
+	}
+	rc = target_read(t, mprof_cycle, &before, sizeof(before));
+	if (rc) {
+		c->error = rc;
+		return rc;
+	}
+	/* mProfCycle holds the cycle above a flag bit, set once the cycle is published. */
+	cycle = before >> 1;
+	if (!(before & 1) ||
+	    (c->last_snapshot != HEAPAGG_UNKNOWN_CYCLE && cycle < c->last_snapshot + every))
+		return -EAGAIN;
+	forget_sites(c);
+	n = mbuckets_walk(t, mbuckets, record_words, add_runtime, &w, err, sizeof(err));
+	if (n < 0) {
+		c->error = (int)n;
+		return (int)n;
+	}
+	rc = target_read(t, mprof_cycle, &after, sizeof(after));
+	if (rc || after != before)
+		return -EAGAIN;
+	c->pending = c->last_snapshot = cycle;
+	c->error = 0;
+	return 0;
+}
+
+static bool agrees(const struct selfcheck_result *r)
+{
+	return (double)r->apart <= SELFCHECK_TOLERANCE_PCT / 100.0 * (double)r->runtime_inuse ||
+	       r->apart <= SELFCHECK_SLACK;
+}
+
+void selfcheck_compare(struct selfcheck *c, const struct target *t, const struct heapagg *a)
+{
+	struct selfcheck_result r = {.cycle = c->pending};
+
+	if (c->pending == HEAPAGG_UNKNOWN_CYCLE)
+		return;
+	c->pending = HEAPAGG_UNKNOWN_CYCLE;
+	for (size_t i = 0; i < a->nsites; i++) {
+		const struct heap_site *hs = &a->sites[i];
+		const struct heap_stack *st = &a->stacks[hs->stack];
+		struct selfcheck_site *s;
+		struct heap_totals tot;
+
+		heapagg_totals(a, hs, r.cycle, &tot);
+		if (!tot.inuse_objects)
+			continue;
+		s = site(c, t, hs->size, st->pcs, st->nframes);
+		if (!s)
+			return;
+		s->heapspy += (int64_t)tot.inuse_objects;
+	}
+	for (size_t i = 0; i < c->nsites; i++) {
+		const struct selfcheck_site *s = &c->sites[i];
+
+		if (!s->runtime && !s->heapspy)
+			continue;
+		r.sites++;
+		r.runtime_inuse += s->runtime > 0 ? (uint64_t)s->runtime : 0;
+		r.heapspy_inuse += (uint64_t)s->heapspy;
+		r.apart += (uint64_t)(s->heapspy > s->runtime ? s->heapspy - s->runtime
+							      : s->runtime - s->heapspy);
+	}
+	c->checks++;
+	c->last = r;
+	if (!agrees(&r)) {
+		c->failures++;
+		if (c->failures == 1 || r.apart > c->worst.apart)
+			c->worst = r;
+	}
+}
+
+bool selfcheck_failed(const struct selfcheck *c)
+{
+	return c->failures > 0;
+}
+
+static double percent(uint64_t part, uint64_t whole)
+{
+	return whole ? 100.0 * (double)part / (double)whole : part ? 100.0 : 0.0;
+}
+
+void selfcheck_line(const struct selfcheck *c, char *buf, size_t len)
+{
+	const struct selfcheck_result *w = &c->worst, *l = &c->last;
+
+	if (c->failures)
+		snprintf(
+		    buf, len,
+		    "self-check FAILED: %" PRIu64 " sampled objects in use, the runtime's own "
+		    "records say %" PRIu64 " at cycle %" PRId64
+		    " (%.1f%% apart over %zu sites, tolerance %.0f%%; %d of %d checks failed): "
+		    "heapspy misreads this runtime, do not trust this profile",
+		    w->heapspy_inuse, w->runtime_inuse, w->cycle,
+		    percent(w->apart, w->runtime_inuse), w->sites, SELFCHECK_TOLERANCE_PCT,
+		    c->failures, c->checks);
+	else if (c->checks)
+		snprintf(buf, len,
+			 "self-check: %zu sites, in-use objects within %.1f%% of the runtime's own "
+			 "records at cycle %" PRId64 " (%d check%s)",
+			 l->sites, percent(l->apart, l->runtime_inuse), l->cycle, c->checks,
+			 c->checks == 1 ? "" : "s");
+	else if (c->error)
+		snprintf(buf, len,
+			 "self-check: not made: the runtime's own records (runtime.mbuckets, "
+			 "runtime.mProfCycle) could not be read: %s",
+			 strerror(-c->error));
+	else
+		snprintf(buf, len,
+			 "self-check: not made: the runtime published no heap-profile "
+			 "cycle heapspy could compare with");
+}
