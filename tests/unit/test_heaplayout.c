@@ -1,0 +1,156 @@
+/*
+ * heaplayout and the heap probes' variables against real binaries from every installed Debian Go
+ * toolchain. The expected layouts are read from each release's runtime/mheap.go and mprof.go;
+ * the DWARF of the default build must say exactly that, the runtime's code must say the same once
+ * the binary is stripped (objcopy --strip-all keeps the layout, so MemProfileRate found in the
+ * code must be at its symbol's address; the Go linker's -s -w too), and a build without DWARF
+ * that keeps its symbol table reads the code as well, never the table.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "check.h"
+#include "probes.h"
+
+static const struct {
+	const char *version;
+	/* special.kind, _KindSpecialProfile, specialprofile.b, mProf_Malloc's p, record words */
+	unsigned kind_offset, profile_kind, bucket_offset, arg_base, record_words;
+} releases[] = {
+    {"1.19", 10, 2, 16, 0, 4}, {"1.21", 10, 2, 16, 0, 4}, {"1.22", 10, 2, 16, 0, 4},
+    {"1.23", 10, 3, 16, 1, 4}, {"1.24", 16, 3, 24, 1, 4}, {"1.25", 16, 4, 24, 1, 4},
+    {"1.26", 16, 4, 24, 1, 4}, {"1.27", 16, 4, 24, 1, 2},
+};
+
+enum { DEFAULT, OBJCOPY_STRIPPED, STRIPPED, NODWARF, VARIANTS };
+static const char *const variants[VARIANTS] = {"default", "objcopy", "stripped", "nodwarf"};
+static const char *const ldflags[VARIANTS] = {"", "", "-s -w", "-w"};
+
+static char dir[64];
+
+static int build(const char *version, int variant, char *out, size_t len)
+{
+	char cmd[1024];
+
+	snprintf(out, len, "%s/heap-%s-%s", dir, version, variants[variant]);
+	snprintf(cmd, sizeof(cmd),
+		 "cd tests/unit && GOTOOLCHAIN=local GO111MODULE=off GOFLAGS= GOPROXY=off "
+		 "GOCACHE=\"${HEAPSPY_GOCACHE:-$PWD/../../build/tests/gocache}\" CGO_ENABLED=0 "
+		 "/usr/lib/go-%s/bin/go build -ldflags='%s' -o %s gosym_fixture.go%s%s",
+		 version, ldflags[variant], out,
+		 variant == OBJCOPY_STRIPPED ? " && objcopy --strip-all " : "",
+		 variant == OBJCOPY_STRIPPED ? out : "");
+	return system(cmd) == 0 ? 0 : -EIO;
+}
+
+/* MemProfileRate's address in the default build, for its objcopy-stripped twin to match. */
+static uint64_t rate_of_default;
+
+static void check_binary(size_t r, int variant)
+{
+	const struct heap_layout *l;
+	struct heap_probes hp;
+	char path[256], err[512];
+	struct target t;
+	enum layout_source want;
+
+	if (build(releases[r].version, variant, path, sizeof(path))) {
+		fprintf(stderr, "  could not build the fixture with go%s\n", releases[r].version);
+		CHECK(0);
+		return;
+	}
+	CHECK(target_open_path(&t, path, 0, err, sizeof(err)) == 0);
+	if (probes_resolve_heap(&t, &hp, err, sizeof(err)) != 0) {
+		fprintf(stderr, "  go%s %s: %s\n", releases[r].version, variants[variant], err);
+		CHECK(0);
+		target_close(&t);
+		return;
+	}
+	l = &hp.layout;
+	if (l->cfg.kind_offset != releases[r].kind_offset ||
+	    l->cfg.profile_kind != releases[r].profile_kind ||
+	    l->cfg.bucket_offset != releases[r].bucket_offset ||
+	    l->cfg.malloc_arg_base != releases[r].arg_base ||
+	    l->record_words != releases[r].record_words)
+		fprintf(
+		    stderr, "  go%s %s: kind at %u = %u, b at %u, p is parameter %u, %u words\n",
+		    releases[r].version, variants[variant], l->cfg.kind_offset, l->cfg.profile_kind,
+		    l->cfg.bucket_offset, l->cfg.malloc_arg_base, l->record_words);
+	CHECK(l->cfg.kind_offset == releases[r].kind_offset);
+	CHECK(l->cfg.profile_kind == releases[r].profile_kind);
+	CHECK(l->cfg.bucket_offset == releases[r].bucket_offset);
+	CHECK(l->cfg.malloc_arg_base == releases[r].arg_base);
+	CHECK(l->record_words == releases[r].record_words);
+	/* The switch in freeSpecial whenever the DWARF is gone; the table only for the rest. */
+	want = variant == DEFAULT ? LAYOUT_DWARF : LAYOUT_CODE;
+	CHECK(l->src[LF_KIND_OFFSET] == want && l->src[LF_PROFILE_KIND] == want &&
+	      l->src[LF_BUCKET_OFFSET] == want);
+	want = variant == DEFAULT ? LAYOUT_DWARF : LAYOUT_TABLE;
+	CHECK(l->src[LF_MALLOC_ARGS] == want && l->src[LF_RECORD_WORDS] == want);
+	/* The one variable heapspy writes: from the code, only with two functions agreeing. */
+	CHECK(hp.mem_profile_rate != 0);
+	CHECK((hp.rate_confirmed_by != NULL) ==
+	      (variant == OBJCOPY_STRIPPED || variant == STRIPPED));
+	if (variant == DEFAULT)
+		rate_of_default = hp.mem_profile_rate;
+	if (variant == OBJCOPY_STRIPPED)
+		CHECK(hp.mem_profile_rate == rate_of_default);
+	target_close(&t);
+}
+
+static void test_every_toolchain(void)
+{
+	int built = 0;
+
+	for (size_t r = 0; r < sizeof(releases) / sizeof(releases[0]); r++) {
+		char go[64];
+
+		snprintf(go, sizeof(go), "/usr/lib/go-%s/bin/go", releases[r].version);
+		if (access(go, X_OK) != 0)
+			continue;
+		for (int variant = 0; variant < VARIANTS; variant++)
+			check_binary(r, variant);
+		built++;
+	}
+	CHECK(built > 0);
+}
+
+/* A test-only override, and nothing else, replaces the profile kind; it says so. */
+static void test_override(void)
+{
+	struct heap_probes hp;
+	char path[256], err[512];
+	struct target t;
+
+	if (build(releases[0].version, DEFAULT, path, sizeof(path))) {
+		CHECK(0);
+		return;
+	}
+	setenv("HEAPSPY_TEST_PROFILE_KIND", "7", 1);
+	CHECK(target_open_path(&t, path, 0, err, sizeof(err)) == 0);
+	CHECK(probes_resolve_heap(&t, &hp, err, sizeof(err)) == 0);
+	CHECK(hp.layout.cfg.profile_kind == 7 && hp.layout.src[LF_PROFILE_KIND] == LAYOUT_TEST);
+	unsetenv("HEAPSPY_TEST_PROFILE_KIND");
+	target_close(&t);
+}
+
+int main(void)
+{
+	int failures = 0;
+	char cmd[128];
+
+	snprintf(dir, sizeof(dir), "/tmp/heapspy-heaplayout-XXXXXX");
+	if (!mkdtemp(dir)) {
+		perror("mkdtemp");
+		return 1;
+	}
+	RUN(test_every_toolchain);
+	RUN(test_override);
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	if (system(cmd) != 0)
+		fprintf(stderr, "could not remove %s\n", dir);
+	return failures;
+}
