@@ -7,8 +7,8 @@ import subprocess
 import time
 
 import pprofdec
-from harness import (HEAPSPY, NEWEST_GO, Program, check, go_build, go_variant, heapspy, pprof_top,
-                     tmpdir)
+from harness import (HEAPSPY, NEWEST_GO, Program, check, check_self_check, go_build, go_variant,
+                     heapspy, pprof_top, tmpdir)
 from test_record import SITES, early_attach, mem_profile_rate, one_line_error
 
 
@@ -147,12 +147,12 @@ def test_output_symlink_not_followed():
     pprof_top(link)
 
 
-def claim_release(out, release):
+def claim_release(out, release, variant=""):
     """A copy of a real binary of the newest Go whose build info and runtime.buildVersion claim
     another release."""
-    data = open(go_build(NEWEST_GO, "retain"), "rb").read()
+    data = open(go_variant(NEWEST_GO, "retain", variant), "rb").read()
     version = re.search(rb"go" + re.escape(NEWEST_GO.encode()) + rb"\.\d+", data).group(0)
-    patched = os.path.join(out, "retain-" + release.decode())
+    patched = os.path.join(out, "retain-" + release.decode() + variant)
     with open(patched, "wb") as f:
         f.write(data.replace(version, release + version[len(release):]))
     os.chmod(patched, 0o755)
@@ -160,17 +160,28 @@ def claim_release(out, release):
 
 
 def test_newer_go_release():
-    """A release newer than heapspy knows: it says so, uses what still resolves, and the target
-    is unharmed (here a real binary of the newest Go whose build info claims go1.99)."""
+    """A release newer than heapspy knows: it says so, takes the layouts from the binary (its
+    DWARF, or its code once stripped, where what the code cannot tell is the newest table's guess,
+    said as such), checks itself against the runtime's own records, and the target is unharmed
+    (here a real binary of the newest Go whose build info claims go1.99)."""
     out = tmpdir("version")
-    patched = claim_release(out, b"go1.99")
-    prof = os.path.join(out, "h.pb.gz")
-    rc, stdout, stderr = heapspy("record", "-o", prof, "--", patched, "-duration", "2s")
-    check(rc == 0, "heapspy failed on a newer release: %s" % stderr)
-    check(re.search(r"go1\.99\.\d+ is newer than the go1\.18-go1\.\d+ runtimes heapspy knows",
-                    stderr), stderr)
-    check("3072 192 12288" in stdout, "the target did not finish normally")
-    pprof_top(prof)
+    for variant in ("", "stripped"):
+        patched = claim_release(out, b"go1.99", variant)
+        prof = os.path.join(out, "h%s.pb.gz" % variant)
+        rc, stdout, stderr = heapspy("record", "-v", "--rate", "16384", "-o", prof, "--", patched,
+                                     "-duration", "4s", "-garbage", "20", env={"GOGC": "50"})
+        check(rc == 0, "heapspy failed on a newer release: %s" % stderr)
+        check(re.search(r"go1\.99\.\d+ is newer than the go1\.18-go1\.\d+ runtimes heapspy "
+                        r"knows", stderr), stderr)
+        layouts = [l for l in stderr.splitlines() if l.startswith("heapspy: layout: ")]
+        check(len(layouts) == 5 and not any("(from table)" in l for l in layouts) and
+              all(("(from DWARF)" if not variant else "(from code)") in l for l in layouts[:3]),
+              "%s: layouts not from the binary:\n%s" % (variant or "default", "\n".join(layouts)))
+        if variant:
+            check(all("a guess for a newer release" in l for l in layouts[3:]), layouts)
+        check("3072 192 12288" in stdout, "the target did not finish normally")
+        check_self_check(stdout, "go1.99 %s" % variant, pprofdec.load(prof).comments)
+        pprof_top(prof)
 
 
 def test_older_go_release_refused():

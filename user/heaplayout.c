@@ -18,6 +18,7 @@ static const char *const source_names[] = {
     [LAYOUT_DWARF] = "DWARF",
     [LAYOUT_CODE] = "code",
     [LAYOUT_TABLE] = "table",
+    [LAYOUT_NEWEST] = "the newest table, a guess for a newer release",
     [LAYOUT_TEST] = "HEAPSPY_TEST_PROFILE_KIND, tests only",
 };
 
@@ -85,16 +86,14 @@ static void from_code(const struct target *t, int64_t *v, enum layout_source *sr
 
 static void from_table(const struct target *t, int64_t *v, enum layout_source *src)
 {
-	/* A newer release's layout is whatever it is: no table can vouch for it. */
-	if (t->newer_release)
-		return;
 	for (size_t k = 0; k < sizeof(tables) / sizeof(tables[0]); k++) {
 		if (t->go_minor < tables[k].minor_from || t->go_minor > tables[k].minor_to)
 			continue;
+		/* target clamps a newer release's minor to the newest heapspy knows. */
 		for (int i = 0; i < LF_COUNT; i++)
 			if (src[i] == LAYOUT_UNKNOWN) {
 				v[i] = tables[k].v[i];
-				src[i] = LAYOUT_TABLE;
+				src[i] = t->newer_release ? LAYOUT_NEWEST : LAYOUT_TABLE;
 			}
 	}
 }

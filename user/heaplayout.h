@@ -2,7 +2,8 @@
  * heaplayout: what heapspy must know of the runtime's heap-profiling structures in one Go binary,
  * and where each fact came from. The binary itself is asked first: its DWARF (this very build),
  * else the runtime's own code (freeSpecial's switch on the special's kind, in a stripped binary);
- * a per-release table only as the last resort, never for a release newer than heapspy knows.
+ * a per-release table only as the last resort. A release newer than heapspy knows gets the newest
+ * table's guess for what its binary cannot tell, said as such: the self-check judges it.
  *
  * HEAPSPY_TEST_PROFILE_KIND=N replaces _KindSpecialProfile. It exists for the tests only, which
  * use it to show that the self-check catches a wrong layout; it has no other use.
@@ -15,7 +16,15 @@
 #include "heapspy.h"
 #include "target.h"
 
-enum layout_source { LAYOUT_UNKNOWN, LAYOUT_DWARF, LAYOUT_CODE, LAYOUT_TABLE, LAYOUT_TEST };
+/* LAYOUT_NEWEST: a release newer than heapspy knows, where only the newest table could say. */
+enum layout_source {
+	LAYOUT_UNKNOWN,
+	LAYOUT_DWARF,
+	LAYOUT_CODE,
+	LAYOUT_TABLE,
+	LAYOUT_NEWEST,
+	LAYOUT_TEST,
+};
 
 enum layout_fact {
 	LF_KIND_OFFSET,	  /* special.kind */
