@@ -307,3 +307,29 @@ def test_stopped_target_left_stopped():
                   % (version, "".join(sorted(states))))
         finally:
             prog.kill()
+
+
+def test_exec_during_attach():
+    """The target execs another program right as heapspy first opens its executable: heapspy
+    must neither probe the new program at the old one's offsets nor write into it. It says so
+    in one line; the new program runs to its normal end with sampling as it was (off)."""
+    for version in SAFETY_VERSIONS:
+        execer = go_build(version, "execer")
+        binary = go_build(version, "retain")
+        rate_addr(binary)  # go tool nm opens the file: not while execer watches it
+        prog = Program([execer, binary, "-duration", "3s"])
+        try:
+            prog.wait_for("watching")
+            rc, _, err = heapspy("record", "--pid", prog.pid, "--duration", "1", "-o",
+                                 os.path.join(tmpdir("exec"), "h.pb.gz"))
+            last = err.strip().splitlines()[-1:]
+            check(rc == 1 and last and "exec'd" in last[0],
+                  "go%s: heapspy exited %d after the target exec'd: %s" % (version, rc, err))
+            check(read_rate(binary, prog.pid) == 0, "go%s: sampling switched on in the program "
+                  "exec'd" % version)
+            prc, out, perr = prog.finish(timeout=30)
+            check(prc == 0 and "3072 192 12288" in out,
+                  "go%s: the program exec'd did not end normally: %d %s %s"
+                  % (version, prc, out, perr))
+        finally:
+            prog.kill()

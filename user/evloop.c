@@ -5,14 +5,11 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/signalfd.h>
-#include <sys/syscall.h>
 #include <sys/timerfd.h>
 #include <time.h>
 #include <unistd.h>
 
-#ifndef SYS_pidfd_open
-#define SYS_pidfd_open 434
-#endif
+#include "proc.h"
 
 enum { TAG_SIG = 1, TAG_PID, TAG_TIMER, TAG_RB /* + the ring buffer's index */ };
 
@@ -77,7 +74,7 @@ int evloop_init(struct evloop *l, pid_t pid, double duration_s, unsigned tick_ms
 		return -errno;
 	l->epfd = epoll_create1(EPOLL_CLOEXEC);
 	l->sigfd = signalfd(-1, &mask, SFD_CLOEXEC);
-	l->pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+	l->pidfd = proc_pidfd(pid);
 	l->timerfd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC);
 	if (l->epfd < 0 || l->sigfd < 0 || l->pidfd < 0 || l->timerfd < 0)
 		return -errno;

@@ -9,9 +9,17 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+
+#ifndef SYS_pidfd_open
+#define SYS_pidfd_open 434
+#endif
+#ifndef SYS_pidfd_send_signal
+#define SYS_pidfd_send_signal 424
+#endif
 
 static int find_in_path(const char *name, char *out, size_t len)
 {
@@ -165,7 +173,7 @@ static int running_threads(DIR *tasks, struct running *r)
 	return errno ? -errno : 0;
 }
 
-int proc_freeze(struct freeze *f, pid_t pid, char *err, size_t errlen)
+int proc_freeze(struct freeze *f, pid_t pid, int pidfd, char *err, size_t errlen)
 {
 	struct timespec pause = {0, 50000};
 	struct running r;
@@ -175,6 +183,7 @@ int proc_freeze(struct freeze *f, pid_t pid, char *err, size_t errlen)
 	int rc;
 
 	f->pid = pid;
+	f->pidfd = pidfd;
 	f->stopped_it = false;
 	/* Everything that can fail for want of a file descriptor is opened before the stop. */
 	snprintf(dir, sizeof(dir), "/proc/%d/task", (int)pid);
@@ -189,10 +198,9 @@ int proc_freeze(struct freeze *f, pid_t pid, char *err, size_t errlen)
 	 */
 	if (rc || r.n == 0)
 		goto out;
-	if (kill(pid, SIGSTOP)) {
-		rc = -errno;
+	rc = proc_signal(pidfd, SIGSTOP);
+	if (rc)
 		goto out;
-	}
 	f->stopped_it = true;
 	/* Group stop reaches each thread as it next returns to user space; one stuck in the kernel
 	 * (state D: a hung NFS server, a slow disk) may never: the rest are not held past the
@@ -219,11 +227,18 @@ out:
 void proc_thaw(struct freeze *f)
 {
 	if (f->stopped_it)
-		kill(f->pid, SIGCONT);
+		proc_signal(f->pidfd, SIGCONT);
 	f->stopped_it = false;
 }
 
-bool proc_alive(pid_t pid)
+int proc_pidfd(pid_t pid)
 {
-	return kill(pid, 0) == 0 || errno == EPERM;
+	int fd = (int)syscall(SYS_pidfd_open, pid, 0);
+
+	return fd < 0 ? -errno : fd;
+}
+
+int proc_signal(int pidfd, int sig)
+{
+	return syscall(SYS_pidfd_send_signal, pidfd, sig, NULL, 0) ? -errno : 0;
 }

@@ -28,6 +28,7 @@ int launch_reap(struct launch *l);
 /* A process held still, and whether heapspy is the one that stopped it. */
 struct freeze {
 	pid_t pid;
+	int pidfd;	 /* signals go through it: never to a process that reused the pid */
 	bool stopped_it; /* false when it was stopped already: then it stays stopped */
 };
 
@@ -35,9 +36,12 @@ struct freeze {
  * Stops every thread of pid and waits until all are stopped, at most a second of wall time; on
  * failure nothing stays stopped that heapspy stopped. A process stopped already is left as it is.
  */
-int proc_freeze(struct freeze *f, pid_t pid, char *err, size_t errlen);
+int proc_freeze(struct freeze *f, pid_t pid, int pidfd, char *err, size_t errlen);
 /* Resumes the process if proc_freeze stopped it. */
 void proc_thaw(struct freeze *f);
-bool proc_alive(pid_t pid);
+/* A pidfd for pid (which names that process for good, whatever reuses the pid), or -errno. */
+int proc_pidfd(pid_t pid);
+/* Sends sig to the process behind pidfd; 0 or -errno (-ESRCH once it has exited). */
+int proc_signal(int pidfd, int sig);
 
 #endif

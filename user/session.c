@@ -139,6 +139,8 @@ static int ensure_sampling(struct session *s, char *err, size_t errlen)
 	}
 	rate = s->o->rate;
 	rc = target_write(&s->t, s->hp.mem_profile_rate, &rate, sizeof(rate));
+	if (rc == -ESRCH)
+		return target_changed_error(&s->t, err, errlen);
 	if (rc) {
 		snprintf(err, errlen,
 			 "cannot switch heap sampling on (write runtime.MemProfileRate): %s",
@@ -162,7 +164,7 @@ static void restore_sampling(struct session *s)
 {
 	int64_t now = 0;
 
-	if (!s->rate_switched || s->exited || !proc_alive(s->t.pid))
+	if (!s->rate_switched || s->exited || !target_alive(&s->t))
 		return;
 	s->rate_switched = false;
 	if (!target_same_image(&s->t) ||
@@ -224,7 +226,7 @@ static int start_running(struct session *s, char *err, size_t errlen)
 	if (s->o->heap && s->hp.mem_profile_rate &&
 	    target_read(&s->t, s->hp.mem_profile_rate, &rate, sizeof(rate)) == 0 && rate > 0) {
 		t0 = evloop_now_ns();
-		rc = proc_freeze(&freeze, s->t.pid, err, errlen);
+		rc = proc_freeze(&freeze, s->t.pid, s->t.pidfd, err, errlen);
 		if (rc)
 			return rc;
 		frozen = true;
@@ -268,7 +270,7 @@ static int start_launched(struct session *s, char *err, size_t errlen)
 	rc = located(s, err, errlen);
 	if (!rc && s->o->heap)
 		rc = ensure_sampling(s, err, errlen);
-	kill(s->t.pid, SIGCONT);
+	proc_signal(s->t.pidfd, SIGCONT);
 	return rc;
 }
 
@@ -399,7 +401,7 @@ static void final_self_check(struct session *s)
 
 	if (!s->o->heap)
 		return;
-	if (proc_alive(s->t.pid)) {
+	if (target_alive(&s->t)) {
 		self_check(s, 0);
 		evloop_drain(&s->loop);
 		selfcheck_compare(&s->check, &s->t, &s->agg);

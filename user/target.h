@@ -1,7 +1,9 @@
 /*
- * target: the Go process heapspy observes: its executable (opened through /proc/PID/exe, so a
+ * target: the Go process heapspy observes: its executable (opened once through /proc/PID/exe, so a
  * process in another mount namespace or running a deleted binary resolves to the right file), its
- * Go release, its symbol table and where the kernel loaded it.
+ * Go release, its symbol table and where the kernel loaded it. The file and the process are held
+ * by descriptor from the first look: a process that execs another program, or a pid reused, is
+ * noticed and never probed or written at the first program's offsets.
  */
 #ifndef HEAPSPY_TARGET_H
 #define HEAPSPY_TARGET_H
@@ -16,7 +18,7 @@
 
 struct target {
 	pid_t pid;
-	char path[PATH_MAX];	/* what heapspy opens: /proc/PID/exe, or the launched program */
+	char path[PATH_MAX];	/* /proc/self/fd/N: the executable, for libelf, libdw and uprobes */
 	char display[PATH_MAX]; /* the executable's name as the target sees it, for messages */
 	struct elfbin *elf;
 	struct gosym *sym;
@@ -34,7 +36,9 @@ struct target {
 	/* The GOEXPERIMENT build setting as the builder gave it; "" if unset or no build info. */
 	char go_goexperiment[128];
 	bool newer_release; /* newer than the releases heapspy's tables describe */
-	uint64_t exe_ino;   /* the executable's inode, to notice an exec */
+	int exe_fd;	    /* the executable, opened once */
+	uint64_t exe_ino;   /* its inode, to notice an exec */
+	int pidfd;	    /* the process, from the first look */
 	char build_id[128];
 	uint64_t bias;	    /* runtime address = link-time address + bias */
 	uint64_t map_start; /* the executable's mapped range, for the pprof mapping */
@@ -57,9 +61,14 @@ static inline uint64_t target_runtime_addr(const struct target *t, uint64_t vadd
 	return vaddr ? vaddr + t->bias : 0;
 }
 
-/* Whether the process still runs the executable it was located in (it did not exec another). */
+/* Whether the process still runs (a zombie does not count as gone). */
+bool target_alive(const struct target *t);
+/* Whether it is still the process first looked at, running the executable opened then. */
 bool target_same_image(const struct target *t);
 int target_read(const struct target *t, uint64_t vaddr, void *buf, size_t len);
+/* The one-line reason when it is no longer that process or image; returns -ESRCH. */
+int target_changed_error(const struct target *t, char *err, size_t errlen);
+/* Writes only into the process and image first looked at: -ESRCH once it exec'd or exited. */
 int target_write(const struct target *t, uint64_t vaddr, const void *buf, size_t len);
 
 #endif

@@ -59,13 +59,15 @@ static void test_freeze_and_thaw(void)
 	struct freeze f;
 	char err[256] = "";
 	pid_t pid = child();
+	int pidfd = proc_pidfd(pid);
 
 	CHECK(settled(pid, 'S') == 'S');
-	CHECK(proc_freeze(&f, pid, err, sizeof(err)) == 0);
+	CHECK(proc_freeze(&f, pid, pidfd, err, sizeof(err)) == 0);
 	CHECK(state(pid) == 'T');
 	proc_thaw(&f);
 	CHECK(settled(pid, 'S') == 'S');
 	end(pid);
+	close(pidfd);
 }
 
 static void test_stopped_stays_stopped(void)
@@ -73,13 +75,15 @@ static void test_stopped_stays_stopped(void)
 	struct freeze f;
 	char err[256] = "";
 	pid_t pid = child();
+	int pidfd = proc_pidfd(pid);
 
 	kill(pid, SIGSTOP);
 	CHECK(settled(pid, 'T') == 'T');
-	CHECK(proc_freeze(&f, pid, err, sizeof(err)) == 0);
+	CHECK(proc_freeze(&f, pid, pidfd, err, sizeof(err)) == 0);
 	proc_thaw(&f);
 	CHECK(settled(pid, 'S') == 'T');
 	end(pid);
+	close(pidfd);
 }
 
 /* With `spare` file descriptors left to open, freezing fails and leaves the child running. */
@@ -89,6 +93,7 @@ static void freeze_without_fds(int spare)
 	struct freeze f;
 	char err[256] = "";
 	pid_t pid = child();
+	int pidfd = proc_pidfd(pid);
 	int lowest = dup(0), rc;
 
 	CHECK(settled(pid, 'S') == 'S');
@@ -97,12 +102,13 @@ static void freeze_without_fds(int spare)
 	low = old;
 	low.rlim_cur = (rlim_t)(lowest + spare);
 	setrlimit(RLIMIT_NOFILE, &low);
-	rc = proc_freeze(&f, pid, err, sizeof(err));
+	rc = proc_freeze(&f, pid, pidfd, err, sizeof(err));
 	setrlimit(RLIMIT_NOFILE, &old);
 	CHECK(rc == -EMFILE);
 	CHECK(strstr(err, "pid") != NULL);
 	CHECK(settled(pid, 'S') == 'S');
 	end(pid);
+	close(pidfd);
 }
 
 static void test_no_fd_for_the_thread_list(void)
