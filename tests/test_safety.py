@@ -325,6 +325,8 @@ def test_exec_during_attach():
             last = err.strip().splitlines()[-1:]
             check(rc == 1 and last and "exec'd" in last[0],
                   "go%s: heapspy exited %d after the target exec'd: %s" % (version, rc, err))
+            # Read once the new program is up: its runtime clears MemProfileRate at start-up.
+            prog.wait_for("ready")
             check(read_rate(binary, prog.pid) == 0, "go%s: sampling switched on in the program "
                   "exec'd" % version)
             prc, out, perr = prog.finish(timeout=30)
