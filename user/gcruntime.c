@@ -156,10 +156,15 @@ static int refs_of(const struct target *t, const char *fn, struct rip_ref *refs)
 	return disasm_rip_refs(t->elf, entry, end, refs, MAX_REFS);
 }
 
+static bool load_of(const struct rip_ref *r, unsigned size)
+{
+	return !r->lea && r->size == size;
+}
+
 static bool loads(const struct rip_ref *refs, int n, uint64_t addr, unsigned size)
 {
 	for (int i = 0; i < n; i++)
-		if (!refs[i].lea && refs[i].target == addr && refs[i].size == size)
+		if (load_of(&refs[i], size) && refs[i].target == addr)
 			return true;
 	return false;
 }
@@ -187,8 +192,7 @@ static uint64_t find_work(const struct rip_ref *refs, int n, const int64_t *off)
 			uint64_t b = refs[i].target - (uint64_t)off[f];
 			int score;
 
-			if (fields[f].var != V_WORK || refs[i].lea ||
-			    refs[i].size != fields[f].size)
+			if (fields[f].var != V_WORK || !load_of(&refs[i], fields[f].size))
 				continue;
 			score = work_score(refs, n, b, off);
 			if (score > best) {
@@ -210,17 +214,27 @@ static uint64_t find_memstats(const struct rip_ref *refs, int n, const int64_t *
 	uint64_t forced = (uint64_t)(off[GCW_NUM_FORCED] - off[GCW_NUMGC]);
 
 	for (int i = 0; i < n; i++)
-		if (!refs[i].lea && refs[i].size == 1 && loads(refs, n, refs[i].target, 4) &&
+		if (load_of(&refs[i], 1) && loads(refs, n, refs[i].target, 4) &&
 		    loads(refs, n, refs[i].target + forced, 4))
 			return refs[i].target - (uint64_t)off[GCW_NUMGC];
+	return 0;
+}
+
+/* endCycle's first global store is gcController.lastHeapGoal; 0 when not found. */
+static uint64_t heap_goal_from_code(const struct target *t, struct rip_ref *refs)
+{
+	int n = refs_of(t, "runtime.(*gcControllerState).endCycle", refs);
+
+	for (int i = 0; i < n; i++)
+		if (load_of(&refs[i], 8))
+			return refs[i].target;
 	return 0;
 }
 
 /*
  * A stripped binary has no symbol for the GC's variables, but the code that uses them still
  * addresses them relative to RIP, and the field offsets are known: a variable is where most of
- * its fields line up. gcMarkTermination uses work's and memstats' fields; endCycle's first
- * global store is gcController.lastHeapGoal.
+ * its fields line up. gcMarkTermination uses work's and memstats' fields.
  */
 static void variables_from_code(const struct target *t, const int64_t *off, uint64_t *base)
 {
@@ -236,10 +250,9 @@ static void variables_from_code(const struct target *t, const int64_t *off, uint
 	n = refs_of(t, "runtime.gcMarkTermination", refs);
 	base[V_WORK] = find_work(refs, n, off);
 	base[V_MEMSTATS] = find_memstats(refs, n, off);
-	n = refs_of(t, "runtime.(*gcControllerState).endCycle", refs);
-	for (int i = 0; i < n && !base[V_GC_CONTROLLER]; i++)
-		if (!refs[i].lea && refs[i].size == 8)
-			base[V_GC_CONTROLLER] = refs[i].target - (uint64_t)off[GCW_HEAP_GOAL];
+	base[V_GC_CONTROLLER] = heap_goal_from_code(t, refs);
+	if (base[V_GC_CONTROLLER])
+		base[V_GC_CONTROLLER] -= (uint64_t)off[GCW_HEAP_GOAL];
 	free(refs);
 }
 
@@ -248,11 +261,6 @@ static uint64_t variable(const struct target *t, const char *name)
 	uint64_t vaddr, size;
 
 	return elfbin_symbol(t->elf, name, &vaddr, &size) == 0 ? vaddr : 0;
-}
-
-static bool load_of(const struct rip_ref *r, unsigned size)
-{
-	return !r->lea && r->size == size;
 }
 
 /* Whether refs[i..i+count) load count consecutive 8-byte words. */
@@ -278,16 +286,13 @@ static bool loads_run(const struct rip_ref *refs, int n, int i, int count)
 static bool words_from_code(const struct target *t, uint64_t *w)
 {
 	struct rip_ref *refs;
-	uint64_t goal = 0;
+	uint64_t goal;
 	int n, j, k, u, minor;
 
 	if (sscanf(t->go_version, "go1.%d", &minor) != 1 || minor < CODE_SHAPE_MIN ||
 	    minor > CODE_SHAPE_MAX || !(refs = calloc(MAX_REFS, sizeof(*refs))))
 		return false;
-	n = refs_of(t, "runtime.(*gcControllerState).endCycle", refs);
-	for (int i = 0; i < n && !goal; i++)
-		if (load_of(&refs[i], 8))
-			goal = refs[i].target;
+	goal = heap_goal_from_code(t, refs);
 	n = refs_of(t, "runtime.gcMarkTermination", refs);
 	for (j = n - 1; j >= 3; j--)
 		if (load_of(&refs[j], 8) && refs[j].target == goal && loads_run(refs, n, j - 3, 3))
@@ -322,10 +327,9 @@ static bool words_from_code(const struct target *t, uint64_t *w)
 			}
 	}
 	free(refs);
-	/* work's words, in the order of its fields. */
+	/* userForced comes before the timestamps in work. */
 	return w[GCW_NUMGC] && w[GCW_USER_FORCED] < w[GCW_T_SWEEP_TERM] &&
-	       w[GCW_T_SWEEP_TERM] - w[GCW_USER_FORCED] < 1024 && w[GCW_HEAP0] > w[GCW_T_END] &&
-	       w[GCW_HEAP0] - w[GCW_T_END] < 128;
+	       w[GCW_T_SWEEP_TERM] - w[GCW_USER_FORCED] < 1024;
 }
 
 /* Where the symbol table names the variables, every word found in the code must be in its own. */
