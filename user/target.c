@@ -138,8 +138,8 @@ int target_open_path(struct target *t, const char *path, pid_t pid, char *err, s
 		snprintf(err, errlen, "cannot read %s: %s", path, strerror(-rc));
 		return rc;
 	}
-	t->pidfd = proc_pidfd(pid);
-	if (t->pidfd < 0) {
+	t->pidfd = pid ? proc_pidfd(pid) : -1;
+	if (t->pidfd < 0 && pid) {
 		snprintf(err, errlen, "cannot follow the program heapspy started: %s",
 			 strerror(-t->pidfd));
 		return t->pidfd;

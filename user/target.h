@@ -49,7 +49,10 @@ struct target {
 
 /* Opens the executable of a running process. Errors are one line, meant for the user. */
 int target_open_pid(struct target *t, pid_t pid, char *err, size_t errlen);
-/* Opens an executable that pid is about to exec (launch mode); call target_locate once it runs. */
+/*
+ * Opens an executable that pid is about to exec (launch mode); call target_locate once it runs.
+ * With pid 0, only the executable, to read its layout (the unit tests).
+ */
 int target_open_path(struct target *t, const char *path, pid_t pid, char *err, size_t errlen);
 /* Reads /proc/PID/maps for the load bias and mapped range, and opens /proc/PID/mem. */
 int target_locate(struct target *t, char *err, size_t errlen);
