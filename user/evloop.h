@@ -48,7 +48,10 @@ int evloop_init(struct evloop *l, pid_t pid, double duration_s, unsigned tick_ms
 int evloop_add_ringbuf(struct evloop *l, int map_fd, ring_buffer_sample_fn fn, void *ctx);
 /* Runs until one of enum evloop_end; on_tick gets the seconds since evloop_init. */
 enum evloop_end evloop_run(struct evloop *l, void (*on_tick)(void *ctx, double elapsed), void *ctx);
-/* Consumes whatever the ring buffers still hold. */
+/*
+ * Consumes whatever the ring buffers still hold, without a budget: call it once nothing produces
+ * any more (the probes detached), or it may never end under load.
+ */
 void evloop_drain(struct evloop *l);
 void evloop_close(struct evloop *l);
 uint64_t evloop_now_ns(void);

@@ -394,18 +394,26 @@ static void self_check(struct session *s, int64_t every)
 			   s->hp.layout.record_words, every);
 }
 
-/* The last check, at the end, with every event from before its snapshot consumed. */
-static void final_self_check(struct session *s)
+/*
+ * The last check, at the end: the snapshot of the runtime's records is taken while the probes are
+ * still in place, and compared once every event from before it is consumed (session_stop).
+ */
+static bool final_snapshot(struct session *s)
+{
+	if (!s->o->heap || !target_alive(&s->t))
+		return false;
+	self_check(s, 0);
+	return true;
+}
+
+static void final_self_check(struct session *s, bool snapshot)
 {
 	char line[512];
 
 	if (!s->o->heap)
 		return;
-	if (target_alive(&s->t)) {
-		self_check(s, 0);
-		evloop_drain(&s->loop);
+	if (snapshot)
 		selfcheck_compare(&s->check, &s->t, &s->agg);
-	}
 	if (selfcheck_failed(&s->check)) {
 		selfcheck_line(&s->check, line, sizeof(line));
 		fprintf(stderr, "heapspy: warning: %s\n", line);
@@ -453,17 +461,22 @@ void session_progress(struct session *s, double elapsed, const char *extra)
 
 void session_stop(struct session *s, enum evloop_end end)
 {
+	bool snapshot;
+
 	s->exited = end == EVLOOP_TARGET_EXIT;
+	/* The recording ends now: taking the uprobes down takes the kernel tens of milliseconds
+	 * more. */
+	s->secs = (double)(evloop_now_ns() - s->start_ns) / 1e9;
+	restore_sampling(s);
+	snapshot = final_snapshot(s);
+	/* Detached first, then drained: with no producer left the ring buffers hold all there is,
+	 * so the drain ends however fast the probes were firing. */
+	detach_all(s);
 	evloop_drain(&s->loop);
 	if (s->skel)
 		bpfload_counters(s->skel->maps.counters, s->counters, HS_CNT_MAX);
 	read_cycle(s);
-	/* The recording ends now: taking the uprobes down takes the kernel tens of milliseconds
-	 * more. */
-	s->secs = (double)(evloop_now_ns() - s->start_ns) / 1e9;
-	final_self_check(s);
-	restore_sampling(s);
-	detach_all(s);
+	final_self_check(s, snapshot);
 	if (isatty(STDERR_FILENO))
 		fprintf(stderr, "\r\033[K");
 }
