@@ -249,6 +249,7 @@ static int attach_timing(struct gctrace *g, const struct target *t, char *err, s
  */
 static int prepare(struct gctrace *g, const struct target *t, char *err, size_t errlen)
 {
+	char how[128];
 	int rc;
 
 	if (g->skel)
@@ -264,17 +265,20 @@ static int prepare(struct gctrace *g, const struct target *t, char *err, size_t 
 		fprintf(stderr,
 			"heapspy: could not measure the cost of a probe hit; pauses include "
 			"heapspy's own probe time\n");
-	if (g->verbose)
-		fprintf(
-		    stderr,
-		    "heapspy: GC: %s (field offsets from %s%s%s); a probe hit costs %.1f us, "
-		    "%.1f us where it is stepped out of line\n",
-		    g->state
-			? "cycles from the runtime's own records"
-			: "the runtime's records are unreadable: cycles from the probes' timing",
-		    gctrace_offsets_source(g), g->rt.table_mismatches ? ", the table differs" : "",
-		    g->rt.from_code ? ", variables found in the code" : "", g->jump_hit_ns / 1e3,
-		    g->step_hit_ns / 1e3);
+	if (!g->verbose)
+		return 0;
+	if (g->rt.offsets == GC_OFFSETS_CODE)
+		snprintf(how, sizeof(how), "its words found in the code that prints them");
+	else
+		snprintf(how, sizeof(how), "field offsets from %s%s%s", gctrace_offsets_source(g),
+			 g->rt.table_mismatches ? ", the table differs" : "",
+			 g->rt.from_code ? ", variables found in the code" : "");
+	fprintf(stderr,
+		"heapspy: GC: %s (%s); a probe hit costs %.1f us, %.1f us where it is stepped out "
+		"of line\n",
+		g->state ? "cycles from the runtime's own records"
+			 : "the runtime's records are unreadable: cycles from the probes' timing",
+		how, g->jump_hit_ns / 1e3, g->step_hit_ns / 1e3);
 	return 0;
 }
 
