@@ -5,27 +5,15 @@
 #include <string.h>
 
 #include "array.h"
+#include "gostack.h"
 
 #define MAX_INLINE 16
-
-/* runtime/pprof hides the runtime's frames at the top of an allocation's stack. */
-static bool runtime_frame(const struct hs_frame *frames, int n)
-{
-	return n > 0 && strncmp(frames[0].function, "runtime.", 8) == 0;
-}
 
 /* The source frames of the call that return address pc returns from, MAX_INLINE at most. */
 static int lookup(const struct target *t, uint64_t pc, struct hs_frame *frames)
 {
 	/* A return address points after the call: the call itself is at pc-1. */
 	return gosym_lookup(t->sym, pc - 1 - t->bias, frames, MAX_INLINE);
-}
-
-bool heapprof_runtime_frame(const struct target *t, uint64_t pc)
-{
-	struct hs_frame frames[MAX_INLINE];
-
-	return runtime_frame(frames, lookup(t, pc, frames));
 }
 
 /*
@@ -65,21 +53,11 @@ static uint64_t location(struct heapprof *h, uint64_t pc)
 	return pprof_location(h->p, h->mapping, pc, frames, n);
 }
 
-uint32_t heapprof_trim(struct heapprof *h, const struct heap_stack *s)
-{
-	struct hs_frame frames[MAX_INLINE];
-
-	for (uint32_t i = 0; i < s->nframes; i++)
-		if (!runtime_frame(frames, symbols(h, s->pcs[i], frames)))
-			return i;
-	return 0;
-}
-
-static void leaf(struct heapprof *h, const struct heap_stack *s, uint32_t first,
+static void leaf(struct heapprof *h, const struct heap_stack *s, uint32_t first, uint32_t end,
 		 struct heap_row *row)
 {
 	struct hs_frame f[MAX_INLINE];
-	int n = first < s->nframes ? symbols(h, s->pcs[first], f) : 0;
+	int n = first < end ? symbols(h, s->pcs[first], f) : 0;
 
 	row->function = n > 0 ? f[0].function : "?";
 	row->file = n > 0 ? f[0].file : "";
@@ -88,7 +66,8 @@ static void leaf(struct heapprof *h, const struct heap_stack *s, uint32_t first,
 
 static int by_function(const void *a, const void *b)
 {
-	return strcmp(((const struct heap_row *)a)->function, ((const struct heap_row *)b)->function);
+	return strcmp(((const struct heap_row *)a)->function,
+		      ((const struct heap_row *)b)->function);
 }
 
 static int by_inuse_desc(const void *a, const void *b)
@@ -159,28 +138,111 @@ static struct heap_totals *old_totals(const struct heapagg *agg, const struct he
 	return c.t;
 }
 
+/*
+ * One sample per site as the profile shows it: the runtime keeps one bucket per (stack, size),
+ * while heapspy may hold the same one twice, from the runtime's records and from its probes, whose
+ * stacks differ only in the frames the profile hides.
+ */
+struct shown_site {
+	uint32_t site; /* the first of heapagg's sites that show as this one */
+	uint32_t first, end;
+	struct heap_totals tot;
+};
+
+struct shown_key {
+	const struct heapagg *agg;
+	const struct shown_site *shown;
+	const uint64_t *pcs;
+	uint32_t n;
+	uint64_t size;
+};
+
+static bool same_shown(const void *ctx, uint64_t idx)
+{
+	const struct shown_key *k = ctx;
+	const struct shown_site *o = &k->shown[idx];
+	const struct heap_site *s = &k->agg->sites[o->site];
+
+	return s->size == k->size && o->end - o->first == k->n &&
+	       memcmp(k->agg->stacks[s->stack].pcs + o->first, k->pcs, k->n * sizeof(*k->pcs)) == 0;
+}
+
+static void add_totals(struct heap_totals *to, const struct heap_totals *t)
+{
+	to->allocs += t->allocs;
+	to->alloc_bytes += t->alloc_bytes;
+	to->inuse_objects += t->inuse_objects;
+	to->inuse_bytes += t->inuse_bytes;
+}
+
+/* Groups heapagg's sites with something to show by what they show. Returns the count, or -1. */
+static long group_sites(const struct target *t, const struct heapagg *agg,
+			const struct heapprof_meta *m, const struct heap_totals *old,
+			struct shown_site *shown)
+{
+	struct u64map index = {0};
+	size_t n = 0;
+
+	for (size_t i = 0; i < agg->nsites; i++) {
+		const struct heap_site *s = &agg->sites[i];
+		const struct heap_stack *st = &agg->stacks[s->stack];
+		struct shown_site cur = {.site = (uint32_t)i};
+		uint64_t h, idx, key;
+
+		if (old)
+			cur.tot = old[i];
+		else
+			heapagg_totals(agg, s, m->cycle, &cur.tot);
+		if (!cur.tot.allocs && !cur.tot.inuse_objects)
+			continue;
+		gostack_shown(t, st->pcs, st->nframes, &cur.first, &cur.end);
+		struct shown_key k = {agg, shown, st->pcs + cur.first, cur.end - cur.first,
+				      s->size};
+		h = u64_mix(k.n, s->size);
+		for (uint32_t j = 0; j < k.n; j++)
+			h = u64_mix(h, k.pcs[j]);
+		if (u64map_find(&index, h, same_shown, &k, &idx, &key)) {
+			add_totals(&shown[idx].tot, &cur.tot);
+			continue;
+		}
+		if (u64map_put(&index, key, n)) {
+			u64map_free(&index);
+			return -1;
+		}
+		shown[n++] = cur;
+	}
+	u64map_free(&index);
+	return (long)n;
+}
+
 int heapprof_build(struct heapprof *h, const struct target *t, const struct heapagg *agg,
 		   const struct heapprof_meta *m)
 {
 	uint32_t deepest = 1;
 	struct heap_totals *old;
+	struct shown_site *shown;
 	uint64_t *locs;
+	long nshown;
 
-	/* The runtime's own records (read when attaching late) keep deeper stacks than the probes. */
+	/* The runtime's own records (read when attaching late) keep deeper stacks than the probes.
+	 */
 	for (size_t i = 0; i < agg->nstacks; i++)
 		if (agg->stacks[i].nframes > deepest)
 			deepest = agg->stacks[i].nframes;
 	locs = malloc(deepest * sizeof(*locs));
 	old = m->min_age > 0 ? old_totals(agg, m) : NULL;
+	shown = calloc(agg->nsites ? agg->nsites : 1, sizeof(*shown));
 
 	memset(h, 0, sizeof(*h));
 	h->t = t;
 	h->agg = agg;
 	h->p = pprof_new();
 	h->rows = calloc(agg->nsites ? agg->nsites : 1, sizeof(*h->rows));
-	if (!h->p || !h->rows || !locs || (m->min_age > 0 && !old)) {
+	nshown = shown && (m->min_age <= 0 || old) ? group_sites(t, agg, m, old, shown) : -1;
+	free(old);
+	if (!h->p || !h->rows || !locs || nshown < 0) {
 		free(locs);
-		free(old);
+		free(shown);
 		return -ENOMEM;
 	}
 	pprof_sample_type(h->p, "alloc_objects", "count");
@@ -190,34 +252,28 @@ int heapprof_build(struct heapprof *h, const struct target *t, const struct heap
 	pprof_period(h->p, "space", "bytes", m->rate);
 	pprof_default_sample_type(h->p, "inuse_space");
 	pprof_time(h->p, m->time_ns, m->duration_ns);
-	h->mapping = pprof_mapping(h->p, t->map_start, t->map_limit, t->map_offset, t->display,
-				   t->build_id);
+	h->mapping =
+	    pprof_mapping(h->p, t->map_start, t->map_limit, t->map_offset, t->display, t->build_id);
 
-	for (size_t i = 0; i < agg->nsites; i++) {
-		const struct heap_site *s = &agg->sites[i];
+	for (long i = 0; i < nshown; i++) {
+		const struct shown_site *ss = &shown[i];
+		const struct heap_site *s = &agg->sites[ss->site];
 		const struct heap_stack *st = &agg->stacks[s->stack];
-		struct heap_totals tot;
-		struct pprof_label bytes = {.key = "bytes", .num = (int64_t)s->size,
-					    .num_unit = "bytes"};
+		const struct heap_totals tot = ss->tot;
+		struct pprof_label bytes = {
+		    .key = "bytes", .num = (int64_t)s->size, .num_unit = "bytes"};
 		int64_t v[4];
-		uint32_t first, n = 0;
+		uint32_t n = 0;
 		struct heap_row *row;
 
-		if (old)
-			tot = old[i];
-		else
-			heapagg_totals(agg, s, m->cycle, &tot);
-		if (!tot.allocs && !tot.inuse_objects)
-			continue;
 		heap_unsample(tot.allocs, tot.alloc_bytes, m->rate, &v[0], &v[1]);
 		heap_unsample(tot.inuse_objects, tot.inuse_bytes, m->rate, &v[2], &v[3]);
-		first = heapprof_trim(h, st);
-		for (uint32_t k = first; k < st->nframes; k++)
+		for (uint32_t k = ss->first; k < ss->end; k++)
 			locs[n++] = location(h, st->pcs[k]);
 		pprof_sample(h->p, locs, n, v, &bytes, 1);
 
 		row = &h->rows[h->nrows++];
-		leaf(h, st, first, row);
+		leaf(h, st, ss->first, ss->end, row);
 		row->alloc_objects = v[0];
 		row->alloc_bytes = v[1];
 		row->inuse_objects = v[2];
@@ -228,7 +284,7 @@ int heapprof_build(struct heapprof *h, const struct target *t, const struct heap
 		h->total.inuse_bytes += v[3];
 	}
 	free(locs);
-	free(old);
+	free(shown);
 	merge_rows(h);
 	return 0;
 }

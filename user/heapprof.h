@@ -1,6 +1,7 @@
 /*
  * heapprof: turns heapspy's per-site counts into what users read: a pprof heap profile with
- * runtime/pprof's sample types, unsampling and frame trimming, and the top sites for the summary.
+ * runtime/pprof's sample types, unsampling and frame trimming (gostack), one sample per site, and
+ * the top sites for the summary.
  */
 #ifndef HEAPSPY_HEAPPROF_H
 #define HEAPSPY_HEAPPROF_H
@@ -13,9 +14,9 @@
 #include "target.h"
 
 struct heapprof_meta {
-	int64_t rate;          /* MemProfileRate in effect */
-	int64_t cycle;         /* heap-profile cycle to publish at, or HEAPAGG_UNKNOWN_CYCLE */
-	int64_t time_ns;       /* wall-clock start of the recording */
+	int64_t rate;	 /* MemProfileRate in effect */
+	int64_t cycle;	 /* heap-profile cycle to publish at, or HEAPAGG_UNKNOWN_CYCLE */
+	int64_t time_ns; /* wall-clock start of the recording */
 	int64_t duration_ns;
 	/*
 	 * > 0: a profile of old objects only, those in use now and allocated at least min_age
@@ -51,14 +52,5 @@ struct heapprof {
 int heapprof_build(struct heapprof *h, const struct target *t, const struct heapagg *agg,
 		   const struct heapprof_meta *m);
 void heapprof_free(struct heapprof *h);
-
-/*
- * The frames of one stack as the profile shows them: the runtime's allocation frames trimmed as
- * runtime/pprof trims them (all leading runtime.* frames, unless nothing else is left).
- * Returns the index of the first frame kept.
- */
-uint32_t heapprof_trim(struct heapprof *h, const struct heap_stack *s);
-/* Whether the frame at return address pc is one of those the trimming hides. */
-bool heapprof_runtime_frame(const struct target *t, uint64_t pc);
 
 #endif

@@ -6,6 +6,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "gostack.h"
 #include "pprof.h"
 
 #define MAX_FRAMES    (HS_MAX_FRAMES * 4)
@@ -21,9 +22,11 @@ static const char *const age_names[LEAKS_AGE_BUCKETS] = {
 static int frames_of(struct heapprof *h, uint32_t stack, struct hs_frame *out)
 {
 	const struct heap_stack *st = &h->agg->stacks[stack];
+	uint32_t first, end;
 	int n = 0;
 
-	for (uint32_t k = heapprof_trim(h, st); k < st->nframes && n < MAX_FRAMES; k++) {
+	gostack_shown(h->t, st->pcs, st->nframes, &first, &end);
+	for (uint32_t k = first; k < end && n < MAX_FRAMES; k++) {
 		int got =
 		    gosym_lookup(h->t->sym, st->pcs[k] - 1 - h->t->bias, out + n, MAX_FRAMES - n);
 

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "gostack.h"
 #include "leakout.h"
 
 /* Temporary garbage dies within 2 cycles of its allocation; 3 is older than any of it. */
@@ -95,10 +96,10 @@ struct tick_ctx {
 /* Sites are stacks as the profile shows them: without the allocator's runtime frames. */
 static uint32_t trim_runtime(void *ctx, const struct heap_stack *st)
 {
-	for (uint32_t i = 0; i < st->nframes; i++)
-		if (!heapprof_runtime_frame(ctx, st->pcs[i]))
-			return i;
-	return 0;
+	uint32_t first, end;
+
+	gostack_shown(ctx, st->pcs, st->nframes, &first, &end);
+	return first;
 }
 
 void leaks_start(struct leaks *l, struct session *s)

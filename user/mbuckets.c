@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "gostack.h"
 #include "procmem.h"
 
 /* runtime/mprof.go: type bucket struct { next, allnext *bucket; typ bucketType; hash, size, nstk
@@ -76,7 +77,7 @@ long mbuckets_walk(const struct target *t, uint64_t mbuckets_vaddr, unsigned rec
 		if (rc)
 			break;
 		rec.addr = addr;
-		rec.nframes = (uint32_t)b.nstk;
+		rec.nframes = gostack_physical(t, pcs, (uint32_t)b.nstk);
 		rec.size = b.size;
 		widen(words, record_words, b.size, &rec.r.active);
 		for (int j = 0; j < 3; j++)

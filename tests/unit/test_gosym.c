@@ -19,6 +19,7 @@
 #include "check.h"
 #include "elfbin.h"
 #include "gorelease.h"
+#include "gostack.h"
 #include "gosym.h"
 #include "pclntab.h"
 
@@ -226,6 +227,48 @@ static void check_fixture_frames(const char *name)
 	}
 	close_both(&o);
 	free_run(&r);
+}
+
+/*
+ * gostack_physical keeps one PC per physical frame of the runtime's logical stacks: each expands
+ * to all its inlined frames, and together they are runtime.CallersFrames' frames again.
+ */
+static void check_physical(const char *name)
+{
+	struct run r;
+	struct opened o;
+	CHECK(run_fixture(fixture_path(name), &r) == 0);
+	if (open_both(fixture_path(name), &o) != 0) {
+		CHECK(!"open");
+		free_run(&r);
+		return;
+	}
+	uint64_t entry = 0;
+	CHECK(gosym_func(o.g, "main.main", &entry, NULL) == 0);
+	struct target t = {.sym = o.g, .bias = r.main_entry - entry};
+	bool folded = false;
+	for (int i = 0; i < r.nstacks; i++) {
+		const struct stack *st = &r.stacks[i];
+		uint64_t pcs[MAX_PCS];
+		memcpy(pcs, st->pcs, sizeof(pcs));
+		uint32_t n = gostack_physical(&t, pcs, (uint32_t)st->npcs);
+		folded |= n < (uint32_t)st->npcs;
+		struct hs_frame got[MAX_FRAMES];
+		int nout = 0;
+		for (uint32_t k = 0; k < n && nout < MAX_FRAMES; k++)
+			nout +=
+			    gosym_lookup(o.g, pcs[k] - 1 - t.bias, got + nout, MAX_FRAMES - nout);
+		compare_stack(name, st, got, nout);
+	}
+	CHECK(folded);
+	close_both(&o);
+	free_run(&r);
+}
+
+static void test_physical_stacks(void)
+{
+	for (int i = 0; i < nfixtures; i++)
+		check_physical(fixtures[i]);
 }
 
 static void test_frames_match_runtime(void)
@@ -779,6 +822,7 @@ int main(int argc, char **argv)
 	int failures = 0;
 	RUN(test_synthetic_pclntab);
 	RUN(test_frames_match_runtime);
+	RUN(test_physical_stacks);
 	RUN(test_inline_expansion);
 	RUN(test_func_lookup);
 	RUN(test_elf);

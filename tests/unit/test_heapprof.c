@@ -7,13 +7,17 @@
 #include <string.h>
 
 #include "check.h"
+#include "gostack.h"
 #include "heapprof.h"
 #include "pclntab.h"
 #include "profile_decode.h"
 
-/* Functions at 0x1000, 0x1010, 0x1020, 0x1030: a return address 0x10*i + 5 is in names[i]. */
+/*
+ * Functions at 0x1000, 0x1010, ... 0x1040: a return address 0x10*i + 5 is in names[i]; goroutines
+ * start as if called from runtime.goexit.
+ */
 static const char *const names[] = {"runtime.mallocgc", "runtime.newobject", "main.alloc",
-				    "main.main"};
+				    "main.main", "runtime.goexit"};
 
 static void add(struct heapagg *a, uint32_t i, uint64_t size, const uint64_t *pcs, uint32_t n)
 {
@@ -63,14 +67,20 @@ static void test_only_kept_frames_are_locations(void)
 	add(&a, 0, 64, via_newobject, 4);
 	add(&a, 1, 32, direct, 2);
 	add(&a, 2, 16, runtime_only, 2);
+	/* The site of via_newobject, seen from another depth of the allocator and to the root. */
+	const uint64_t same_site[] = {0x1018, 0x1025, 0x1035, 0x1041};
+	add(&a, 3, 64, same_site, 4);
 
 	struct heapprof h;
 	struct heapprof_meta m = {.rate = 512 * 1024, .cycle = HEAPAGG_UNKNOWN_CYCLE};
 	CHECK(heapprof_build(&h, &t, &a, &m) == 0);
 	/* The leak report trims stacks no sample of the profile holds, before it is written. */
-	const uint64_t unsampled[] = {0x100a, 0x101a, 0x1028};
-	struct heap_stack st = {3, (uint64_t *)unsampled};
-	CHECK(heapprof_trim(&h, &st) == 2);
+	const uint64_t unsampled[] = {0x100a, 0x101a, 0x1028, 0x1041};
+	uint32_t first, end;
+	gostack_shown(&t, unsampled, 4, &first, &end);
+	CHECK(first == 2 && end == 3);
+	gostack_shown(&t, runtime_only, 2, &first, &end);
+	CHECK(first == 0 && end == 2);
 
 	pb_profile *pb = encode_decode(h.p);
 	CHECK(pb != NULL);
@@ -80,12 +90,16 @@ static void test_only_kept_frames_are_locations(void)
 				(unsigned long)pb->location[i]->address);
 		CHECK(referenced(pb, pb->location[i]->id));
 	}
-	/* main.alloc, main.main, and both frames of the runtime-only stack. */
+	/* main.alloc, main.main, and both frames of the runtime-only stack; no runtime.goexit. */
 	CHECK(pb && pb->n_location == 4);
+	/* One sample per site as shown: via_newobject and same_site are one. */
 	CHECK(pb && pb->n_sample == 3);
 
 	const struct heap_row *r = row_of(&h, "main.alloc");
 	CHECK(r && strcmp(r->file, "/src/f.go") == 0 && r->line == 10);
+	int64_t objects, bytes;
+	heap_unsample(2, 2 * 64, m.rate, &objects, &bytes);
+	CHECK(r && r->inuse_objects == objects && r->inuse_bytes == bytes);
 	CHECK(row_of(&h, "main.main") != NULL);
 	CHECK(row_of(&h, "runtime.mallocgc") != NULL);
 	CHECK(h.nrows == 3);

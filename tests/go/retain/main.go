@@ -33,10 +33,16 @@ func retainB(n int) {
 	}
 }
 
+// block is small enough to be inlined into retainC: an allocation site whose profile stack
+// has an inlined frame.
+func block() *[512]byte {
+	return new([512]byte)
+}
+
 //go:noinline
 func retainC(n int) {
 	for i := 0; i < n; i++ {
-		keepC = append(keepC, new([512]byte))
+		keepC = append(keepC, block())
 	}
 }
 
