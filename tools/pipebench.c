@@ -20,6 +20,7 @@
 
 #include "evloop.h"
 #include "heapagg.h"
+#include "proc.h"
 #include "pipebench.skel.h" /* after heapagg.h: it needs heapspy.h's types */
 
 struct consumer {
@@ -145,7 +146,7 @@ int main(int argc, char **argv)
 	unsigned rb_kib = 0;
 	struct evloop loop;
 	pthread_t thr;
-	int opt, rc;
+	int opt, rc, self = proc_pidfd(getpid());
 
 	while ((opt = getopt(argc, argv, "d:b:r:R:")) != -1) {
 		if (opt == 'd')
@@ -178,7 +179,7 @@ int main(int argc, char **argv)
 	fill_stacks(skel->bss);
 	rc = pipebench_bpf__load(skel);
 	if (!rc)
-		rc = evloop_init(&loop, getpid(), 0, 100);
+		rc = evloop_init(&loop, self, 0, 100);
 	if (!rc)
 		rc = evloop_add_ringbuf(&loop, bpf_map__fd(skel->maps.events), on_event, &c);
 	if (rc) {

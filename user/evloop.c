@@ -1,6 +1,7 @@
 #include "evloop.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -8,8 +9,6 @@
 #include <sys/timerfd.h>
 #include <time.h>
 #include <unistd.h>
-
-#include "proc.h"
 
 enum { TAG_SIG = 1, TAG_PID, TAG_TIMER, TAG_RB /* + the ring buffer's index */ };
 
@@ -56,7 +55,7 @@ int evloop_block_signals(void)
 	return 0;
 }
 
-int evloop_init(struct evloop *l, pid_t pid, double duration_s, unsigned tick_ms)
+int evloop_init(struct evloop *l, int pidfd, double duration_s, unsigned tick_ms)
 {
 	struct itimerspec tick = {
 	    .it_interval = {.tv_sec = tick_ms / 1000, .tv_nsec = (tick_ms % 1000) * 1000000L},
@@ -74,7 +73,7 @@ int evloop_init(struct evloop *l, pid_t pid, double duration_s, unsigned tick_ms
 		return -errno;
 	l->epfd = epoll_create1(EPOLL_CLOEXEC);
 	l->sigfd = signalfd(-1, &mask, SFD_CLOEXEC);
-	l->pidfd = proc_pidfd(pid);
+	l->pidfd = fcntl(pidfd, F_DUPFD_CLOEXEC, 0);
 	l->timerfd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC);
 	if (l->epfd < 0 || l->sigfd < 0 || l->pidfd < 0 || l->timerfd < 0)
 		return -errno;

@@ -43,8 +43,11 @@ struct evloop {
  * everything; none can end heapspy between a change to the target and its undo.
  */
 int evloop_block_signals(void);
-/* Reads those signals through a signalfd and watches pid's exit. */
-int evloop_init(struct evloop *l, pid_t pid, double duration_s, unsigned tick_ms);
+/*
+ * Reads those signals through a signalfd and watches the exit of the process behind pidfd (the
+ * loop keeps a copy): the very process heapspy first looked at, whoever has its pid since.
+ */
+int evloop_init(struct evloop *l, int pidfd, double duration_s, unsigned tick_ms);
 int evloop_add_ringbuf(struct evloop *l, int map_fd, ring_buffer_sample_fn fn, void *ctx);
 /* Runs until one of enum evloop_end; on_tick gets the seconds since evloop_init. */
 enum evloop_end evloop_run(struct evloop *l, void (*on_tick)(void *ctx, double elapsed), void *ctx);

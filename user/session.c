@@ -294,7 +294,7 @@ static void detach_all(struct session *s)
 
 static int start_loop(struct session *s)
 {
-	int rc = evloop_init(&s->loop, s->t.pid, s->o->tgt.duration, 100);
+	int rc = evloop_init(&s->loop, s->t.pidfd, s->o->tgt.duration, 100);
 
 	if (!rc && s->o->heap)
 		rc = evloop_add_ringbuf(&s->loop, bpf_map__fd(s->skel->maps.events), on_heap_event,
