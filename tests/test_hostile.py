@@ -215,3 +215,9 @@ def test_release_without_build_info():
             check(re.search(r"recording pid \d+ \(%s, go%s\.\d+\)" % (
                 re.escape(bare), re.escape(version)), stderr),
                   "heapspy did not name go%s:\n%s" % (version, stderr))
+            source = "runtime.schedinit" if variant else "runtime.buildVersion"
+            _, _, stderr = heapspy("record", "-v", "-o", os.path.join(os.path.dirname(bare),
+                                                                      "v.pb.gz"),
+                                   "--", bare, "-duration", "1s", check_rc=0)
+            check("go%s." % version in stderr and "(from %s)" % source in stderr,
+                  "-v does not say the release came from %s:\n%s" % (source, stderr))

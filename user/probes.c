@@ -131,8 +131,8 @@ void probes_describe(const struct target *t, const struct heap_probes *hp, FILE 
 	    {"runtime.mbuckets", hp->mbuckets},
 	};
 
-	fprintf(f, "heapspy: %s: %s, %s, %s\n", t->display, t->go_version,
-		elfbin_is_pie(t->elf) ? "PIE" : "not PIE",
+	fprintf(f, "heapspy: %s: %s (from %s), %s, %s\n", t->display, t->go_version,
+		t->go_version_source, elfbin_is_pie(t->elf) ? "PIE" : "not PIE",
 		elfbin_has_symtab(t->elf) ? "symbol table" : "stripped");
 	for (size_t i = 0; i < sizeof(pts) / sizeof(pts[0]); i++)
 		fprintf(f, "heapspy: probe %s at 0x%llx (file offset 0x%llx)\n", pts[i]->name,
