@@ -11,22 +11,29 @@ from harness import NEWEST_GO, Program, check, go_build, heapspy, tmpdir
 
 
 def samples(profile):
-    """(locations as their (function, file, line) lines, object size) -> number of samples."""
+    """(locations as their address and (function, file, line) lines, object size) -> number of
+    samples. The runtime writes buckets with nothing published yet (all values 0) too: those
+    are left out, as heapspy writes none."""
     out = collections.Counter()
     for smp in profile.samples:
-        locs = tuple(tuple(profile.locations[lid]["lines"]) for lid in smp["locations"])
+        if not any(smp["values"]):
+            continue
+        locs = tuple((profile.locations[lid]["address"], tuple(profile.locations[lid]["lines"]))
+                     for lid in smp["locations"])
         out[(locs, smp["labels"].get("bytes"))] += 1
     return out
 
 
 def show(key):
     locs, size = key
-    return "%s bytes: %s" % (size, " <- ".join("+".join("%s:%d" % (fn, ln) for fn, _, ln in loc)
-                                                for loc in locs))
+    return "%s bytes: %s" % (size, " <- ".join(
+        "%#x %s" % (addr, "+".join("%s:%d" % (fn, ln) for fn, _, ln in lines))
+        for addr, lines in locs))
 
 
 def program_sites(counter):
-    return {k for k in counter if any(fn.startswith("main.") for loc in k[0] for fn, _, _ in loc)}
+    return {k for k in counter
+            if any(fn.startswith("main.") for _, lines in k[0] for fn, _, _ in lines)}
 
 
 def test_stacks_match_runtime_profile():

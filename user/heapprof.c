@@ -50,7 +50,8 @@ static uint64_t location(struct heapprof *h, uint64_t pc)
 	struct hs_frame frames[MAX_INLINE];
 	int n = symbols(h, pc, frames);
 
-	return pprof_location(h->p, h->mapping, pc, frames, n);
+	/* runtime/pprof gives a location the address of the call, as runtime.Frame.PC does. */
+	return pprof_location(h->p, h->mapping, pc - 1, frames, n);
 }
 
 static void leaf(struct heapprof *h, const struct heap_stack *s, uint32_t first, uint32_t end,
