@@ -15,8 +15,9 @@
 char LICENSE[] SEC("license") = "GPL";
 
 const volatile struct hs_heap_config cfg = {};
-/* Runtime address of runtime.mProfCycle; 0 while unknown. */
+/* Runtime addresses of runtime.mProfCycle and runtime.MemProfileRate; 0 while unknown. */
 __u64 mprof_cycle_addr;
+__u64 mem_profile_rate_addr;
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
@@ -61,6 +62,21 @@ static __always_inline __u32 mprof_cycle(void)
 		return ~0u;
 	/* mProfCycleHolder keeps the cycle above a "flushed" flag bit. */
 	return v >> 1;
+}
+
+/*
+ * The rate this sample was taken at: profilealloc draws the next gap from MemProfileRate (and,
+ * since Go 1.24, copies it into mcache.memProfRate) right before it calls mProf_Malloc, so a
+ * program that changes the rate is followed sample by sample.
+ */
+static __always_inline __s64 mem_profile_rate(void)
+{
+	__s64 v;
+
+	if (!mem_profile_rate_addr ||
+	    bpf_probe_read_user(&v, sizeof(v), (void *)mem_profile_rate_addr) != 0)
+		return -1;
+	return v;
 }
 
 struct go_frame {
@@ -108,6 +124,7 @@ int mprof_malloc(struct pt_regs *regs)
 	e->hdr.ts = bpf_ktime_get_ns();
 	e->hdr.tid = (__u32)bpf_get_current_pid_tgid();
 	malloc_args(regs, &e->addr, &e->size);
+	e->rate = mem_profile_rate();
 	e->nframes = walk_stack(regs, e->pcs);
 	bpf_ringbuf_submit(e, hs_wakeup_flags(&events, sizeof(*e)));
 	return 0;
@@ -142,6 +159,27 @@ int free_special(struct pt_regs *regs)
 	if (bpf_probe_read_user(&e->bucket, sizeof(e->bucket),
 				(void *)(special + cfg.bucket_offset)) != 0)
 		e->bucket = 0;
+	bpf_ringbuf_submit(e, hs_wakeup_flags(&events, sizeof(*e)));
+	return 0;
+}
+
+/* runtime.GC() publishes the heap profile early: the event's cycle says which one. */
+SEC("uprobe")
+int mprof_postsweep(struct pt_regs *regs)
+{
+	struct hs_event_header *e;
+
+	(void)regs;
+	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+	if (!e) {
+		count(HS_CNT_LOST);
+		return 0;
+	}
+	e->type = HS_EV_POSTSWEEP;
+	e->cycle = mprof_cycle();
+	e->ts = bpf_ktime_get_ns();
+	e->tid = (__u32)bpf_get_current_pid_tgid();
+	e->pad = 0;
 	bpf_ringbuf_submit(e, hs_wakeup_flags(&events, sizeof(*e)));
 	return 0;
 }

@@ -18,6 +18,11 @@
 enum hs_event_type {
 	HS_EV_ALLOC = 1, /* runtime.mProf_Malloc: the runtime sampled an allocation */
 	HS_EV_FREE = 2,  /* runtime.freeSpecial on a profile special: a sampled object was swept */
+	/*
+	 * runtime.mProf_PostSweep: runtime.GC() (and debug.FreeOSMemory) finished sweeping and
+	 * publishes the last cycle's allocations and this cycle's frees without a new cycle.
+	 */
+	HS_EV_POSTSWEEP = 3,
 };
 
 /* Counters the BPF side keeps in a per-CPU array, indexed by this enum, summed by the loader. */
@@ -42,6 +47,7 @@ struct hs_alloc_event {
 	struct hs_event_header hdr;
 	__u64 addr;
 	__u64 size; /* size-class-rounded, as the runtime records it */
+	__s64 rate; /* runtime.MemProfileRate as the runtime took this sample; -1 unknown */
 	__u32 nframes;
 	__u32 pad;
 	__u64 pcs[HS_MAX_FRAMES]; /* return addresses, innermost first, runtime virtual addresses */

@@ -261,3 +261,134 @@ def test_bad_inputs():
           "unknown flag: rc %d\n%s" % (rc, err))
     rc, _, err = heapspy("record")
     check(rc == 2, "no target: rc %d" % rc)
+
+
+# The oldest and newest releases: the corners of the runtime's accounting are tested on both.
+# (1.23 stands for the newest until main resolves 1.24+ binaries' profile specials and pclntab.)
+CORNER_VERSIONS = (GO_VERSIONS[0], "1.23")
+TOTAL_TOLERANCE = 0.02
+
+
+def inuse_by_site(profile):
+    """(leaf function, object size) -> [inuse_objects, inuse_space]: the runtime's bucket key."""
+    objs, space, out = profile.index("inuse_objects"), profile.index("inuse_space"), {}
+    for smp in profile.samples:
+        stack = profile.stack(smp)
+        key = (stack[0] if stack else "?", smp["labels"].get("bytes", 0))
+        got = out.setdefault(key, [0, 0])
+        got[0] += smp["values"][objs]
+        got[1] += smp["values"][space]
+    return {k: v for k, v in out.items() if v[0] or v[1]}
+
+
+def compare_with_own(got, want, what, total_tolerance):
+    """Shares per site within 3 points; in-use totals within total_tolerance."""
+    compare_shares(shares(got), shares(want), what)
+    mine = sum(v[1] for v in inuse_by_site(got).values())
+    theirs = sum(v[1] for v in inuse_by_site(want).values())
+    check(abs(mine - theirs) <= total_tolerance * theirs,
+          "%s: in use %.2f MiB, the runtime's own profile %.2f MiB (tolerance %.0f%%)" % (
+              what, mine / 1048576.0, theirs / 1048576.0, 100 * total_tolerance))
+    return mine, theirs
+
+
+def test_rate_set_in_init():
+    """A program that sets MemProfileRate in init, launched: heapspy read the rate before init
+    ran, and must follow the one the runtime samples at. Its own profile is the ground truth."""
+    for version in CORNER_VERSIONS:
+        binary = go_build(version, "retain", tags="withpprof")
+        out = tmpdir("rate-init-%s" % version)
+        own, mine = os.path.join(out, "runtime.pb.gz"), os.path.join(out, "heapspy.pb.gz")
+        _, stdout, _ = heapspy("record", "-o", mine, "--", binary, "-duration", "3s",
+                               "-garbage", "10", "-profile-at-end", check_rc=0,
+                               env={"RETAIN_RATE": "4096", "RETAIN_PROFILE": own, "GOGC": "50"})
+        got, want = pprofdec.load(mine), pprofdec.load(own)
+        check(want.period == 4096, "the program's own period is %d" % want.period)
+        check(got.period == 4096, "go%s: period %d, the runtime sampled at 4096" % (
+            version, got.period))
+        check("sampling every 4096 bytes" in stdout, "the summary does not say 4096:\n" + stdout)
+        mine_b, theirs_b = compare_with_own(got, want, "go%s rate set in init" % version, 0.10)
+        print("    go%s rate in init: in use %.2f MiB, runtime %.2f MiB" % (
+            version, mine_b / 1048576.0, theirs_b / 1048576.0))
+
+
+def test_rate_changed_mid_recording():
+    """The program switches from 512 KiB to 4096 while heapspy records: each sample counts at
+    the rate it was taken at. Shares match the runtime's own profile (not the known sizes: before
+    Go 1.24 each P first waits out the gap it drew at the old rate, so the runtime under-samples
+    what comes right after a change); the summary and the profile say when the rate changed."""
+    for version in CORNER_VERSIONS:
+        binary = go_build(version, "retain", tags="withpprof")
+        out = tmpdir("rate-change-%s" % version)
+        own, mine = os.path.join(out, "runtime.pb.gz"), os.path.join(out, "heapspy.pb.gz")
+        # GOGC=20: a few GC cycles publish what was retained after the change.
+        _, stdout, _ = heapspy("record", "-o", mine, "--", binary, "-delay", "1s", "-rate",
+                               "4096", "-duration", "3s", "-garbage", "20", "-profile-at-end",
+                               check_rc=0, env={"RETAIN_PROFILE": own, "GOGC": "20"})
+        got, want = pprofdec.load(mine), pprofdec.load(own)
+        check(got.period == want.period == 4096, "period %d, runtime's %d" % (got.period,
+                                                                               want.period))
+        check(re.search(r"sampling every 4096 bytes \(the program changed it: 524288 at the "
+                        r"start, 4096 from [0-9.]+s", stdout),
+              "the summary does not say the rate changed:\n" + stdout)
+        check(any("4096 from" in c for c in got.comments), "no comment on the rate: %s" %
+              got.comments)
+        mine_b, theirs_b = compare_with_own(got, want, "go%s rate changed" % version, 0.10)
+        print("    go%s rate changed: in use %.2f MiB, runtime %.2f MiB" % (
+            version, mine_b / 1048576.0, theirs_b / 1048576.0))
+
+
+def test_rate_changed_by_program_not_restored():
+    """heapspy switched sampling on; the program then chose its own rate: heapspy leaves it and
+    says so."""
+    binary = go_build(CORNER_VERSIONS[-1], "retain")
+    out = os.path.join(tmpdir("rate-kept"), "heap.pb.gz")
+    prog = Program([binary, "-delay", "1s", "-rate", "8192", "-duration", "60s"])
+    try:
+        time.sleep(0.3)  # the runtime is up; the program changes the rate at 1s
+        _, _, stderr = heapspy("record", "--pid", prog.pid, "--duration", "3", "-o", out,
+                               check_rc=0)
+        check("switched MemProfileRate from 0 to 524288" in stderr, stderr)
+        check("not restoring MemProfileRate to 0: the program set it to 8192" in stderr,
+              "heapspy did not say why it left the rate:\n" + stderr)
+        check(mem_profile_rate(binary, prog.pid) == 8192, "the program's rate was overwritten")
+    finally:
+        prog.kill()
+
+
+def test_forced_gc_publication():
+    """runtime.GC() in a loop: the runtime publishes its profile right after each (its
+    mProf_PostSweep), a cycle earlier than after a GC of its own; the program retains 4 MiB more
+    right before the last. heapspy's in-use totals are the runtime's within 2% and its objects per
+    site the same."""
+    for version in CORNER_VERSIONS:
+        binary = go_build(version, "retain", tags="withpprof")
+        out = tmpdir("forced-gc-%s" % version)
+        own, mine = os.path.join(out, "runtime.pb.gz"), os.path.join(out, "heapspy.pb.gz")
+        prog = Program([binary, "-gc", "-duration", "60s", "-garbage", "10"],
+                       env={"RETAIN_PROFILE": own})
+        try:
+            prog.wait_for("ready")
+            hs = subprocess.Popen([HEAPSPY, "record", "--pid", str(prog.pid), "-o", mine],
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            time.sleep(2.5)
+            prog.signal(signal.SIGUSR1)
+            prog.wait_for("profile written")
+            hs.send_signal(signal.SIGINT)
+            stdout, stderr = hs.communicate(timeout=30)
+            check(hs.returncode == 0, "heapspy exited %d:\n%s" % (hs.returncode, stderr))
+        finally:
+            prog.kill()
+        got, want = inuse_by_site(pprofdec.load(mine)), inuse_by_site(pprofdec.load(own))
+        mine_b, theirs_b = sum(v[1] for v in got.values()), sum(v[1] for v in want.values())
+        print("    go%s forced GC: in use %.2f MiB / %d objects, runtime %.2f MiB / %d" % (
+            version, mine_b / 1048576.0, sum(v[0] for v in got.values()),
+            theirs_b / 1048576.0, sum(v[0] for v in want.values())))
+        check(abs(mine_b - theirs_b) <= TOTAL_TOLERANCE * theirs_b,
+              "go%s: in use %.2f MiB after runtime.GC(), the runtime's own %.2f MiB" % (
+                  version, mine_b / 1048576.0, theirs_b / 1048576.0))
+        for key in ("main.retainA", "main.retainB", "main.retainC", "main.batch"):
+            m = sum(v[0] for k, v in got.items() if k[0] == key)
+            t = sum(v[0] for k, v in want.items() if k[0] == key)
+            check(m == t, "go%s: %s has %d objects in use, the runtime's own profile %d" % (
+                version, key, m, t))

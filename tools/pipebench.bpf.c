@@ -89,6 +89,7 @@ static long step(__u64 i, void *ctx)
 	header(&e->hdr, HS_EV_ALLOC, r);
 	e->addr = slot_addr[slot];
 	e->size = stack_size[s];
+	e->rate = 512 * 1024;
 	e->nframes = stack_depth[s];
 	for (__u32 j = 0; j < HS_MAX_FRAMES && j < e->nframes; j++)
 		e->pcs[j] = stack_pcs[s][j];

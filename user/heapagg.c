@@ -13,6 +13,7 @@ void heapagg_init(struct heapagg *a)
 {
 	memset(a, 0, sizeof(*a));
 	a->last_cycle = HEAPAGG_UNKNOWN_CYCLE;
+	a->rate = 512 * 1024;
 }
 
 void heapagg_free(struct heapagg *a)
@@ -114,6 +115,7 @@ static int64_t intern_site(struct heapagg *a, const uint64_t *pcs, uint32_t n, u
 	memset(s, 0, sizeof(*s));
 	s->stack = (uint32_t)stack;
 	s->size = size;
+	s->scale_rate = -1;
 	for (int i = 0; i < 4; i++)
 		s->allocs[i].cycle = s->frees[i].cycle = EMPTY_CYCLE;
 	return (int64_t)a->nsites++;
@@ -127,26 +129,82 @@ static void add_counts(struct heap_counts *to, const struct heap_counts *c)
 	to->free_bytes += c->free_bytes;
 }
 
+static void add_tally(struct heap_tally *to, const struct heap_tally *t)
+{
+	add_counts(&to->n, &t->n);
+	to->est_allocs += t->est_allocs;
+	to->est_frees += t->est_frees;
+}
+
+/* Moves a slot's counts into the published ones and frees the slot. */
+static void publish(struct heap_site *s, struct heap_cycle_counts *slot)
+{
+	add_tally(&s->settled, &slot->t);
+	memset(&slot->t, 0, sizeof(slot->t));
+	slot->cycle = EMPTY_CYCLE;
+}
+
 /*
- * Accounts c to cycle in ring (allocs or frees). A slot still holding an older cycle is at least
- * four cycles old, past any publication delay, so it folds into the settled counts.
+ * Accounts t to cycle in ring (allocs or frees). A slot still holding an older cycle is at least
+ * four cycles old, past any publication delay, so it is published.
  */
 static void account(struct heap_site *s, struct heap_cycle_counts *ring, int64_t cycle,
-		    const struct heap_counts *c)
+		    const struct heap_tally *t)
 {
 	struct heap_cycle_counts *slot;
 
 	if (cycle == HEAPAGG_UNKNOWN_CYCLE) {
-		add_counts(&s->settled, c);
+		add_tally(&s->settled, t);
 		return;
 	}
 	slot = &ring[cycle & 3];
 	if (slot->cycle != cycle) {
-		add_counts(&s->settled, &slot->c);
-		memset(&slot->c, 0, sizeof(slot->c));
+		publish(s, slot);
 		slot->cycle = cycle;
 	}
-	add_counts(&slot->c, c);
+	add_tally(&slot->t, t);
+}
+
+double heap_scale(double size, int64_t rate)
+{
+	if (rate <= 1)
+		return 1;
+	return 1 / (1 - exp(-size / (double)rate));
+}
+
+/* The objects one sample of site s stands for; a sample taken at rate -1 is at a->rate. */
+static double sample_weight(const struct heapagg *a, struct heap_site *s, int64_t rate)
+{
+	if (rate < 0)
+		rate = a->rate;
+	if (rate != s->scale_rate) {
+		s->scale = heap_scale((double)s->size, rate);
+		s->scale_rate = rate;
+	}
+	return s->scale;
+}
+
+/* Follows the rate samples come at: the summary and the profile say when it changed. */
+static void note_rate(struct heapagg *a, int64_t rate, uint64_t ts)
+{
+	struct heap_rate_period *p = a->nperiods ? &a->periods[a->nperiods - 1] : NULL;
+
+	if (rate < 0)
+		rate = a->rate;
+	if (p && p->rate == rate) {
+		p->samples++;
+		return;
+	}
+	if (p)
+		a->rate_changes++;
+	if (a->nperiods == HEAPAGG_RATE_PERIODS)
+		return;
+	a->periods[a->nperiods++] = (struct heap_rate_period){.rate = rate, .ts = ts, .samples = 1};
+}
+
+int64_t heapagg_last_rate(const struct heapagg *a)
+{
+	return a->nperiods ? a->periods[a->nperiods - 1].rate : a->rate;
 }
 
 static int64_t event_cycle(struct heapagg *a, __u32 cycle)
@@ -214,7 +272,7 @@ static uint64_t live_val(uint64_t obj, int64_t site)
 
 int heapagg_alloc(struct heapagg *a, const struct hs_alloc_event *e)
 {
-	struct heap_counts c = {.allocs = 1, .alloc_bytes = e->size};
+	struct heap_tally t = {.n = {.allocs = 1, .alloc_bytes = e->size}};
 	int64_t cycle = event_cycle(a, e->hdr.cycle);
 	uint32_t n = e->nframes < HS_MAX_FRAMES ? e->nframes : HS_MAX_FRAMES;
 	int64_t site = intern_site(a, (const uint64_t *)e->pcs, n, e->size), obj;
@@ -226,7 +284,9 @@ int heapagg_alloc(struct heapagg *a, const struct hs_alloc_event *e)
 	if (repeated(a, &e->hdr, e->addr, prev != NULL))
 		return 0;
 	a->samples++;
-	account(&a->sites[site], a->sites[site].allocs, cycle, &c);
+	note_rate(a, e->rate, e->hdr.ts);
+	t.est_allocs = sample_weight(a, &a->sites[site], e->rate);
+	account(&a->sites[site], a->sites[site].allocs, cycle, &t);
 
 	/* An address still live here was freed while an event was lost: the new object wins. */
 	if (prev) {
@@ -237,13 +297,14 @@ int heapagg_alloc(struct heapagg *a, const struct hs_alloc_event *e)
 		if (obj < 0 || u64map_put(&a->live, e->addr, live_val((uint64_t)obj, site)))
 			return -ENOMEM;
 	}
-	a->objects[obj] = (struct heap_object){.site = (uint32_t)site, .cycle = cycle, .ts = e->hdr.ts};
+	a->objects[obj] = (struct heap_object){
+	    .site = (uint32_t)site, .cycle = cycle, .ts = e->hdr.ts, .weight = t.est_allocs};
 	return 0;
 }
 
 int heapagg_free_event(struct heapagg *a, const struct hs_free_event *e)
 {
-	struct heap_counts c = {.frees = 1, .free_bytes = e->size};
+	struct heap_tally t = {.n = {.frees = 1, .free_bytes = e->size}};
 	int64_t cycle = event_cycle(a, e->hdr.cycle);
 	uint64_t *obj = u64map_get(&a->live, e->addr), *site;
 
@@ -254,7 +315,9 @@ int heapagg_free_event(struct heapagg *a, const struct hs_free_event *e)
 		uint64_t i = *obj >> 32;
 		struct heap_site *s = &a->sites[(uint32_t)*obj];
 
-		account(s, s->frees, cycle, &c);
+		/* A free weighs what its allocation weighed, whatever the rate is now. */
+		t.est_frees = a->objects[i].weight;
+		account(s, s->frees, cycle, &t);
 		u64map_del(&a->live, e->addr);
 		drop_object(a, i);
 		return 0;
@@ -264,10 +327,33 @@ int heapagg_free_event(struct heapagg *a, const struct hs_free_event *e)
 		a->unmatched_frees++;
 		return 0;
 	}
-	account(&a->sites[*site], a->sites[*site].frees, cycle, &c);
+	t.est_frees = sample_weight(a, &a->sites[*site], a->rate);
+	account(&a->sites[*site], a->sites[*site].frees, cycle, &t);
 	if (a->sites[*site].pre_objects)
 		a->sites[*site].pre_objects--;
 	return 0;
+}
+
+/*
+ * mProf_PostSweep in cycle C flushes future[(C+1)%3] into the published profile: for every site,
+ * the allocations of cycle C-1 and the frees of cycle C seen so far. Later frees of cycle C (none
+ * once the sweep is done, which runtime.GC waits for) find their slot empty and wait for C+1.
+ */
+void heapagg_post_sweep(struct heapagg *a, const struct hs_event_header *e)
+{
+	int64_t cycle = event_cycle(a, e->cycle);
+
+	if (cycle == HEAPAGG_UNKNOWN_CYCLE)
+		return;
+	a->post_sweeps++;
+	for (size_t i = 0; i < a->nsites; i++) {
+		struct heap_site *s = &a->sites[i];
+
+		if (s->allocs[(cycle - 1) & 3].cycle == cycle - 1)
+			publish(s, &s->allocs[(cycle - 1) & 3]);
+		if (s->frees[cycle & 3].cycle == cycle)
+			publish(s, &s->frees[cycle & 3]);
+	}
 }
 
 int heapagg_event(struct heapagg *a, const void *data, size_t len)
@@ -278,6 +364,8 @@ int heapagg_event(struct heapagg *a, const void *data, size_t len)
 		return heapagg_alloc(a, data);
 	if (len >= sizeof(struct hs_free_event) && h->type == HS_EV_FREE)
 		return heapagg_free_event(a, data);
+	if (len >= sizeof(*h) && h->type == HS_EV_POSTSWEEP)
+		heapagg_post_sweep(a, h);
 	return 0;
 }
 
@@ -292,12 +380,16 @@ int heapagg_baseline(struct heapagg *a, uint64_t bucket, const uint64_t *pcs, ui
 	int64_t site = intern_site(a, pcs, nframes, size);
 	struct heap_counts all;
 	struct heap_site *s;
+	double w;
 
 	if (site < 0 || u64map_put(&a->buckets, bucket, (uint64_t)site))
 		return -ENOMEM;
 	s = &a->sites[site];
+	w = sample_weight(a, s, a->rate);
 	a->baseline_records++;
-	add_counts(&s->settled, &r->active);
+	add_tally(&s->settled, &(struct heap_tally){.n = r->active,
+						    .est_allocs = w * (double)r->active.allocs,
+						    .est_frees = w * (double)r->active.frees});
 	all = r->active;
 	for (int j = 0; j < 3; j++)
 		add_counts(&all, &r->future[j]);
@@ -308,13 +400,15 @@ int heapagg_baseline(struct heapagg *a, uint64_t bucket, const uint64_t *pcs, ui
 	 */
 	for (int64_t c = now - 2; c <= now; c++) {
 		const struct heap_counts *f = &r->future[mod3(c + 2)];
-		struct heap_counts ac = {.allocs = f->allocs, .alloc_bytes = f->alloc_bytes};
+		struct heap_tally ac = {.n = {.allocs = f->allocs, .alloc_bytes = f->alloc_bytes},
+					.est_allocs = w * (double)f->allocs};
 
 		account(s, s->allocs, c, &ac);
 	}
 	for (int64_t c = now - 1; c <= now + 1; c++) {
 		const struct heap_counts *f = &r->future[mod3(c + 1)];
-		struct heap_counts fc = {.frees = f->frees, .free_bytes = f->free_bytes};
+		struct heap_tally fc = {.n = {.frees = f->frees, .free_bytes = f->free_bytes},
+					.est_frees = w * (double)f->frees};
 
 		account(s, s->frees, c, &fc);
 	}
@@ -323,24 +417,49 @@ int heapagg_baseline(struct heapagg *a, uint64_t bucket, const uint64_t *pcs, ui
 	return 0;
 }
 
-void heapagg_totals(const struct heapagg *a, const struct heap_site *s, int64_t now,
-		    struct heap_totals *t)
+/* What runtime.MemProfile would read of site s at cycle now: active after the flush of now. */
+static void published(const struct heap_site *s, int64_t now, struct heap_tally *sum)
 {
-	struct heap_counts sum = s->settled;
-
-	(void)a;
+	*sum = s->settled;
 	for (int i = 0; i < 4; i++) {
 		const struct heap_cycle_counts *al = &s->allocs[i], *fr = &s->frees[i];
 
 		if (al->cycle != EMPTY_CYCLE && (now == HEAPAGG_UNKNOWN_CYCLE || al->cycle <= now - 2))
-			add_counts(&sum, &al->c);
+			add_tally(sum, &al->t);
 		if (fr->cycle != EMPTY_CYCLE && (now == HEAPAGG_UNKNOWN_CYCLE || fr->cycle <= now - 1))
-			add_counts(&sum, &fr->c);
+			add_tally(sum, &fr->t);
 	}
-	t->allocs = sum.allocs;
-	t->alloc_bytes = sum.alloc_bytes;
-	t->inuse_objects = sum.allocs > sum.frees ? sum.allocs - sum.frees : 0;
-	t->inuse_bytes = sum.alloc_bytes > sum.free_bytes ? sum.alloc_bytes - sum.free_bytes : 0;
+}
+
+void heapagg_totals(const struct heapagg *a, const struct heap_site *s, int64_t now,
+		    struct heap_totals *t)
+{
+	struct heap_tally sum;
+
+	(void)a;
+	published(s, now, &sum);
+	t->allocs = sum.n.allocs;
+	t->alloc_bytes = sum.n.alloc_bytes;
+	t->inuse_objects = sum.n.allocs > sum.n.frees ? sum.n.allocs - sum.n.frees : 0;
+	t->inuse_bytes =
+	    sum.n.alloc_bytes > sum.n.free_bytes ? sum.n.alloc_bytes - sum.n.free_bytes : 0;
+	t->est_allocs = sum.est_allocs;
+	t->est_inuse =
+	    t->inuse_objects && sum.est_allocs > sum.est_frees ? sum.est_allocs - sum.est_frees : 0;
+}
+
+int64_t heapagg_profile_cycle(const struct heapagg *a, int64_t now)
+{
+	struct heap_tally sum;
+
+	if (now == HEAPAGG_UNKNOWN_CYCLE)
+		return now;
+	for (size_t i = 0; i < a->nsites; i++) {
+		published(&a->sites[i], now, &sum);
+		if (sum.n.allocs || sum.n.frees)
+			return now;
+	}
+	return HEAPAGG_UNKNOWN_CYCLE;
 }
 
 void heapagg_each_live(const struct heapagg *a, void (*fn)(void *ctx, const struct heap_object *o),
@@ -354,19 +473,13 @@ void heapagg_each_live(const struct heapagg *a, void (*fn)(void *ctx, const stru
 void heap_unsample(uint64_t count, uint64_t bytes, int64_t rate, int64_t *out_count,
 		   int64_t *out_bytes)
 {
-	double avg, scale;
+	double scale;
 
 	if (count == 0 || bytes == 0) {
 		*out_count = *out_bytes = 0;
 		return;
 	}
-	if (rate <= 1) {
-		*out_count = (int64_t)count;
-		*out_bytes = (int64_t)bytes;
-		return;
-	}
-	avg = (double)bytes / (double)count;
-	scale = 1 / (1 - exp(-avg / (double)rate));
+	scale = heap_scale((double)bytes / (double)count, rate);
 	*out_count = (int64_t)((double)count * scale);
 	*out_bytes = (int64_t)((double)bytes * scale);
 }

@@ -3,9 +3,18 @@
  * runtime's own accounting, so that heapspy's profile means what runtime/pprof's means.
  *
  * A site is (stack, object size), the runtime's bucket key. The runtime publishes its heap profile
- * "as of the last completed GC": allocations count once two heap-profile cycles have passed since
- * them, sweep frees once one has (runtime/mprof.go, the memRecord comment). Every event carries the
- * cycle it happened in, so heapagg can publish the same snapshot for any final cycle.
+ * "as of the last completed GC" (runtime/mprof.go, the memRecord comment): an allocation made in
+ * heap-profile cycle c goes to future[(c+2)%3], a sweep free to future[(c+1)%3], and mark
+ * termination's mProf_NextCycle + mProf_Flush publish future[c%3] when cycle c begins, so an
+ * allocation counts from cycle c+2 on and a free from c+1 on. runtime.GC() and
+ * debug.FreeOSMemory add one rule: once the sweep is done, mProf_PostSweep publishes
+ * future[(c+1)%3] early, without a new cycle: the allocations of cycle c-1 and the frees of cycle c
+ * so far. (runtime.MemProfile flushes future[c%3] itself, so the flushed bit of mProfCycle never
+ * changes what a reader sees.) Every event carries the cycle it happened in and every PostSweep is
+ * an event, so heapagg publishes the runtime's snapshot at the newest cycle seen.
+ *
+ * Each sample also carries the rate the runtime took it at (a program may change MemProfileRate at
+ * any time) and is unsampled at that rate: runtime/pprof's formula, applied per sample.
  */
 #ifndef HEAPSPY_HEAPAGG_H
 #define HEAPSPY_HEAPAGG_H
@@ -23,22 +32,31 @@ struct heap_counts {
 	uint64_t allocs, frees, alloc_bytes, free_bytes;
 };
 
-/* The counts of one heap-profile cycle that is not yet settled. */
+/* Counts as the runtime keeps them, and the objects they stand for, each sample unsampled. */
+struct heap_tally {
+	struct heap_counts n;
+	double est_allocs, est_frees;
+};
+
+/* The counts of one heap-profile cycle that is not yet published. */
 struct heap_cycle_counts {
 	int64_t cycle;
-	struct heap_counts c;
+	struct heap_tally t;
 };
 
 struct heap_site {
 	uint32_t stack;
 	uint64_t size;
-	/* Counts old enough to be published whatever cycle the profile is taken at. */
-	struct heap_counts settled;
+	/* Counts published at the newest cycle seen, and at every later one. */
+	struct heap_tally settled;
 	/* Allocations and frees of the last cycles, by cycle % 4 (an allocation waits two cycles). */
 	struct heap_cycle_counts allocs[4];
 	struct heap_cycle_counts frees[4];
 	/* Objects from before attach (the runtime's records) that no free has matched yet. */
 	uint64_t pre_objects;
+	/* runtime/pprof's scale for this site's size at scale_rate, the last rate seen. */
+	int64_t scale_rate;
+	double scale;
 };
 
 struct heap_stack {
@@ -50,12 +68,23 @@ struct heap_object {
 	uint32_t site;
 	int64_t cycle;
 	uint64_t ts;
+	double weight; /* objects this sample stands for, at the rate it was taken at */
 };
 
-/* What a site amounts to at a given cycle, before unsampling. */
+/* What a site amounts to at a given cycle: samples, and the objects they stand for. */
 struct heap_totals {
 	uint64_t allocs, alloc_bytes, inuse_objects, inuse_bytes;
+	double est_allocs, est_inuse;
 };
+
+/* A stretch of samples taken at one MemProfileRate. */
+struct heap_rate_period {
+	int64_t rate;
+	uint64_t ts; /* its first sample's */
+	uint64_t samples;
+};
+
+#define HEAPAGG_RATE_PERIODS 8
 
 struct heapagg {
 	struct heap_stack *stacks;
@@ -75,6 +104,16 @@ struct heapagg {
 
 	int64_t last_cycle;    /* newest heap-profile cycle seen, HEAPAGG_UNKNOWN_CYCLE if none */
 	uint64_t baseline_ts;  /* frees of pre-attach objects before this are in the baseline already */
+	/*
+	 * The MemProfileRate assumed where a sample does not say its own: the runtime's records
+	 * from before attach, events from a binary whose MemProfileRate heapspy could not locate.
+	 */
+	int64_t rate;
+	/* The rates samples came at, in order: the first HEAPAGG_RATE_PERIODS stretches. */
+	struct heap_rate_period periods[HEAPAGG_RATE_PERIODS];
+	size_t nperiods;
+	uint64_t rate_changes;
+	uint64_t post_sweeps; /* mProf_PostSweep calls (forced GCs) seen */
 
 	uint64_t samples;         /* allocation events */
 	uint64_t frees;           /* free events */
@@ -88,6 +127,8 @@ void heapagg_free(struct heapagg *a);
 
 int heapagg_alloc(struct heapagg *a, const struct hs_alloc_event *e);
 int heapagg_free_event(struct heapagg *a, const struct hs_free_event *e);
+/* runtime.mProf_PostSweep in heap-profile cycle e->cycle. */
+void heapagg_post_sweep(struct heapagg *a, const struct hs_event_header *e);
 /*
  * One ring-buffer record, as bpf/heap.bpf.c emits it: the one consumer path heapspy and
  * tools/pipebench share. Records of another type or too short are ignored.
@@ -106,17 +147,31 @@ int heapagg_baseline(struct heapagg *a, uint64_t bucket, const uint64_t *pcs, ui
 		     uint64_t size, const struct go_mem_record *r, int64_t now);
 
 /*
- * A site's published counts for a profile taken at heap-profile cycle now; with an unknown cycle
- * every event counts (the profile is then "as of now" rather than "as of the last GC").
+ * A site's published counts for a profile taken at heap-profile cycle now (the newest cycle seen
+ * or later); with an unknown cycle every event counts (the profile is then "as of now" rather
+ * than "as of the last GC").
  */
 void heapagg_totals(const struct heapagg *a, const struct heap_site *s, int64_t now,
 		    struct heap_totals *t);
+
+/*
+ * The cycle a profile taken at cycle now publishes: now, or HEAPAGG_UNKNOWN_CYCLE (every event)
+ * when nothing at all is published yet, as runtime.MemProfile publishes everything before the
+ * first GC completes.
+ */
+int64_t heapagg_profile_cycle(const struct heapagg *a, int64_t now);
+
+/* The MemProfileRate of the last sample, a->rate if none carried one. */
+int64_t heapagg_last_rate(const struct heapagg *a);
 
 /* Calls fn for every live sampled object heapspy saw allocated, in no particular order. */
 void heapagg_each_live(const struct heapagg *a, void (*fn)(void *ctx, const struct heap_object *o),
 		       void *ctx);
 
-/* runtime/pprof's unsampling: scale by 1/(1-exp(-avg/rate)) where avg is bytes per object. */
+/* runtime/pprof's scale for samples of size bytes taken at rate: 1/(1-exp(-size/rate)). */
+double heap_scale(double size, int64_t rate);
+
+/* runtime/pprof's unsampling: scale by heap_scale(avg, rate) where avg is bytes per object. */
 void heap_unsample(uint64_t count, uint64_t bytes, int64_t rate, int64_t *out_count,
 		   int64_t *out_bytes);
 

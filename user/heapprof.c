@@ -119,6 +119,7 @@ static void add_old(void *ctx, const struct heap_object *o)
 		return;
 	t->allocs = ++t->inuse_objects;
 	t->alloc_bytes = t->inuse_bytes += c->agg->sites[o->site].size;
+	t->est_allocs = t->est_inuse += o->weight;
 }
 
 /* Per site, the objects at least m->min_age cycles old: the live ones heapspy saw allocated. */
@@ -131,9 +132,12 @@ static struct heap_totals *old_totals(const struct heapagg *agg, const struct he
 	heapagg_each_live(agg, add_old, &c);
 	if (m->cycle - m->attach_cycle >= m->min_age) {
 		for (size_t i = 0; i < agg->nsites; i++) {
-			c.t[i].allocs = c.t[i].inuse_objects += agg->sites[i].pre_objects;
-			c.t[i].alloc_bytes = c.t[i].inuse_bytes +=
-			    agg->sites[i].pre_objects * agg->sites[i].size;
+			const struct heap_site *s = &agg->sites[i];
+
+			c.t[i].allocs = c.t[i].inuse_objects += s->pre_objects;
+			c.t[i].alloc_bytes = c.t[i].inuse_bytes += s->pre_objects * s->size;
+			c.t[i].est_allocs = c.t[i].est_inuse +=
+			    (double)s->pre_objects * heap_scale((double)s->size, agg->rate);
 		}
 	}
 	return c.t;
@@ -174,6 +178,8 @@ static void add_totals(struct heap_totals *to, const struct heap_totals *t)
 	to->alloc_bytes += t->alloc_bytes;
 	to->inuse_objects += t->inuse_objects;
 	to->inuse_bytes += t->inuse_bytes;
+	to->est_allocs += t->est_allocs;
+	to->est_inuse += t->est_inuse;
 }
 
 /* Groups heapagg's sites with something to show by what they show. Returns the count, or -1. */
@@ -267,8 +273,11 @@ int heapprof_build(struct heapprof *h, const struct target *t, const struct heap
 		uint32_t n = 0;
 		struct heap_row *row;
 
-		heap_unsample(tot.allocs, tot.alloc_bytes, m->rate, &v[0], &v[1]);
-		heap_unsample(tot.inuse_objects, tot.inuse_bytes, m->rate, &v[2], &v[3]);
+		/* Each sample counts at its own rate: runtime/pprof's int64(count * scale). */
+		v[0] = (int64_t)tot.est_allocs;
+		v[1] = (int64_t)(tot.est_allocs * (double)s->size);
+		v[2] = (int64_t)tot.est_inuse;
+		v[3] = (int64_t)(tot.est_inuse * (double)s->size);
 		for (uint32_t k = ss->first; k < ss->end; k++)
 			locs[n++] = location(h, st->pcs[k]);
 		pprof_sample(h->p, locs, n, v, &bytes, 1);

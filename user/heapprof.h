@@ -14,7 +14,7 @@
 #include "target.h"
 
 struct heapprof_meta {
-	int64_t rate;	 /* MemProfileRate in effect */
+	int64_t rate;	 /* the period: MemProfileRate at the end, as in runtime/pprof */
 	int64_t cycle;	 /* heap-profile cycle to publish at, or HEAPAGG_UNKNOWN_CYCLE */
 	int64_t time_ns; /* wall-clock start of the recording */
 	int64_t duration_ns;

@@ -152,14 +152,12 @@ void leaks_brief(FILE *f, struct leaks *l, struct session *s, struct heapprof *h
 
 static void print_header(const struct session *s, enum evloop_end end)
 {
-	char line[512];
+	char line[512], rate[512];
 
 	printf("heapspy leaks: pid %d %s (%s), %.1fs, ended by %s\n", (int)s->t.pid, s->t.display,
 	       s->t.go_version, s->secs, evloop_end_str(end, s->loop.signal));
-	printf("  sampling every %" PRId64 " bytes%s; %" PRIu64 " samples, %" PRIu64
-	       " frees, %" PRIu64 " events lost\n",
-	       s->rate,
-	       s->rate_switched || s->old_rate != s->rate ? " (switched on by heapspy)" : "",
+	session_rate_text(s, rate, sizeof(rate));
+	printf("  %s; %" PRIu64 " samples, %" PRIu64 " frees, %" PRIu64 " events lost\n", rate,
 	       s->agg.samples, s->agg.frees, s->counters[HS_CNT_LOST]);
 	selfcheck_line(&s->check, line, sizeof(line));
 	printf("  %s\n", line);
@@ -179,7 +177,7 @@ static int build_old_profile(struct heapprof *h, struct session *s, const struct
 {
 	int64_t now = session_cycle(s);
 	struct heapprof_meta m = {
-	    .rate = s->rate,
+	    .rate = s->end_rate,
 	    .cycle = now,
 	    .time_ns = s->start_wall_ns,
 	    .duration_ns = (int64_t)(s->secs * 1e9),
@@ -215,7 +213,7 @@ static int report(struct session *s, struct leaks *l, const struct leaks_opts *o
 	    .program = s->t.display,
 	    .go_version = s->t.go_version,
 	    .secs = s->secs,
-	    .rate = s->rate,
+	    .rate = s->end_rate,
 	    .min_age = o->min_age		? o->min_age
 		       : recorded / 2 > MIN_AGE ? recorded / 2
 						: MIN_AGE,

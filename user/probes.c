@@ -110,6 +110,7 @@ int probes_resolve_heap(const struct target *t, struct heap_probes *hp, char *er
 		return -ENOENT;
 	}
 	probes_resolve(t, "runtime.gcenable", &hp->gcenable);
+	probes_resolve(t, "runtime.mProf_PostSweep", &hp->mprof_postsweep);
 	hp->mem_profile_rate = data_symbol(t, "runtime.MemProfileRate");
 	hp->mbuckets = data_symbol(t, "runtime.mbuckets");
 	hp->mprof_cycle = data_symbol(t, "runtime.mProfCycle");
@@ -121,7 +122,8 @@ int probes_resolve_heap(const struct target *t, struct heap_probes *hp, char *er
 void probes_describe(const struct target *t, const struct heap_probes *hp, FILE *f)
 {
 	const char *how = hp->from_code ? "from the code" : "from the symbol table";
-	const struct probe_point *pts[] = {&hp->mprof_malloc, &hp->free_special, &hp->gcenable};
+	const struct probe_point *pts[] = {&hp->mprof_malloc, &hp->free_special, &hp->gcenable,
+					   &hp->mprof_postsweep};
 	const struct {
 		const char *name;
 		uint64_t addr;

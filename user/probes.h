@@ -27,6 +27,8 @@ struct heap_probes {
 	struct probe_point free_special;
 	struct probe_point
 	    gcenable; /* launch mode stops here: runtime ready, no package init yet */
+	/* runtime.GC's early publication; absent where nothing calls runtime.GC */
+	struct probe_point mprof_postsweep;
 	/*
 	 * Link-time addresses of runtime variables, 0 when unknown. A stripped binary has no symbol
 	 * table; they are then found in the code of the runtime functions that use them, and

@@ -74,14 +74,12 @@ static void print_summary(const struct session *s, const struct heapprof *h, enu
 			  int top)
 {
 	double total = (double)h->total.inuse_bytes;
-	char line[512];
+	char line[512], rate[512];
 
 	printf("heapspy: pid %d %s (%s), %.1fs, ended by %s\n", (int)s->t.pid, s->t.display,
 	       s->t.go_version, s->secs, evloop_end_str(end, s->loop.signal));
-	printf("  sampling every %" PRId64 " bytes%s; %" PRIu64 " samples, %" PRIu64
-	       " frees, %" PRIu64 " events lost",
-	       s->rate,
-	       s->rate_switched || s->old_rate != s->rate ? " (switched on by heapspy)" : "",
+	session_rate_text(s, rate, sizeof(rate));
+	printf("  %s; %" PRIu64 " samples, %" PRIu64 " frees, %" PRIu64 " events lost", rate,
 	       s->agg.samples, s->agg.frees, s->counters[HS_CNT_LOST]);
 	if (s->baseline_records)
 		printf("; %ld runtime records from before attach", s->baseline_records);
@@ -123,8 +121,8 @@ static int write_profile(struct session *s, const struct record_opts *o, enum ev
 			 struct leaks *l, char *err, size_t errlen)
 {
 	struct heapprof_meta m = {
-	    .rate = s->rate,
-	    .cycle = session_cycle(s),
+	    .rate = s->end_rate,
+	    .cycle = heapagg_profile_cycle(&s->agg, session_cycle(s)),
 	    .time_ns = s->start_wall_ns,
 	    .duration_ns = (int64_t)(s->secs * 1e9),
 	};
@@ -151,9 +149,18 @@ static int write_profile(struct session *s, const struct record_opts *o, enum ev
 			      "in use as of heap-profile cycle %" PRId64
 			      " (the last completed GC), as runtime/pprof reports it",
 			      m.cycle);
+	else if (session_cycle(s) != HEAPAGG_UNKNOWN_CYCLE)
+		pprof_comment(h.p, "in use as of the end of recording: no GC has published "
+				   "anything yet, and runtime/pprof then counts every sample");
 	else
 		pprof_comment(h.p,
 			      "in use as of the end of recording (runtime.mProfCycle unknown)");
+	if (s->agg.rate_changes || s->end_rate != s->rate) {
+		char rate[512];
+
+		session_rate_text(s, rate, sizeof(rate));
+		pprof_comment(h.p, "%s", rate);
+	}
 	if (s->counters[HS_CNT_LOST])
 		pprof_comment(h.p, "%" PRIu64 " events lost: the ring buffer was full",
 			      s->counters[HS_CNT_LOST]);

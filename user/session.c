@@ -86,6 +86,9 @@ static int attach_all(struct session *s, char *err, size_t errlen)
 		if (!rc)
 			rc = attach_one(s, SESSION_LINK_FREE, s->skel->progs.free_special,
 					&s->hp.free_special, err, errlen);
+		if (!rc && s->hp.mprof_postsweep.vaddr)
+			rc = attach_one(s, SESSION_LINK_POSTSWEEP, s->skel->progs.mprof_postsweep,
+					&s->hp.mprof_postsweep, err, errlen);
 	}
 	if (!rc && s->launched)
 		rc = attach_one(s, SESSION_LINK_STOP, s->skel->progs.stop_before_init,
@@ -95,10 +98,14 @@ static int attach_all(struct session *s, char *err, size_t errlen)
 	return rc;
 }
 
-static void set_cycle_addr(struct session *s)
+static void set_runtime_addrs(struct session *s)
 {
-	if (s->skel)
-		s->skel->bss->mprof_cycle_addr = target_runtime_addr(&s->t, s->hp.mprof_cycle);
+	if (!s->skel)
+		return;
+	s->skel->bss->mprof_cycle_addr = target_runtime_addr(&s->t, s->hp.mprof_cycle);
+	if (s->hp.mem_profile_rate)
+		s->skel->bss->mem_profile_rate_addr =
+		    target_runtime_addr(&s->t, s->hp.mem_profile_rate);
 }
 
 /* Makes sure the runtime samples, at the rate the user asked for when heapspy has to choose. */
@@ -113,7 +120,7 @@ static int ensure_sampling(struct session *s, char *err, size_t errlen)
 			"runtime.MemProfileRate is: heapspy will not write into it; recording at "
 			"whatever rate the runtime uses\n",
 			s->t.display);
-		s->old_rate = s->rate = s->o->rate;
+		s->old_rate = s->rate = s->agg.rate = s->o->rate;
 		return 0;
 	}
 	rc = target_read(&s->t, s->hp.mem_profile_rate, &rate, sizeof(rate));
@@ -121,7 +128,7 @@ static int ensure_sampling(struct session *s, char *err, size_t errlen)
 		snprintf(err, errlen, "cannot read runtime.MemProfileRate: %s", strerror(-rc));
 		return rc;
 	}
-	s->old_rate = s->rate = rate;
+	s->old_rate = s->rate = s->agg.rate = rate;
 	if (rate > 0) {
 		if (s->o->rate_given && s->o->rate != rate)
 			fprintf(stderr,
@@ -147,7 +154,7 @@ static int ensure_sampling(struct session *s, char *err, size_t errlen)
 			 strerror(-rc));
 		return rc;
 	}
-	s->rate = rate;
+	s->rate = s->agg.rate = rate;
 	s->rate_switched = true;
 	fprintf(stderr,
 		"heapspy: the runtime was not sampling; switched MemProfileRate from 0 to %" PRId64
@@ -168,10 +175,16 @@ static void restore_sampling(struct session *s)
 		return;
 	s->rate_switched = false;
 	if (!target_same_image(&s->t) ||
-	    target_read(&s->t, s->hp.mem_profile_rate, &now, sizeof(now)) != 0 || now != s->rate) {
+	    target_read(&s->t, s->hp.mem_profile_rate, &now, sizeof(now)) != 0) {
+		fprintf(stderr, "heapspy: not restoring MemProfileRate: the program exec'd since "
+				"heapspy set it\n");
+		return;
+	}
+	if (now != s->rate) {
 		fprintf(stderr,
-			"heapspy: not restoring MemProfileRate: the program exec'd or changed it "
-			"since heapspy set it\n");
+			"heapspy: not restoring MemProfileRate to %" PRId64
+			": the program set it to %" PRId64 " while heapspy ran\n",
+			s->old_rate, now);
 		return;
 	}
 	if (target_write(&s->t, s->hp.mem_profile_rate, &s->old_rate, sizeof(s->old_rate)) != 0)
@@ -207,7 +220,7 @@ static int located(struct session *s, char *err, size_t errlen)
 
 	if (!rc && s->o->extra && s->o->extra->located)
 		rc = s->o->extra->located(s->o->extra->ctx, &s->t, err, errlen);
-	set_cycle_addr(s);
+	set_runtime_addrs(s);
 	return rc;
 }
 
@@ -225,6 +238,8 @@ static int start_running(struct session *s, char *err, size_t errlen)
 	/* A sampling runtime has records to read; hold it still so they match the probes' start. */
 	if (s->o->heap && s->hp.mem_profile_rate &&
 	    target_read(&s->t, s->hp.mem_profile_rate, &rate, sizeof(rate)) == 0 && rate > 0) {
+		/* The runtime's records were sampled at this rate, as far as anyone can tell. */
+		s->agg.rate = rate;
 		t0 = evloop_now_ns();
 		rc = proc_freeze(&freeze, s->t.pid, s->t.pidfd, err, errlen);
 		if (rc)
@@ -233,7 +248,7 @@ static int start_running(struct session *s, char *err, size_t errlen)
 	}
 	if (s->o->heap) {
 		rc = load_heap(s, err, errlen);
-		set_cycle_addr(s);
+		set_runtime_addrs(s);
 	}
 	if (!rc)
 		rc = attach_all(s, err, errlen);
@@ -467,6 +482,10 @@ void session_stop(struct session *s, enum evloop_end end)
 	/* The recording ends now: taking the uprobes down takes the kernel tens of milliseconds
 	 * more. */
 	s->secs = (double)(evloop_now_ns() - s->start_ns) / 1e9;
+	/* runtime/pprof's period is the rate as it writes; unreadable, the last sample's. */
+	if (!s->hp.mem_profile_rate || s->exited ||
+	    target_read(&s->t, s->hp.mem_profile_rate, &s->end_rate, sizeof(s->end_rate)) != 0)
+		s->end_rate = heapagg_last_rate(&s->agg);
 	restore_sampling(s);
 	snapshot = final_snapshot(s);
 	/* Detached first, then drained: with no producer left the ring buffers hold all there is,
@@ -502,4 +521,38 @@ void session_close(struct session *s)
 	heapagg_free(&s->agg);
 	selfcheck_free(&s->check);
 	target_close(&s->t);
+}
+
+void session_rate_text(const struct session *s, char *buf, size_t len)
+{
+	const struct heapagg *a = &s->agg;
+	bool switched = s->rate_switched || s->old_rate != s->rate;
+	int64_t shown = s->rate;
+	size_t n;
+
+	n = (size_t)snprintf(buf, len, "sampling every %" PRId64 " bytes", s->end_rate);
+	if (!a->rate_changes && s->end_rate == s->rate) {
+		if (switched && n < len)
+			snprintf(buf + n, len - n, " (switched on by heapspy)");
+		return;
+	}
+	if (n < len)
+		n += (size_t)snprintf(buf + n, len - n, " (the program changed it: %" PRId64 "%s",
+				      s->rate, switched ? " set by heapspy" : " at the start");
+	for (size_t i = 0; i < a->nperiods && n < len; i++) {
+		const struct heap_rate_period *p = &a->periods[i];
+		double at = p->ts > s->start_ns ? (double)(p->ts - s->start_ns) / 1e9 : 0;
+
+		if (p->rate == shown)
+			continue;
+		n += (size_t)snprintf(buf + n, len - n, ", %" PRId64 " from %.1fs", p->rate, at);
+		shown = p->rate;
+	}
+	if (a->rate_changes >= HEAPAGG_RATE_PERIODS && n < len)
+		n += (size_t)snprintf(buf + n, len - n, ", %" PRIu64 " changes in all",
+				      a->rate_changes);
+	if (shown != s->end_rate && n < len)
+		n += (size_t)snprintf(buf + n, len - n, ", %" PRId64 " at the end", s->end_rate);
+	if (n < len)
+		snprintf(buf + n, len - n, "; each sample counts at its own rate)");
 }

@@ -69,7 +69,13 @@ struct session_opts {
 /* Parses SESSION_SAMPLING_OPTIONS and CLI_TARGET_OPTIONS into so. */
 error_t session_parse_opt(int key, char *arg, struct argp_state *state, struct session_opts *so);
 
-enum { SESSION_LINK_MALLOC, SESSION_LINK_FREE, SESSION_LINK_STOP, SESSION_LINKS };
+enum {
+	SESSION_LINK_MALLOC,
+	SESSION_LINK_FREE,
+	SESSION_LINK_POSTSWEEP,
+	SESSION_LINK_STOP,
+	SESSION_LINKS
+};
 
 struct session {
 	const struct session_opts *o;
@@ -82,7 +88,8 @@ struct session {
 	struct launch launch;
 	bool launched;
 	bool exited;
-	int64_t old_rate, rate; /* MemProfileRate before heapspy and while recording */
+	int64_t old_rate, rate; /* MemProfileRate before heapspy and as recording started */
+	int64_t end_rate;	/* as it ended (the program may change it), set by session_stop */
 	bool rate_switched;
 	long baseline_records; /* runtime records read from before attach */
 	double freeze_ms;      /* how long the target was held still to read them */
@@ -114,5 +121,11 @@ void session_close(struct session *s);
 void session_progress(struct session *s, double elapsed, const char *extra);
 /* The heap-profile cycle to publish at, HEAPAGG_UNKNOWN_CYCLE if the runtime's is unknown. */
 int64_t session_cycle(const struct session *s);
+
+/*
+ * "sampling every N bytes" and how the rate came about (switched on by heapspy, changed by the
+ * program and when), for the summaries; after session_stop.
+ */
+void session_rate_text(const struct session *s, char *buf, size_t len);
 
 #endif

@@ -243,6 +243,123 @@ static void test_events_and_reallocated_address(void)
 	heapagg_free(&a);
 }
 
+/*
+ * runtime.GC()'s mProf_PostSweep in cycle C publishes future[(C+1)%3]: the allocations of C-1 and
+ * the frees of C so far, without a new cycle. What comes later waits for the usual flush.
+ */
+static void test_post_sweep_publishes_early(void)
+{
+	struct heapagg a;
+	struct hs_alloc_event old = alloc_ev(1, 0x1000, 64, 4, 0x402000);
+	struct hs_alloc_event prev = alloc_ev(1, 0x2000, 64, 5, 0x402000);
+	struct hs_alloc_event cur = alloc_ev(1, 0x3000, 64, 6, 0x402000);
+	struct hs_free_event fr_old = free_ev(2, 0x1000, 64, 6, 0);
+	struct hs_free_event fr_late = free_ev(2, 0x2000, 64, 6, 0);
+	struct hs_event_header ps = {.type = HS_EV_POSTSWEEP, .cycle = 6};
+
+	heapagg_init(&a);
+	heapagg_alloc(&a, &old);
+	heapagg_alloc(&a, &prev);
+	heapagg_free_event(&a, &fr_old);
+	heapagg_alloc(&a, &cur);
+	/* Before: at cycle 6 the allocation of 4 is published, not that of 5 nor the free of 6. */
+	CHECK(totals_at(&a, 0, 6).allocs == 1 && totals_at(&a, 0, 6).inuse_objects == 1);
+	CHECK(heapagg_event(&a, &ps, sizeof(ps)) == 0);
+	CHECK(a.post_sweeps == 1 && a.last_cycle == 6);
+	/* After: the allocation of 5 and the free of 6 count; the allocation of 6 does not. */
+	CHECK(totals_at(&a, 0, 6).allocs == 2);
+	CHECK(totals_at(&a, 0, 6).inuse_objects == 1);
+	CHECK(totals_at(&a, 0, 6).inuse_bytes == 64);
+	/* A free of cycle 6 after the PostSweep waits for cycle 7, like any free of 6. */
+	heapagg_free_event(&a, &fr_late);
+	CHECK(totals_at(&a, 0, 6).inuse_objects == 1);
+	CHECK(totals_at(&a, 0, 7).inuse_objects == 0);
+	CHECK(totals_at(&a, 0, 8).allocs == 3 && totals_at(&a, 0, 8).inuse_objects == 1);
+	/* A PostSweep with nothing pending, or in an unknown cycle, changes nothing. */
+	ps.cycle = 6;
+	heapagg_post_sweep(&a, &ps);
+	ps.cycle = ~0u;
+	heapagg_post_sweep(&a, &ps);
+	CHECK(a.post_sweeps == 2);
+	CHECK(totals_at(&a, 0, 8).allocs == 3 && totals_at(&a, 0, 8).inuse_objects == 1);
+	heapagg_free(&a);
+}
+
+/* The PostSweep also publishes what the runtime's records held before attach. */
+static void test_post_sweep_after_baseline(void)
+{
+	struct heapagg a;
+	struct go_mem_record r;
+	uint64_t pcs[2] = {0x402000, 0x401000};
+	struct hs_event_header ps = {.type = HS_EV_POSTSWEEP, .cycle = 10};
+
+	memset(&r, 0, sizeof(r));
+	/* At cycle 10: allocations of cycle 9 in future[(9+2)%3 = 2], frees of 10 in future[2]. */
+	r.future[2] =
+	    (struct heap_counts){.allocs = 4, .alloc_bytes = 4096, .frees = 1, .free_bytes = 1024};
+	heapagg_init(&a);
+	CHECK(heapagg_baseline(&a, 0xb0c4e7, pcs, 2, 1024, &r, 10) == 0);
+	CHECK(totals_at(&a, 0, 10).allocs == 0);
+	heapagg_post_sweep(&a, &ps);
+	CHECK(totals_at(&a, 0, 10).allocs == 4 && totals_at(&a, 0, 10).inuse_objects == 3);
+	heapagg_free(&a);
+}
+
+/* runtime.MemProfile publishes every sample while nothing at all is published. */
+static void test_profile_cycle_before_first_gc(void)
+{
+	struct heapagg a;
+	struct hs_alloc_event al = alloc_ev(1, 0x1000, 64, 3, 0x402000);
+
+	heapagg_init(&a);
+	CHECK(heapagg_profile_cycle(&a, 3) == HEAPAGG_UNKNOWN_CYCLE);
+	heapagg_alloc(&a, &al);
+	CHECK(heapagg_profile_cycle(&a, 4) == HEAPAGG_UNKNOWN_CYCLE);
+	CHECK(totals_at(&a, 0, HEAPAGG_UNKNOWN_CYCLE).inuse_objects == 1);
+	CHECK(heapagg_profile_cycle(&a, 5) == 5);
+	CHECK(heapagg_profile_cycle(&a, HEAPAGG_UNKNOWN_CYCLE) == HEAPAGG_UNKNOWN_CYCLE);
+	heapagg_free(&a);
+}
+
+/*
+ * Each sample counts at the rate it was taken at, its free at its allocation's; samples that do
+ * not carry a rate (and the runtime's records) count at a->rate. The rate's stretches are kept.
+ */
+static void test_samples_unsampled_at_their_rate(void)
+{
+	struct heapagg a;
+	struct hs_alloc_event x = alloc_ev(1, 0x1000, 8192, 1, 0x402000);
+	struct hs_alloc_event y = alloc_ev(1, 0x3000, 8192, 1, 0x402000);
+	struct hs_alloc_event z = alloc_ev(1, 0x5000, 8192, 1, 0x402000);
+	struct hs_free_event fx = free_ev(2, 0x1000, 8192, 2, 0);
+	double slow = heap_scale(8192, 524288), fast = heap_scale(8192, 4096);
+	struct heap_totals t;
+
+	heapagg_init(&a);
+	a.rate = 16384;
+	x.rate = 524288;
+	x.hdr.ts = 100;
+	y.rate = 4096;
+	y.hdr.ts = 200;
+	z.rate = -1;
+	z.hdr.ts = 300;
+	heapagg_alloc(&a, &x);
+	heapagg_alloc(&a, &y);
+	heapagg_alloc(&a, &z);
+	heapagg_free_event(&a, &fx);
+	heapagg_totals(&a, &a.sites[0], 10, &t);
+	CHECK(t.allocs == 3 && t.inuse_objects == 2);
+	CHECK(fabs(t.est_allocs - (slow + fast + heap_scale(8192, 16384))) < 1e-9);
+	/* The free took back what x stood for at 512 KiB, not at the rate of the moment. */
+	CHECK(fabs(t.est_inuse - (fast + heap_scale(8192, 16384))) < 1e-9);
+	CHECK(a.nperiods == 3 && a.rate_changes == 2);
+	CHECK(a.periods[0].rate == 524288 && a.periods[0].ts == 100);
+	CHECK(a.periods[1].rate == 4096 && a.periods[1].ts == 200 && a.periods[1].samples == 1);
+	CHECK(a.periods[2].rate == 16384);
+	CHECK(heapagg_last_rate(&a) == 16384);
+	heapagg_free(&a);
+}
+
 /* runtime/pprof's scaleHeapSample. */
 static void test_unsample_matches_runtime_pprof(void)
 {
@@ -270,5 +387,9 @@ int main(void)
 	RUN(test_unknown_cycle_counts_everything);
 	RUN(test_events_and_reallocated_address);
 	RUN(test_unsample_matches_runtime_pprof);
+	RUN(test_post_sweep_publishes_early);
+	RUN(test_post_sweep_after_baseline);
+	RUN(test_profile_cycle_before_first_gc);
+	RUN(test_samples_unsampled_at_their_rate);
 	return failures;
 }
