@@ -306,6 +306,7 @@ def test_rate_set_in_init():
         check(got.period == 4096, "go%s: period %d, the runtime sampled at 4096" % (
             version, got.period))
         check("sampling every 4096 bytes" in stdout, "the summary does not say 4096:\n" + stdout)
+        check_self_check(stdout, "go%s rate set in init" % version, got.comments)
         mine_b, theirs_b = compare_with_own(got, want, "go%s rate set in init" % version, 0.10)
         print("    go%s rate in init: in use %.2f MiB, runtime %.2f MiB" % (
             version, mine_b / 1048576.0, theirs_b / 1048576.0))
@@ -332,6 +333,7 @@ def test_rate_changed_mid_recording():
               "the summary does not say the rate changed:\n" + stdout)
         check(any("4096 from" in c for c in got.comments), "no comment on the rate: %s" %
               got.comments)
+        check_self_check(stdout, "go%s rate changed" % version, got.comments)
         mine_b, theirs_b = compare_with_own(got, want, "go%s rate changed" % version, 0.10)
         print("    go%s rate changed: in use %.2f MiB, runtime %.2f MiB" % (
             version, mine_b / 1048576.0, theirs_b / 1048576.0))
@@ -378,6 +380,8 @@ def test_forced_gc_publication():
             check(hs.returncode == 0, "heapspy exited %d:\n%s" % (hs.returncode, stderr))
         finally:
             prog.kill()
+        # Cycles go by a hundred times a second: the runtime's records still agree.
+        check_self_check(stdout, "go%s forced GC" % version)
         got, want = inuse_by_site(pprofdec.load(mine)), inuse_by_site(pprofdec.load(own))
         mine_b, theirs_b = sum(v[1] for v in got.values()), sum(v[1] for v in want.values())
         print("    go%s forced GC: in use %.2f MiB / %d objects, runtime %.2f MiB / %d" % (

@@ -14,6 +14,8 @@ void heapagg_init(struct heapagg *a)
 	memset(a, 0, sizeof(*a));
 	a->last_cycle = HEAPAGG_UNKNOWN_CYCLE;
 	a->rate = 512 * 1024;
+	for (int i = 0; i < 4; i++)
+		a->swept[i].cycle = EMPTY_CYCLE;
 }
 
 void heapagg_free(struct heapagg *a)
@@ -136,17 +138,9 @@ static void add_tally(struct heap_tally *to, const struct heap_tally *t)
 	to->est_frees += t->est_frees;
 }
 
-/* Moves a slot's counts into the published ones and frees the slot. */
-static void publish(struct heap_site *s, struct heap_cycle_counts *slot)
-{
-	add_tally(&s->settled, &slot->t);
-	memset(&slot->t, 0, sizeof(slot->t));
-	slot->cycle = EMPTY_CYCLE;
-}
-
 /*
  * Accounts t to cycle in ring (allocs or frees). A slot still holding an older cycle is at least
- * four cycles old, past any publication delay, so it is published.
+ * four cycles old, past any publication delay, so it folds into the settled counts.
  */
 static void account(struct heap_site *s, struct heap_cycle_counts *ring, int64_t cycle,
 		    const struct heap_tally *t)
@@ -159,7 +153,8 @@ static void account(struct heap_site *s, struct heap_cycle_counts *ring, int64_t
 	}
 	slot = &ring[cycle & 3];
 	if (slot->cycle != cycle) {
-		publish(s, slot);
+		add_tally(&s->settled, &slot->t);
+		memset(&slot->t, 0, sizeof(slot->t));
 		slot->cycle = cycle;
 	}
 	add_tally(&slot->t, t);
@@ -335,9 +330,10 @@ int heapagg_free_event(struct heapagg *a, const struct hs_free_event *e)
 }
 
 /*
- * mProf_PostSweep in cycle C flushes future[(C+1)%3] into the published profile: for every site,
- * the allocations of cycle C-1 and the frees of cycle C seen so far. Later frees of cycle C (none
- * once the sweep is done, which runtime.GC waits for) find their slot empty and wait for C+1.
+ * mProf_PostSweep in cycle C flushes future[(C+1)%3] into the published profile: the allocations
+ * of cycle C-1 and the frees of cycle C, all of them (runtime.GC calls it once the sweep is done,
+ * and frees come only from the sweep). Remembered by cycle and time, so that a profile at C, or a
+ * reader of the runtime's records at C, counts them from then on.
  */
 void heapagg_post_sweep(struct heapagg *a, const struct hs_event_header *e)
 {
@@ -346,13 +342,9 @@ void heapagg_post_sweep(struct heapagg *a, const struct hs_event_header *e)
 	if (cycle == HEAPAGG_UNKNOWN_CYCLE)
 		return;
 	a->post_sweeps++;
-	for (size_t i = 0; i < a->nsites; i++) {
-		struct heap_site *s = &a->sites[i];
-
-		if (s->allocs[(cycle - 1) & 3].cycle == cycle - 1)
-			publish(s, &s->allocs[(cycle - 1) & 3]);
-		if (s->frees[cycle & 3].cycle == cycle)
-			publish(s, &s->frees[cycle & 3]);
+	if (a->swept[cycle & 3].cycle != cycle) {
+		a->swept[cycle & 3].cycle = cycle;
+		a->swept[cycle & 3].ts = e->ts;
 	}
 }
 
@@ -417,16 +409,25 @@ int heapagg_baseline(struct heapagg *a, uint64_t bucket, const uint64_t *pcs, ui
 	return 0;
 }
 
-/* What runtime.MemProfile would read of site s at cycle now: active after the flush of now. */
-static void published(const struct heap_site *s, int64_t now, struct heap_tally *sum)
+/*
+ * What runtime.MemProfile would read of site s at cycle now, at time ts: active after the flush
+ * of now, and after runtime.GC()'s early one if that came before ts.
+ */
+static void published(const struct heapagg *a, const struct heap_site *s, int64_t now, uint64_t ts,
+		      struct heap_tally *sum)
 {
+	bool all = now == HEAPAGG_UNKNOWN_CYCLE;
+	bool early = !all && a->swept[now & 3].cycle == now && a->swept[now & 3].ts < ts;
+	/* The newest cycle whose allocations are published; frees are a cycle ahead. */
+	int64_t allocs_to = all ? 0 : early ? now - 1 : now - 2;
+
 	*sum = s->settled;
 	for (int i = 0; i < 4; i++) {
 		const struct heap_cycle_counts *al = &s->allocs[i], *fr = &s->frees[i];
 
-		if (al->cycle != EMPTY_CYCLE && (now == HEAPAGG_UNKNOWN_CYCLE || al->cycle <= now - 2))
+		if (al->cycle != EMPTY_CYCLE && (all || al->cycle <= allocs_to))
 			add_tally(sum, &al->t);
-		if (fr->cycle != EMPTY_CYCLE && (now == HEAPAGG_UNKNOWN_CYCLE || fr->cycle <= now - 1))
+		if (fr->cycle != EMPTY_CYCLE && (all || fr->cycle <= allocs_to + 1))
 			add_tally(sum, &fr->t);
 	}
 }
@@ -434,10 +435,15 @@ static void published(const struct heap_site *s, int64_t now, struct heap_tally 
 void heapagg_totals(const struct heapagg *a, const struct heap_site *s, int64_t now,
 		    struct heap_totals *t)
 {
+	heapagg_totals_before(a, s, now, UINT64_MAX, t);
+}
+
+void heapagg_totals_before(const struct heapagg *a, const struct heap_site *s, int64_t now,
+			   uint64_t ts, struct heap_totals *t)
+{
 	struct heap_tally sum;
 
-	(void)a;
-	published(s, now, &sum);
+	published(a, s, now, ts, &sum);
 	t->allocs = sum.n.allocs;
 	t->alloc_bytes = sum.n.alloc_bytes;
 	t->inuse_objects = sum.n.allocs > sum.n.frees ? sum.n.allocs - sum.n.frees : 0;
@@ -455,7 +461,7 @@ int64_t heapagg_profile_cycle(const struct heapagg *a, int64_t now)
 	if (now == HEAPAGG_UNKNOWN_CYCLE)
 		return now;
 	for (size_t i = 0; i < a->nsites; i++) {
-		published(&a->sites[i], now, &sum);
+		published(a, &a->sites[i], now, UINT64_MAX, &sum);
 		if (sum.n.allocs || sum.n.frees)
 			return now;
 	}

@@ -114,6 +114,11 @@ struct heapagg {
 	size_t nperiods;
 	uint64_t rate_changes;
 	uint64_t post_sweeps; /* mProf_PostSweep calls (forced GCs) seen */
+	/* runtime.GC()'s publications of the last cycles, by cycle % 4: which, and when. */
+	struct {
+		int64_t cycle;
+		uint64_t ts;
+	} swept[4];
 
 	uint64_t samples;         /* allocation events */
 	uint64_t frees;           /* free events */
@@ -153,6 +158,12 @@ int heapagg_baseline(struct heapagg *a, uint64_t bucket, const uint64_t *pcs, ui
  */
 void heapagg_totals(const struct heapagg *a, const struct heap_site *s, int64_t now,
 		    struct heap_totals *t);
+/*
+ * The same, as a reader of the runtime's records at time ts (bpf_ktime_get_ns' clock) saw them:
+ * runtime.GC()'s early publication of cycle now counts if it came before ts.
+ */
+void heapagg_totals_before(const struct heapagg *a, const struct heap_site *s, int64_t now,
+			   uint64_t ts, struct heap_totals *t);
 
 /*
  * The cycle a profile taken at cycle now publishes: now, or HEAPAGG_UNKNOWN_CYCLE (every event)

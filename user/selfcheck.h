@@ -49,6 +49,7 @@ struct selfcheck {
 	size_t nsites, sites_cap;
 	struct u64map runtime_pc; /* return address -> 1 in the runtime's own code, 2 not */
 	int64_t pending;       /* cycle of a snapshot not yet compared, or HEAPAGG_UNKNOWN_CYCLE */
+	uint64_t pending_ns;   /* when it was taken (CLOCK_MONOTONIC, the probes' clock) */
 	int64_t last_snapshot; /* cycle of the last snapshot */
 	int checks, failures;
 	struct selfcheck_result last, worst; /* worst: the failed check furthest apart */
