@@ -476,16 +476,16 @@ void session_progress(struct session *s, double elapsed, const char *extra)
 
 void session_stop(struct session *s, enum evloop_end end)
 {
-	bool snapshot;
+	bool snapshot, rate_read;
 
 	s->exited = end == EVLOOP_TARGET_EXIT;
 	/* The recording ends now: taking the uprobes down takes the kernel tens of milliseconds
 	 * more. */
 	s->secs = (double)(evloop_now_ns() - s->start_ns) / 1e9;
-	/* runtime/pprof's period is the rate as it writes; unreadable, the last sample's. */
-	if (!s->hp.mem_profile_rate || s->exited ||
-	    target_read(&s->t, s->hp.mem_profile_rate, &s->end_rate, sizeof(s->end_rate)) != 0)
-		s->end_rate = heapagg_last_rate(&s->agg);
+	/* runtime/pprof's period is the rate as it writes (before heapspy restores it). */
+	rate_read =
+	    s->hp.mem_profile_rate && !s->exited &&
+	    target_read(&s->t, s->hp.mem_profile_rate, &s->end_rate, sizeof(s->end_rate)) == 0;
 	restore_sampling(s);
 	snapshot = final_snapshot(s);
 	/* Detached first, then drained: with no producer left the ring buffers hold all there is,
@@ -495,6 +495,8 @@ void session_stop(struct session *s, enum evloop_end end)
 	if (s->skel)
 		bpfload_counters(s->skel->maps.counters, s->counters, HS_CNT_MAX);
 	read_cycle(s);
+	if (!rate_read)
+		s->end_rate = heapagg_last_rate(&s->agg);
 	final_self_check(s, snapshot);
 	if (isatty(STDERR_FILENO))
 		fprintf(stderr, "\r\033[K");
