@@ -25,6 +25,7 @@ static void add(struct heapagg *a, uint32_t i, uint64_t size, const uint64_t *pc
 	    .hdr = {.type = HS_EV_ALLOC, .cycle = 1, .ts = i, .tid = i},
 	    .addr = 0x100000 + 0x1000 * (uint64_t)i,
 	    .size = size,
+	    .rate = 512 * 1024, /* as the probe reads MemProfileRate */
 	    .nframes = n,
 	};
 	memcpy(e.pcs, pcs, n * sizeof(*pcs));
