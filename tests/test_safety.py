@@ -347,3 +347,47 @@ def test_exec_during_attach():
                   % (version, prc, out, perr))
         finally:
             prog.kill()
+
+
+def test_pid_reused_during_attach():
+    """The target exits the moment heapspy opens its executable and another program is given its
+    pid (through ns_last_pid): heapspy refuses in one line and leaves the other program alone."""
+    for version in SAFETY_VERSIONS:
+        execer = go_build(version, "execer")
+        binary = go_build(version, "retain")
+        rate_addr(binary)
+        out = tmpdir("reuse")
+        for _ in range(5):  # another process on the machine may take the pid first
+            first = subprocess.Popen([execer, "exit"], stdout=subprocess.PIPE, text=True)
+            check(first.stdout.readline().strip() == "watching", "execer did not start")
+            pid = first.pid
+            with open(os.path.join(out, "stderr"), "w") as log:
+                hs = subprocess.Popen([HEAPSPY, "record", "--pid", str(pid), "--duration", "1",
+                                       "-o", os.path.join(out, "h.pb.gz")],
+                                      stdout=subprocess.DEVNULL, stderr=log)
+            first.wait()  # reaped: the pid is free
+            with open("/proc/sys/kernel/ns_last_pid", "w") as f:
+                f.write(str(pid - 1))
+            second = Program([binary, "-duration", "3s"])
+            if second.pid == pid:
+                break
+            second.kill()
+            hs.wait(timeout=60)
+        else:
+            raise AssertionError("the pid was never reused")
+        try:
+            rc = hs.wait(timeout=60)
+            err = open(os.path.join(out, "stderr")).read()
+            last = err.strip().splitlines()[-1:]
+            check(rc == 1 and last and ("exited while heapspy attached" in last[0]
+                                        or "no process with pid" in last[0]),
+                  "go%s: heapspy exited %d with pid %d reused: %s" % (version, rc, pid, err))
+            second.wait_for("ready")
+            check(read_rate(binary, pid) == 0, "go%s: sampling switched on in the program that "
+                  "reused the pid" % version)
+            prc, sout, serr = second.finish(timeout=30)
+            check(prc == 0 and "3072 192 12288" in sout,
+                  "go%s: the program that reused the pid did not end normally: %d %s"
+                  % (version, prc, serr))
+        finally:
+            second.kill()

@@ -3,6 +3,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -236,6 +237,14 @@ int proc_pidfd(pid_t pid)
 	int fd = (int)syscall(SYS_pidfd_open, pid, 0);
 
 	return fd < 0 ? -errno : fd;
+}
+
+bool proc_running(int pidfd)
+{
+	struct pollfd p = {.fd = pidfd, .events = POLLIN};
+
+	/* A pidfd turns readable once its process has exited, zombie or reaped. */
+	return poll(&p, 1, 0) == 0;
 }
 
 int proc_signal(int pidfd, int sig)

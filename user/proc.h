@@ -41,6 +41,8 @@ int proc_freeze(struct freeze *f, pid_t pid, int pidfd, char *err, size_t errlen
 void proc_thaw(struct freeze *f);
 /* A pidfd for pid (which names that process for good, whatever reuses the pid), or -errno. */
 int proc_pidfd(pid_t pid);
+/* Whether the process behind pidfd has not exited yet (a zombie has). */
+bool proc_running(int pidfd);
 /* Sends sig to the process behind pidfd; 0 or -errno (-ESRCH once it has exited). */
 int proc_signal(int pidfd, int sig);
 

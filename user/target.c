@@ -149,7 +149,12 @@ int target_open_path(struct target *t, const char *path, pid_t pid, char *err, s
 
 int target_changed_error(const struct target *t, char *err, size_t errlen)
 {
-	if (target_alive(t))
+	char link[64];
+	struct stat st;
+
+	/* An exiting process loses its executable before its pidfd says it exited. */
+	snprintf(link, sizeof(link), "/proc/%d/exe", (int)t->pid);
+	if (stat(link, &st) == 0 && target_alive(t))
 		snprintf(err, errlen, "pid %d exec'd another program while heapspy attached to %s",
 			 (int)t->pid, t->display);
 	else
@@ -166,6 +171,8 @@ int target_locate(struct target *t, char *err, size_t errlen)
 	/* The memory first: it stays that of the image mapped now, whatever the process runs later.
 	 */
 	t->mem_fd = procmem_open(t->pid);
+	if (t->mem_fd < 0 && !target_same_image(t))
+		return target_changed_error(t, err, errlen);
 	if (t->mem_fd < 0) {
 		snprintf(err, errlen, "cannot open the memory of pid %d: %s", (int)t->pid,
 			 strerror(-t->mem_fd));
@@ -174,8 +181,12 @@ int target_locate(struct target *t, char *err, size_t errlen)
 	snprintf(maps, sizeof(maps), "/proc/%d/maps", (int)t->pid);
 	f = fopen(maps, "re");
 	if (!f) {
-		snprintf(err, errlen, "cannot read %s: %s", maps, strerror(errno));
-		return -errno;
+		int e = errno;
+
+		if (!target_same_image(t))
+			return target_changed_error(t, err, errlen);
+		snprintf(err, errlen, "cannot read %s: %s", maps, strerror(e));
+		return -e;
 	}
 	while (fgets(line, sizeof(line), f)) {
 		uint64_t start, end, off, ino;
@@ -224,7 +235,7 @@ void target_close(struct target *t)
 
 bool target_alive(const struct target *t)
 {
-	return t->pidfd >= 0 && proc_signal(t->pidfd, 0) == 0;
+	return t->pidfd >= 0 && proc_running(t->pidfd);
 }
 
 bool target_same_image(const struct target *t)

@@ -64,7 +64,7 @@ static inline uint64_t target_runtime_addr(const struct target *t, uint64_t vadd
 	return vaddr ? vaddr + t->bias : 0;
 }
 
-/* Whether the process still runs (a zombie does not count as gone). */
+/* Whether the process has not exited (a zombie has). */
 bool target_alive(const struct target *t);
 /* Whether it is still the process first looked at, running the executable opened then. */
 bool target_same_image(const struct target *t);

@@ -1,6 +1,8 @@
 // execer: a Go program that execs another program the moment someone opens its executable, as
-// heapspy does first when it attaches: the exec then lands in the middle of the attach. It
-// watches its own file with inotify (IN_OPEN), so nothing else may open the file while it waits.
+// heapspy does first when it attaches: the exec then lands in the middle of the attach. Given
+// "exit" instead of a program, it exits then, so that its pid can be reused during the attach.
+// It watches its own file with inotify (IN_OPEN), so nothing else may open the file while it
+// waits.
 package main
 
 import (
@@ -11,7 +13,7 @@ import (
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Println("usage: execer PROGRAM ARGS...")
+		fmt.Println("usage: execer PROGRAM ARGS... | execer exit")
 		os.Exit(2)
 	}
 	self, err := os.Executable()
@@ -32,6 +34,9 @@ func main() {
 	if _, err := syscall.Read(fd, buf[:]); err != nil {
 		fmt.Println("inotify read:", err)
 		os.Exit(1)
+	}
+	if os.Args[1] == "exit" {
+		os.Exit(0)
 	}
 	if err := syscall.Exec(os.Args[1], os.Args[1:], os.Environ()); err != nil {
 		fmt.Println("exec:", err)
