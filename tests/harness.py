@@ -1,11 +1,16 @@
 """Shared machinery of heapspy's integration tests: building Go programs with each of Debian's Go
 toolchains, running heapspy against them, and reading what it wrote."""
+import collections
+import functools
+import hashlib
 import os
 import re
 import shutil
 import signal
 import subprocess
+import threading
 import time
+import traceback
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BUILD = os.path.join(ROOT, "build", "tests")
@@ -36,39 +41,201 @@ VARIANTS = {
     "cgo": ("withcgo", "-linkmode=external", None),
 }
 
+# How many programs the tests run at once (builds, test binaries, tests that may share the CPUs):
+# as many as the machine has CPUs. A test that runs alone holds every slot.
+JOBS = int(os.environ.get("HEAPSPY_TEST_JOBS") or os.cpu_count() or 2)
+SLOTS = threading.BoundedSemaphore(JOBS)
 
-def go_variant(version, pkg, variant, tags=None):
-    """Builds pkg in one of VARIANTS, adding tags."""
+# One Go program build: what go_build takes. Tests declare theirs with @needs so that the runner
+# builds them all up front, JOBS at a time.
+Build = collections.namedtuple("Build", "version pkg tags ldflags buildmode variant experiment")
+
+
+def build(version, pkg, tags=None, ldflags=None, buildmode=None, variant="", experiment=None):
+    """tests/go/<pkg> built by Go <version> (with GOEXPERIMENT=<experiment>)."""
+    return Build(version, pkg, tags, ldflags, buildmode, variant, experiment)
+
+
+def build_variant(version, pkg, variant, tags=None):
+    """pkg in one of VARIANTS, adding tags."""
     vtags, ldflags, buildmode = VARIANTS[variant]
     all_tags = ",".join(t for t in (tags, vtags) if t) or None
-    return go_build(version, pkg, tags=all_tags, ldflags=ldflags, buildmode=buildmode,
-                    variant="-" + variant if variant else "")
+    return build(version, pkg, tags=all_tags, ldflags=ldflags, buildmode=buildmode,
+                 variant="-" + variant if variant else "")
 
 
-def go_build(version, pkg, tags=None, ldflags=None, buildmode=None, variant="", experiment=None):
-    """Builds tests/go/<pkg> with Go <version> (and GOEXPERIMENT=<experiment>), once per run;
-    returns the binary's path."""
-    name = "%s-go%s%s%s%s" % (pkg, version, "-" + tags.replace(",", "-") if tags else "",
-                              "-x-" + experiment.replace(",", "-") if experiment else "", variant)
-    out = os.path.join(BUILD, "bin", name)
-    if os.path.exists(out):
+def needs(*builds):
+    """Declares the Go programs a test builds (Builds, or lists of them)."""
+    def mark(test):
+        test.builds = [b for x in builds for b in ([x] if isinstance(x, Build) else x)]
+        return test
+    return mark
+
+
+def go_build(*args, **kwargs):
+    """Builds tests/go/<pkg> with Go <version> (build's arguments); returns the binary's path."""
+    return built(build(*args, **kwargs))
+
+
+def go_variant(*args, **kwargs):
+    """Builds pkg in one of VARIANTS (build_variant's arguments); returns the binary's path."""
+    return built(build_variant(*args, **kwargs))
+
+
+def gocache():
+    return os.environ.get("HEAPSPY_GOCACHE") or os.path.join(BUILD, "gocache")
+
+
+_lock = threading.Lock()
+_toolchains = {}
+_building = {}   # binary path -> its lock, so that two threads never build it at once
+_failed = {}     # binary path -> why its build failed in this run
+requested = set()  # every Build the tests asked for, to tell the ones not declared
+
+
+def toolchain(version):
+    """The toolchain's exact release (go1.23.5): binaries are rebuilt when it changes."""
+    with _lock:
+        if version not in _toolchains:
+            try:
+                with open("/usr/lib/go-%s/VERSION" % version) as f:
+                    _toolchains[version] = f.readline().strip()
+            except OSError:
+                _toolchains[version] = subprocess.run(
+                    [go_bin(version), "env", "GOVERSION"], capture_output=True, text=True,
+                    env=dict(os.environ, GOTOOLCHAIN="local")).stdout.strip() or "go" + version
+        return _toolchains[version]
+
+
+LOCAL_IMPORT = re.compile(r'"heapspy\.test/programs/([\w/]+)"')
+
+
+@functools.lru_cache(maxsize=None)
+def sources_hash(b):
+    """Hashes what the binary is made of: the toolchain's release, the build's options, go.mod
+    and every file of the package and of the tests/go packages it imports."""
+    h = hashlib.sha256(repr((toolchain(b.version), b.tags, b.ldflags, b.buildmode,
+                             b.experiment)).encode())
+    go = os.path.join(ROOT, "tests", "go")
+    pkgs, seen = [b.pkg], set()
+    for name in ("go.mod", "go.sum"):
+        if os.path.exists(os.path.join(go, name)):
+            h.update(name.encode() + b"\0" + open(os.path.join(go, name), "rb").read())
+    while pkgs:
+        pkg = pkgs.pop()
+        if pkg in seen:
+            continue
+        seen.add(pkg)
+        for name in sorted(os.listdir(os.path.join(go, pkg))):
+            path = os.path.join(go, pkg, name)
+            if not os.path.isfile(path):
+                continue
+            data = open(path, "rb").read()
+            h.update(("%s/%s" % (pkg, name)).encode() + b"\0" + data)
+            if name.endswith(".go"):
+                pkgs.extend(LOCAL_IMPORT.findall(data.decode(errors="replace")))
+    return h.hexdigest()[:12]
+
+
+def binary(b):
+    """Where Build b's binary is: its name says the program, release and shape, and ends with a
+    hash of what it is made of. Returns (that path, the pattern of its older builds)."""
+    stem = "%s-%s%s%s%s" % (b.pkg, toolchain(b.version),
+                            "-" + b.tags.replace(",", "-") if b.tags else "",
+                            "-x-" + b.experiment.replace(",", "-") if b.experiment else "",
+                            b.variant)
+    return (os.path.join(BUILD, "bin", "%s-%s" % (stem, sources_hash(b))),
+            re.compile(re.escape(stem) + r"-[0-9a-f]{12}$"))
+
+
+def built(b):
+    """The binary of Build b, built once per toolchain release and sources, and kept in
+    build/tests/bin across runs (older builds of the same program removed)."""
+    out, older = binary(b)
+    with _lock:
+        requested.add(b)
+        lock = _building.setdefault(out, threading.Lock())
+    with lock:
+        if out in _failed:
+            raise Failure(_failed[out])
+        if os.path.exists(out):
+            return out
+        bindir = os.path.dirname(out)
+        os.makedirs(bindir, exist_ok=True)
+        tmp = "%s.tmp%d" % (out, threading.get_ident())
+        cmd = [go_bin(b.version), "build", "-o", tmp]
+        if b.tags:
+            cmd += ["-tags", b.tags]
+        if b.ldflags:
+            cmd += ["-ldflags", b.ldflags]
+        if b.buildmode:
+            cmd += ["-buildmode", b.buildmode]
+        cmd.append("./" + b.pkg)
+        env = dict(os.environ, GOTOOLCHAIN="local", GOFLAGS="-mod=mod", GOPROXY="off",
+                   GOCACHE=gocache(), CGO_ENABLED="1" if b.tags and "withcgo" in b.tags else "0",
+                   GOEXPERIMENT=b.experiment or "")
+        p = subprocess.run(cmd, cwd=os.path.join(ROOT, "tests", "go"), env=env,
+                           capture_output=True, text=True)
+        if p.returncode != 0:
+            _failed[out] = "%s failed:\n%s" % (" ".join(cmd), p.stderr[-3000:])
+            raise Failure(_failed[out])
+        os.replace(tmp, out)
+        for name in os.listdir(bindir):
+            if older.match(name) and name != os.path.basename(out):
+                os.remove(os.path.join(bindir, name))
         return out
-    os.makedirs(os.path.dirname(out), exist_ok=True)
-    cmd = [go_bin(version), "build", "-o", out]
-    if tags:
-        cmd += ["-tags", tags]
-    if ldflags:
-        cmd += ["-ldflags", ldflags]
-    if buildmode:
-        cmd += ["-buildmode", buildmode]
-    cmd.append("./" + pkg)
-    env = dict(os.environ, GOTOOLCHAIN="local", GOFLAGS="-mod=mod", GOPROXY="off",
-               GOCACHE=os.environ.get("HEAPSPY_GOCACHE") or os.path.join(BUILD, "gocache"),
-               CGO_ENABLED="1" if tags and "withcgo" in tags else "0",
-               GOEXPERIMENT=experiment or "")
-    subprocess.run(cmd, cwd=os.path.join(ROOT, "tests", "go"), env=env, check=True,
-                   stdout=subprocess.DEVNULL)
-    return out
+
+
+def build_all(builds):
+    """Builds the Builds not built yet, as many at a time as there are free SLOTS; returns how
+    many it built."""
+    todo = [b for b in dict.fromkeys(builds) if not os.path.exists(binary(b)[0])]
+    each(todo, built)
+    return len(todo)
+
+
+def each(items, fn):
+    """Calls fn(item) for every item: on this thread, which holds one of SLOTS, and on one more
+    thread for every slot free (now or as items finish). For loops whose runs may share the CPUs:
+    none measures time. Every item runs; failures are raised together, each named by its item."""
+    items, errors, helpers, lock = list(items), [], [], threading.Lock()
+
+    def take():
+        with lock:
+            return (True, items.pop(0)) if items else (False, None)
+
+    def run(item):
+        try:
+            fn(item)
+        except Failure as e:
+            errors.append((item, str(e)))
+        except Exception:  # a bug in a test is a failure too, with its traceback
+            errors.append((item, traceback.format_exc()))
+
+    def helper():
+        try:
+            while True:
+                more, item = take()
+                if not more:
+                    return
+                run(item)
+        finally:
+            SLOTS.release()
+
+    while True:
+        while len(items) > 1 and SLOTS.acquire(blocking=False):
+            helpers.append(threading.Thread(target=helper))
+            helpers[-1].start()
+        more, item = take()
+        if not more:
+            break
+        run(item)
+    for t in helpers:
+        t.join()
+    if len(errors) == 1:
+        raise Failure(errors[0][1])
+    if errors:
+        raise Failure("\n".join("%s: %s" % (item, e) for item, e in errors))
 
 
 def tmpdir(name):

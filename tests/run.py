@@ -3,61 +3,99 @@
 target, and the integration tests (tests/test_*.py: real BPF programs in the real kernel, attached
 to real Go programs built here). Ends with the line "N passed, N failed".
 
-    python3 tests/run.py [-k SUBSTRING] [--no-unit] [--no-fuzz] [--fuzz-seconds N]
+    python3 tests/run.py [-k SUBSTRING] [--no-unit] [--no-fuzz] [--no-integration]
+                         [--fuzz-seconds N] [-j JOBS]
+
+The Go programs the selected integration tests declare (harness.needs) are built first, JOBS at a
+time. Unit test binaries, fuzz targets and integration tests then run JOBS at a time, except the
+tests a module lists in RUN_ALONE (True for all of its tests): those measure time or see the whole
+machine, and run last, one by one, with nothing beside them.
 """
 import argparse
 import glob
 import importlib
+import json
 import os
 import subprocess
 import sys
+import threading
 import time
 import traceback
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import BUILD, ROOT, Failure  # noqa: E402
+import harness  # noqa: E402
+from harness import BUILD, ROOT, Failure, each  # noqa: E402
 
 results = []
+output = threading.RLock()  # one test's lines stay together
+DURATIONS = os.path.join(BUILD, "durations.json")
 
 
 def report(name, ok, detail="", secs=0.0):
-    results.append((name, ok))
-    print("%s %s (%.1fs)" % ("PASS" if ok else "FAIL", name, secs), flush=True)
-    if not ok and detail:
-        print("    " + detail.strip().replace("\n", "\n    "), flush=True)
+    with output:
+        results.append((name, ok))
+        print("%s %s (%.1fs)" % ("PASS" if ok else "FAIL", name, secs), flush=True)
+        if not ok and detail:
+            print("    " + detail.strip().replace("\n", "\n    "), flush=True)
 
 
-def binaries(kind, prefix):
+class Phases:
+    """Wall and CPU time (this process and every child it waited for) of each phase."""
+
+    def __init__(self):
+        self.rows = []
+
+    def run(self, name, fn, *args):
+        t0, c0 = time.time(), os.times()
+        note = fn(*args)
+        c1 = os.times()
+        cpu = sum(c1[:4]) - sum(c0[:4])
+        self.rows.append((name, time.time() - t0, cpu, note))
+
+    def print(self):
+        for name, wall, cpu, note in self.rows:
+            print("time: %-26s %7.1fs wall %7.1fs CPU%s" % (name, wall, cpu,
+                                                             "  " + note if note else ""))
+        print("time: %-26s %7.1fs wall %7.1fs CPU" % ("total", sum(r[1] for r in self.rows),
+                                                      sum(r[2] for r in self.rows)))
+
+
+def binaries(kind, prefix, pattern):
     """The test programs make built (beside them, the compiler's dependency files)."""
     return [b for b in sorted(glob.glob(os.path.join(ROOT, "build", kind, prefix + "*")))
-            if os.access(b, os.X_OK)]
+            if os.access(b, os.X_OK) and pattern in os.path.basename(b)]
 
 
 def run_unit(pattern):
-    for binary in binaries("unit", "test_"):
+    # Fixtures built by the unit tests share the Go build cache of the integration tests' programs.
+    env = dict(os.environ, GOCACHE=harness.gocache())
+
+    def one(binary):
         name = os.path.basename(binary)
-        if pattern and pattern not in name:
-            continue
         t0 = time.time()
-        p = subprocess.run([binary], capture_output=True, text=True, cwd=ROOT, timeout=900)
+        p = subprocess.run([binary], capture_output=True, text=True, cwd=ROOT, timeout=900,
+                           env=env)
         secs = time.time() - t0
-        cases = [l.split(None, 1) for l in p.stdout.splitlines() if l.startswith(("PASS ", "FAIL "))]
-        for verdict, case in cases:
-            report("%s.%s" % (name, case), verdict == "PASS",
-                   p.stderr if verdict == "FAIL" else "", secs / max(len(cases), 1))
-        if p.returncode != 0 and not any(v == "FAIL" for v, _ in cases):
-            report(name, False, "exit %d\n%s" % (p.returncode, p.stderr[-3000:]), secs)
+        cases = [l.split(None, 1) for l in p.stdout.splitlines()
+                 if l.startswith(("PASS ", "FAIL "))]
+        with output:
+            for verdict, case in cases:
+                report("%s.%s" % (name, case), verdict == "PASS",
+                       p.stderr if verdict == "FAIL" else "", secs / max(len(cases), 1))
+            if p.returncode != 0 and not any(v == "FAIL" for v, _ in cases):
+                report(name, False, "exit %d\n%s" % (p.returncode, p.stderr[-3000:]), secs)
+
+    each(binaries("unit", "test_", pattern), one)
 
 
 def run_fuzz(pattern, seconds):
-    for binary in binaries("fuzz", "fuzz_"):
+    seeds = os.path.join(ROOT, "tests", "fuzz", "seeds.sh")
+
+    def one(binary):
         name = os.path.basename(binary)
-        if pattern and pattern not in name:
-            continue
         corpus = os.path.join(BUILD, "corpus", name)
         os.makedirs(corpus, exist_ok=True)
         t0 = time.time()
-        seeds = os.path.join(ROOT, "tests", "fuzz", "seeds.sh")
         if os.path.exists(seeds) and not os.listdir(corpus):
             subprocess.run(["sh", seeds, corpus], check=True, cwd=ROOT,
                            stdout=subprocess.DEVNULL)
@@ -65,25 +103,60 @@ def run_fuzz(pattern, seconds):
                             corpus], capture_output=True, text=True, cwd=ROOT)
         report("fuzz." + name, p.returncode == 0, p.stderr[-3000:], time.time() - t0)
 
+    each(binaries("fuzz", "fuzz_", pattern), one)
 
-def run_integration(pattern):
-    if os.geteuid() != 0:
-        report("integration", False, "the integration tests load BPF programs: run as root")
-        return
+
+def integration_tests(pattern):
+    """[(full name, function, runs alone)] of the selected tests, in file order."""
+    tests = []
     for path in sorted(glob.glob(os.path.join(ROOT, "tests", "test_*.py"))):
         module = importlib.import_module(os.path.basename(path)[:-3])
+        alone = getattr(module, "RUN_ALONE", ())
         for name in [n for n in dir(module) if n.startswith("test_")]:
             full = "%s.%s" % (module.__name__, name)
-            if pattern and pattern not in full:
-                continue
-            t0 = time.time()
-            try:
-                getattr(module, name)()
-                report(full, True, secs=time.time() - t0)
-            except Failure as e:
-                report(full, False, str(e), time.time() - t0)
-            except Exception:  # a broken test is a failed test, never a crashed runner
-                report(full, False, traceback.format_exc(), time.time() - t0)
+            if not pattern or pattern in full:
+                tests.append((full, getattr(module, name), alone is True or name in alone))
+    return tests
+
+
+def build_programs(tests):
+    builds = [b for _, fn, _ in tests for b in getattr(fn, "builds", ())]
+    try:
+        built = harness.build_all(builds)
+    except Failure as e:  # the tests that need a program that did not build fail with why
+        print("go build failed:\n    " + str(e).replace("\n", "\n    "), flush=True)
+        built = "some"
+    return "%s of %d programs built" % (built, len(set(builds)))
+
+
+def run_test(test, durations):
+    full, fn, _ = test
+    t0 = time.time()
+    try:
+        fn()
+        report(full, True, secs=time.time() - t0)
+    except Failure as e:
+        report(full, False, str(e), time.time() - t0)
+    except Exception:  # a broken test is a failed test, never a crashed runner
+        report(full, False, traceback.format_exc(), time.time() - t0)
+    durations[full] = round(time.time() - t0, 1)
+
+
+def run_shared(tests, durations):
+    # Longest first (as long as they took last time), so that the last to finish are short.
+    order = sorted(tests, key=lambda t: -durations.get(t[0], float("inf")))
+    each(order, lambda t: run_test(t, durations))
+
+
+def run_alone(tests, durations):
+    for _ in range(harness.JOBS - 1):  # this thread holds the last slot: nothing runs beside
+        harness.SLOTS.acquire()
+    try:
+        for test in tests:
+            run_test(test, durations)
+    finally:
+        for _ in range(harness.JOBS - 1):
+            harness.SLOTS.release()
 
 
 def main():
@@ -93,19 +166,47 @@ def main():
     ap.add_argument("--no-fuzz", action="store_true")
     ap.add_argument("--no-integration", action="store_true")
     ap.add_argument("--fuzz-seconds", type=int, default=int(os.environ.get("FUZZ_SECONDS", 20)))
+    ap.add_argument("-j", dest="jobs", type=int, default=harness.JOBS,
+                    help="how many tests may run at once (default: one per CPU)")
     args = ap.parse_args()
+    harness.JOBS, harness.SLOTS = args.jobs, threading.BoundedSemaphore(args.jobs)
+    harness.SLOTS.acquire()  # the runner's own thread is one of the jobs
     os.makedirs(BUILD, exist_ok=True)
-    if not args.no_unit:
-        run_unit(args.pattern)
-    if not args.no_fuzz:
-        run_fuzz(args.pattern, args.fuzz_seconds)
+    phases = Phases()
+    tests = []
     if not args.no_integration:
-        run_integration(args.pattern)
+        if os.geteuid() != 0:
+            report("integration", False, "the integration tests load BPF programs: run as root")
+        else:
+            tests = integration_tests(args.pattern)
+            phases.run("Go programs", build_programs, tests)
+    if not args.no_unit:
+        phases.run("unit tests", run_unit, args.pattern)
+    if not args.no_fuzz:
+        phases.run("fuzz targets (%ds each)" % args.fuzz_seconds, run_fuzz, args.pattern,
+                   args.fuzz_seconds)
+    if tests:
+        try:
+            with open(DURATIONS) as f:
+                durations = json.load(f)
+        except (OSError, ValueError):
+            durations = {}
+        phases.run("integration, %d at a time" % args.jobs, run_shared,
+                   [t for t in tests if not t[2]], durations)
+        phases.run("integration, alone", run_alone, [t for t in tests if t[2]], durations)
+        with open(DURATIONS, "w") as f:
+            json.dump(durations, f, indent=0, sort_keys=True)
+        declared = {b for _, fn, _ in tests for b in getattr(fn, "builds", ())}
+        late = sorted(os.path.basename(harness.binary(b)[0]) for b in harness.requested - declared)
+        if late:
+            print("note: built during the tests, not declared with harness.needs: " +
+                  ", ".join(late))
     passed = sum(1 for _, ok in results if ok)
     failed = len(results) - passed
     for name, ok in results:
         if not ok:
             print("failed: " + name)
+    phases.print()
     print("%d passed, %d failed" % (passed, failed))
     sys.exit(1 if failed or not results else 0)
 

@@ -9,7 +9,7 @@ import time
 import xml.etree.ElementTree as ET
 
 import pprofdec
-from harness import GO_VERSIONS, NEWEST_GO, check, go_build, heapspy, tmpdir
+from harness import GO_VERSIONS, NEWEST_GO, build, check, go_build, heapspy, needs, tmpdir
 
 # gc 12 @1.234s 5%: 0.045+2.1+0.012 ms clock, ..., 4->5->2 MB, 5 MB goal, ... (forced)
 # From Go 1.26 a cycle that looked for leaked goroutines says so before the colon.
@@ -24,6 +24,10 @@ GCLOAD_ARGS = ["-live", "1", "-force", "100ms", "-stw", "250ms"]
 # Builds whose GC differs from their release's default: Green Tea GC is an experiment in Go 1.25
 # (and moves work's fields), the default from Go 1.26.
 GC_EXPERIMENTS = [("1.25", "greenteagc"), ("1.26", "nogreenteagc"), ("1.27", "nogreenteagc")]
+ATTACH_BUILDS = [(v, None) for v in GO_VERSIONS] + [
+    (v, x) for v, x in GC_EXPERIMENTS if v in GO_VERSIONS]
+# Pause times are compared with gctrace's: nothing else may run beside these tests.
+RUN_ALONE = True
 
 
 def ms_bounds(text):
@@ -128,6 +132,7 @@ def check_svg(path, report, what):
           "%s: cycles without a title" % what)
 
 
+@needs([build(v, "gcload") for v in GO_VERSIONS])
 def test_launch_matches_gctrace():
     """Launched with GODEBUG=gctrace=1: every cycle from 1, as the runtime prints it."""
     for version in GO_VERSIONS:
@@ -201,18 +206,19 @@ def claiming(binary, out, release=None):
     return patched
 
 
+@needs([build(v, "gcload", ldflags="-w", variant="-nodwarf", experiment=x)
+        for v, x in ATTACH_BUILDS])
 def test_attach_midrun_matches_gctrace():
     """Attached to a running program built without DWARF: offset tables for the exact release
     and experiments."""
-    builds = [(v, None) for v in GO_VERSIONS] + [
-        (v, x) for v, x in GC_EXPERIMENTS if v in GO_VERSIONS]
-    for version, experiment in builds:
+    for version, experiment in ATTACH_BUILDS:
         binary = go_build(version, "gcload", ldflags="-w", variant="-nodwarf",
                           experiment=experiment)
         what = "go%s%s attached" % (version, " GOEXPERIMENT=" + experiment if experiment else "")
         check_report(attached(version, binary, what), "table", what)
 
 
+@needs([build(v, "gcload", ldflags="-s -w", variant="-stripped") for v in GO_VERSIONS])
 def test_stripped_binary():
     """No symbols, no DWARF (-s -w): the GC's variables found in the runtime's code."""
     for version in GO_VERSIONS:
@@ -221,6 +227,8 @@ def test_stripped_binary():
         check_report(launched(version, binary, what), "table", what)
 
 
+@needs(build(NEWEST_GO, "gcload", ldflags="-s -w", variant="-stripped"),
+       build(GO_VERSIONS[0], "gcload", ldflags="-w", variant="-nodwarf"))
 def test_unknown_patch_release():
     """A patch release no table names (the binary's release string changed to one): the GC's
     words from the code that prints them, stripped and launched, or attached without DWARF."""
@@ -233,6 +241,7 @@ def test_unknown_patch_release():
         check_report(run(version, patched, what), "code", what)
 
 
+@needs(build("1.19", "gcload", ldflags="-s -w", variant="-stripped"))
 def test_probe_timing_without_records():
     """A stripped binary of a release without offset tables (a go1.19 runtime that says it is
     go1.18): the pauses timed by heapspy's own probes, the GC's told apart by their caller."""
@@ -265,6 +274,7 @@ def test_probe_timing_without_records():
     check(close >= 0.8 * len(mine), "pauses agree for %d of %d cycles" % (close, len(mine)))
 
 
+@needs(build(NEWEST_GO, "gcload"))
 def test_record_carries_gc_summary():
     binary = go_build(NEWEST_GO, "gcload")
     out = tmpdir("gc-record")

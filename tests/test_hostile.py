@@ -7,9 +7,12 @@ import subprocess
 import time
 
 import pprofdec
-from harness import (HEAPSPY, NEWEST_GO, Program, check, check_self_check, go_build, go_variant,
-                     heapspy, pprof_top, tmpdir)
+from harness import (HEAPSPY, NEWEST_GO, Program, build, build_variant, check, check_self_check,
+                     go_build, go_variant, heapspy, needs, pprof_top, tmpdir)
 from test_record import SITES, early_attach, mem_profile_rate, one_line_error
+
+# These count heapspy's programs in the kernel: no other test's heapspy may run beside them.
+RUN_ALONE = {"test_sigkill_leaves_target_running", "test_attach_detach_50_times"}
 
 
 def loaded_heap_programs(settle=5.0):
@@ -24,6 +27,7 @@ def loaded_heap_programs(settle=5.0):
         time.sleep(0.2)
 
 
+@needs(build(NEWEST_GO, "retain", tags="withpprof"))
 def test_container_namespaces():
     """A process in its own mount and pid namespaces, running a binary the host cannot see at
     that path, attached by its host pid. It links runtime/pprof, so what it retained before
@@ -53,6 +57,7 @@ def test_container_namespaces():
         box.wait()
 
 
+@needs(build(NEWEST_GO, "retain"))
 def test_sigkill_leaves_target_running():
     binary = go_build(NEWEST_GO, "retain")
     prog = Program([binary, "-duration", "6s"])
@@ -74,6 +79,7 @@ def test_sigkill_leaves_target_running():
         prog.kill()
 
 
+@needs(build(NEWEST_GO, "forker"))
 def test_fork_and_exec():
     """The target starts children all along and finally execs itself: heapspy keeps recording,
     the children run normally, and the profile is written when the process ends."""
@@ -92,6 +98,7 @@ def test_fork_and_exec():
     check("main.work" in pprof_top(out), "no main.work in the profile")
 
 
+@needs(build(NEWEST_GO, "retain"))
 def test_attach_detach_50_times():
     binary = go_build(NEWEST_GO, "retain")
     # A twin that heapspy never touches: the Go heap's own growth is the baseline.
@@ -119,6 +126,7 @@ def rss_kib(pid):
         return int(re.search(r"VmRSS:\s+(\d+)", f.read()).group(1))
 
 
+@needs(build(NEWEST_GO, "retain"))
 def test_ring_buffer_overflow_counted():
     """Every allocation sampled into a 16 KiB ring buffer: the loss is counted and reported."""
     binary = go_build(NEWEST_GO, "retain")
@@ -132,6 +140,7 @@ def test_ring_buffer_overflow_counted():
           % prof.comments)
 
 
+@needs(build(NEWEST_GO, "retain"))
 def test_output_symlink_not_followed():
     """A symlink planted at the output path in a shared directory is replaced, not followed."""
     binary = go_build(NEWEST_GO, "retain")
@@ -159,6 +168,7 @@ def claim_release(out, release, variant=""):
     return patched
 
 
+@needs([build_variant(NEWEST_GO, "retain", v) for v in ("", "stripped")])
 def test_newer_go_release():
     """A release newer than heapspy knows: it says so, takes the layouts from the binary (its
     DWARF, or its code once stripped, where what the code cannot tell is the newest table's guess,
@@ -184,6 +194,7 @@ def test_newer_go_release():
         pprof_top(prof)
 
 
+@needs(build(NEWEST_GO, "retain"))
 def test_older_go_release_refused():
     out = tmpdir("oldversion")
     patched = claim_release(out, b"go1.17")
@@ -197,6 +208,7 @@ def test_older_go_release_refused():
         prog.kill()
 
 
+@needs([build_variant(v, "retain", s) for v in ("1.19", "1.26") for s in ("", "stripped")])
 def test_release_without_build_info():
     """Some projects strip .go.buildinfo: heapspy then reads the release from
     runtime.buildVersion (by its symbol, or through the runtime's code when stripped), names it

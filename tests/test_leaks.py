@@ -6,8 +6,8 @@ import os
 import threading
 import time
 
-from harness import (GO_VERSIONS, NEWEST_GO, Program, check, check_self_check, go_build, heapspy,
-                     pprof_top, tmpdir)
+from harness import (GO_VERSIONS, NEWEST_GO, Program, build, check, check_self_check, go_build,
+                     heapspy, needs, pprof_top, tmpdir)
 
 MiB = 1 << 20
 SECS = 15
@@ -82,6 +82,7 @@ def check_leak_first(stdout, report, what):
                                                                                      stdout))
 
 
+@needs(build(NEWEST_GO, "leaky"), build(GO_VERSIONS[0], "leaky"))
 def test_leak_is_first_cache_and_garbage_are_not():
     """The issue's program: within 15 s the leak is the first candidate, on the oldest and the
     newest Go; the same program without the leak has no candidates."""
@@ -107,6 +108,7 @@ def test_leak_is_first_cache_and_garbage_are_not():
     check("main.garbage" not in flat, "temporary garbage among the old objects:\n" + top)
 
 
+@needs(build(NEWEST_GO, "leaky"))
 def test_growth_shapes():
     """A map that grows, a slice grown by append and buffers held by blocked goroutines are all
     candidates; a leak that starts late is one, a leak that stopped is reported apart."""
@@ -130,6 +132,7 @@ def test_growth_shapes():
           "the cache is reported:\n" + out_l)
 
 
+@needs(build(NEWEST_GO, "leaky", tags="withpprof"))
 def test_attach_reads_runtime_records():
     """Attached late to a program whose runtime samples already: objects from before attach
     count. The cache, full before attach, does not grow; the leak does, with old objects."""
@@ -157,6 +160,7 @@ def test_attach_reads_runtime_records():
               "%s is a candidate:\n%s" % (fn, describe(stdout, report)))
 
 
+@needs(build(NEWEST_GO, "leaky"))
 def test_record_ends_with_candidates():
     """heapspy record's summary ends with the top leak candidates."""
     binary = go_build(NEWEST_GO, "leaky")
@@ -172,6 +176,7 @@ def test_record_ends_with_candidates():
           "a cache or garbage is a candidate:\n" + stdout)
 
 
+@needs(build(NEWEST_GO, "leaky"))
 def test_thin_evidence():
     """A real leak but no GC cycle to judge it by (GOGC=off, one second): no guess, the evidence
     is called thin. (With GC on, a young heap collects often enough that one second can be
@@ -184,6 +189,7 @@ def test_thin_evidence():
     check(report["verdict"] in stdout, stdout)
 
 
+@needs(build(NEWEST_GO, "leaky"))
 def test_bad_inputs():
     binary = go_build(NEWEST_GO, "leaky")
     rc, _, err = heapspy("leaks", "--duration", 1, "--json", "/nonexistent/dir/l.json", "--",

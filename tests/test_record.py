@@ -7,8 +7,9 @@ import subprocess
 import time
 
 import pprofdec
-from harness import (GO_VERSIONS, HEAPSPY, NEWEST_GO, VARIANTS, Failure, Program, check,
-                     check_self_check, go_bin, go_build, go_variant, heapspy, pprof_top, tmpdir)
+from harness import (GO_VERSIONS, HEAPSPY, NEWEST_GO, VARIANTS, Failure, Program, build,
+                     build_variant, check, check_self_check, each, go_bin, go_build, go_variant,
+                     heapspy, needs, pprof_top, tmpdir)
 
 # The three retained sites of tests/go/retain and their sizes in MiB.
 SITES = {"main.retainA": 24, "main.retainB": 12, "main.retainC": 6}
@@ -76,24 +77,28 @@ def late_attach(version, variant="", hs_env=None):
     return stdout
 
 
+# Every Go version in these build shapes; the runs share the CPUs (harness.each).
+LATE = [(v, s) for v in GO_VERSIONS for s in ("", "stripped")]
+EARLY = [(v, s) for v in GO_VERSIONS for s in VARIANTS]
+
+
+@needs([build_variant(v, "retain", s, tags="withpprof") for v, s in LATE])
 def test_late_attach_matches_runtime_profile():
     """Attached to a program that links runtime/pprof: the same shares as its own profile.
     Stripped binaries too: the runtime's records are then found from the runtime's code."""
-    for version in GO_VERSIONS:
-        for variant in ("", "stripped"):
-            late_attach(version, variant)
+    each(LATE, lambda vs: late_attach(*vs))
 
 
+@needs([build_variant(v, "retain", s) for v, s in EARLY])
 def test_early_attach_matches_known_sizes():
     """Launched without runtime/pprof (sampling off): heapspy switches it on; known shares.
     Every Go version, in every production build shape: stripped, PIE, stripped PIE, cgo."""
     total = float(sum(SITES.values()))
     want = {k: 100.0 * v / total for k, v in SITES.items()}
-    for version in GO_VERSIONS:
-        for variant in VARIANTS:
-            early_attach(version, variant, want)
+    each(EARLY, lambda vs: early_attach(*vs, want))
 
 
+@needs(build(NEWEST_GO, "retain"), build(NEWEST_GO, "retain", tags="withpprof"))
 def test_perf_event_uprobes():
     """Before Linux 6.12 heapspy attaches perf-event uprobes, not uprobe_multi links
     (forced here with HEAPSPY_PERF_UPROBES=1): the same profiles, attached early and late."""
@@ -123,6 +128,7 @@ def early_attach(version, variant, want, hs_env=None, binary=None):
     return stderr
 
 
+@needs(build(GO_VERSIONS[0], "retain"), build(NEWEST_GO, "retain"))
 def test_self_check_catches_wrong_layout():
     """A deliberately wrong _KindSpecialProfile (HEAPSPY_TEST_PROFILE_KIND, which exists for this
     test only) makes the free probe drop every free, so short-lived garbage would look in use:
@@ -143,6 +149,7 @@ def test_self_check_catches_wrong_layout():
               "go%s: the profile's comments do not say it: %s" % (version, comments))
 
 
+@needs(build(NEWEST_GO, "retain"))
 def test_profile_format():
     """Sample types, period, default type, mapping with build ID, functions with file and line."""
     binary = go_build(NEWEST_GO, "retain")
@@ -170,6 +177,7 @@ def test_profile_format():
         check(s["labels"].get("bytes", 0) > 0, "sample without a bytes label")
 
 
+@needs(build(NEWEST_GO, "retain"))
 def test_launch_mode_target_runs_on():
     """--duration shorter than the program: heapspy detaches, the program finishes normally."""
     binary = go_build(NEWEST_GO, "retain")
@@ -184,6 +192,7 @@ def test_launch_mode_target_runs_on():
     pprof_top(out)
 
 
+@needs(build(NEWEST_GO, "retain"))
 def test_sigterm_writes_profile_and_restores_rate():
     binary = go_build(NEWEST_GO, "retain")
     out = os.path.join(tmpdir("sigterm"), "heap.pb.gz")
@@ -206,6 +215,7 @@ def test_sigterm_writes_profile_and_restores_rate():
     pprof_top(out)
 
 
+@needs(build(NEWEST_GO, "retain"))
 def test_target_exit_writes_profile():
     binary = go_build(NEWEST_GO, "retain")
     out = os.path.join(tmpdir("exit"), "heap.pb.gz")
@@ -226,6 +236,7 @@ def one_line_error(rc, stderr, needle):
     check(needle in lines[0], "the error %r does not mention %r" % (lines[0], needle))
 
 
+@needs(build(NEWEST_GO, "retain"))
 def test_bad_inputs():
     out = os.path.join(tmpdir("bad"), "heap.pb.gz")
     rc, _, err = heapspy("record", "--pid", "4000000", "-o", out)
@@ -291,6 +302,7 @@ def compare_with_own(got, want, what, total_tolerance):
     return mine, theirs
 
 
+@needs([build(v, "retain", tags="withpprof") for v in CORNER_VERSIONS])
 def test_rate_set_in_init():
     """A program that sets MemProfileRate in init, launched: heapspy read the rate before init
     ran, and must follow the one the runtime samples at. Its own profile is the ground truth."""
@@ -312,6 +324,7 @@ def test_rate_set_in_init():
             version, mine_b / 1048576.0, theirs_b / 1048576.0))
 
 
+@needs([build(v, "retain", tags="withpprof") for v in CORNER_VERSIONS])
 def test_rate_changed_mid_recording():
     """The program switches from 512 KiB to 4096 while heapspy records: each sample counts at
     the rate it was taken at. Shares match the runtime's own profile (not the known sizes: before
@@ -339,6 +352,7 @@ def test_rate_changed_mid_recording():
             version, mine_b / 1048576.0, theirs_b / 1048576.0))
 
 
+@needs(build(CORNER_VERSIONS[-1], "retain"))
 def test_rate_changed_by_program_not_restored():
     """heapspy switched sampling on; the program then chose its own rate: heapspy leaves it and
     says so."""
@@ -357,6 +371,7 @@ def test_rate_changed_by_program_not_restored():
         prog.kill()
 
 
+@needs([build(v, "retain", tags="withpprof") for v in CORNER_VERSIONS])
 def test_forced_gc_publication():
     """runtime.GC() in a loop: the runtime publishes its profile right after each (its
     mProf_PostSweep), a cycle earlier than after a GC of its own; the program retains 4 MiB more

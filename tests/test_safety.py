@@ -8,13 +8,15 @@ import signal
 import subprocess
 import time
 
-from harness import (GO_VERSIONS, HEAPSPY, NEWEST_GO, Program, check, go_bin, go_build, heapspy,
-                     tmpdir)
+from harness import (GO_VERSIONS, HEAPSPY, NEWEST_GO, Program, build, check, go_bin, go_build,
+                     heapspy, needs, tmpdir)
 
 # The oldest and the newest release heapspy attaches to.
 SAFETY_VERSIONS = [GO_VERSIONS[0], NEWEST_GO]
 SIGNALS = [signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGPIPE, signal.SIGQUIT]
 RATE = 512 * 1024
+# They watch for states that last milliseconds and time heapspy's freeze: nothing runs beside.
+RUN_ALONE = True
 
 _rate_addrs = {}
 
@@ -200,6 +202,7 @@ def launch_phase(version, out, failures):
                % (what, rc, want, err.strip().splitlines()[-1:]))
 
 
+@needs([build(v, "retain", tags=t) for v in SAFETY_VERSIONS for t in (None, "withpprof")])
 def test_signals_at_each_phase_of_attach():
     """TERM, INT, HUP, PIPE and QUIT at each phase of attach: heapspy ends normally, the target
     runs on with its old MemProfileRate."""
@@ -211,6 +214,7 @@ def test_signals_at_each_phase_of_attach():
     check(not failures, "\n".join(failures))
 
 
+@needs([build(v, "retain") for v in SAFETY_VERSIONS])
 def test_closed_pipe_is_not_fatal():
     """heapspy record --pid P 2>&1 | true: every line it prints goes to a closed pipe."""
     for version in SAFETY_VERSIONS:
@@ -269,6 +273,7 @@ def children_of_task(pid, task):
         return []
 
 
+@needs([build(v, "stuck") for v in SAFETY_VERSIONS])
 def test_thread_in_d_state_freeze_bounded():
     """One thread of eight stuck in the kernel (state D, behind a vfork) never stops: heapspy
     releases the others within its one-second limit, says why in one line, changes nothing."""
@@ -301,6 +306,7 @@ def test_thread_in_d_state_freeze_bounded():
             prog.kill()
 
 
+@needs([build(v, "retain", tags="withpprof") for v in SAFETY_VERSIONS])
 def test_stopped_target_left_stopped():
     """A process stopped by an operator or a debugger before heapspy attached stays stopped."""
     for version in SAFETY_VERSIONS:
@@ -321,6 +327,7 @@ def test_stopped_target_left_stopped():
             prog.kill()
 
 
+@needs([build(v, p) for v in SAFETY_VERSIONS for p in ("execer", "retain")])
 def test_exec_during_attach():
     """The target execs another program right as heapspy first opens its executable: heapspy
     must neither probe the new program at the old one's offsets nor write into it. It says so

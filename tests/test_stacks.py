@@ -7,7 +7,7 @@ import signal
 import time
 
 import pprofdec
-from harness import NEWEST_GO, Program, check, go_build, heapspy, tmpdir
+from harness import NEWEST_GO, Program, build, check, go_build, heapspy, needs, tmpdir
 
 
 def samples(profile):
@@ -36,6 +36,7 @@ def program_sites(counter):
             if any(fn.startswith("main.") for _, lines in k[0] for fn, _, _ in lines)}
 
 
+@needs([build(v, "retain", tags="withpprof") for v in ("1.19", NEWEST_GO)])
 def test_stacks_match_runtime_profile():
     """Attached late to retain, which links runtime/pprof: its sites were allocated before attach
     (heapspy reads them from the runtime's records, where an inlined call adds a PC), one of them
