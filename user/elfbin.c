@@ -41,6 +41,7 @@ struct elfbin {
 	bool mapped;
 	Elf *elf;
 	uint16_t type;
+	uint64_t entry;
 	GElf_Phdr *phdrs;
 	size_t nphdrs;
 	struct section *secs;
@@ -148,6 +149,7 @@ static int parse(struct elfbin *eb, char *err, size_t errlen)
 		return -EINVAL;
 	}
 	eb->type = eh.e_type;
+	eb->entry = eh.e_entry;
 	int rc = load_phdrs(eb);
 	if (rc == 0)
 		rc = load_sections(eb);
@@ -269,6 +271,11 @@ int elfbin_symbol(const struct elfbin *eb, const char *name, uint64_t *vaddr, ui
 	if (find_in(&eb->symtab, name, len, vaddr, size) == 0)
 		return 0;
 	return find_in(&eb->dynsym, name, len, vaddr, size);
+}
+
+uint64_t elfbin_entry(const struct elfbin *eb)
+{
+	return eb->entry;
 }
 
 bool elfbin_has_symtab(const struct elfbin *eb)

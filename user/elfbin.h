@@ -21,6 +21,8 @@ void elfbin_close(struct elfbin *eb);
 bool elfbin_is_pie(const struct elfbin *eb);
 /* Lowest PT_LOAD p_vaddr rounded down to its alignment, to compute the load bias of a PIE. */
 uint64_t elfbin_base_vaddr(const struct elfbin *eb);
+/* e_entry: where execution starts (Go's own linker: _rt0_amd64_linux). */
+uint64_t elfbin_entry(const struct elfbin *eb);
 /* Looks name up in .symtab, then .dynsym. Returns 0, or -ENOENT. */
 int elfbin_symbol(const struct elfbin *eb, const char *name, uint64_t *vaddr, uint64_t *size);
 bool elfbin_has_symtab(const struct elfbin *eb);

@@ -714,15 +714,25 @@ static void find_moduledata(const struct elfbin *eb, struct gosym *g, uint64_t p
 }
 
 /*
- * Without moduledata, a Go 1.26+ table's text start is runtime.text, which begins .text when Go
- * links internally (the system linker may put C start-up code before it).
+ * Without moduledata, a Go 1.26+ table's text start is runtime.text: by its symbol, or else the
+ * start of .text, which it is when Go links internally; then the program's entry point is Go's
+ * _rt0_amd64_linux, which confirms the guess. The system linker puts C code (its own entry point)
+ * before runtime.text: there the guess is turned down.
  */
-static uint64_t fallback_text_start(const struct elfbin *eb)
+static bool fallback_text_start(const struct elfbin *eb, struct gosym *g)
 {
-	uint64_t text = 0;
-	if (elfbin_symbol(eb, "runtime.text", &text, NULL) == 0 && text)
-		return text;
-	return elfbin_section(eb, ".text", &text, NULL) ? text : 0;
+	uint64_t text = 0, entry;
+	if (elfbin_symbol(eb, "runtime.text", &text, NULL) == 0 && text) {
+		g->text_start = text;
+		return true;
+	}
+	if (!elfbin_section(eb, ".text", &g->text_start, NULL))
+		return false;
+	if (g->text_start && gosym_func(g, "_rt0_amd64_linux", &entry, NULL) == 0 &&
+	    entry == elfbin_entry(eb))
+		return true;
+	g->text_start = 0;
+	return false;
 }
 
 int gosym_open(const struct elfbin *eb, struct gosym **out, char *err, size_t errlen)
@@ -732,9 +742,7 @@ int gosym_open(const struct elfbin *eb, struct gosym **out, char *err, size_t er
 	if (!*out)
 		return -ENOENT;
 	find_moduledata(eb, *out, vaddr);
-	if (!(*out)->text_start)
-		(*out)->text_start = fallback_text_start(eb);
-	if (!(*out)->text_start) {
+	if (!(*out)->text_start && !fallback_text_start(eb, *out)) {
 		errmsg(err, errlen, "pclntab: cannot find where Go's code starts (no moduledata)");
 		gosym_close(*out);
 		*out = NULL;

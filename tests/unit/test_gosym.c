@@ -523,6 +523,57 @@ static void test_release(void)
 	unlink(copy);
 }
 
+/*
+ * Go 1.26+ without its moduledata (here its section removed): the text start is guessed from
+ * runtime.text or .text and kept only when confirmed, so functions are where the intact binary
+ * has them, or gosym_open fails; the one guess that must fail is the system linker's stripped
+ * binary, whose .text starts with C code.
+ */
+static void test_text_start_fallback(void)
+{
+	char copy[] = "/tmp/heapspy-nomoduledata-XXXXXX";
+	int fd = mkstemp(copy);
+	CHECK(fd >= 0);
+	if (fd < 0)
+		return;
+	close(fd);
+	int tried = 0;
+	for (int i = 0; i < nfixtures; i++) {
+		const char *name = fixtures[i];
+		if (!strstr(name, "-1.26-") && !strstr(name, "-1.27-"))
+			continue;
+		char cmd[8400];
+		snprintf(cmd, sizeof(cmd), "objcopy --remove-section .go.module '%s' '%s'",
+			 fixture_path(name), copy);
+		CHECK(system(cmd) == 0);
+		struct opened whole, cut;
+		if (open_both(fixture_path(name), &whole) != 0) {
+			CHECK(!"open");
+			continue;
+		}
+		struct elfbin *eb;
+		struct gosym *g = NULL;
+		char err[256];
+		CHECK(elfbin_open(copy, &eb, err, sizeof(err)) == 0);
+		int rc = gosym_open(eb, &g, err, sizeof(err));
+		cut = (struct opened){eb, g};
+		uint64_t want = 0, got = 0;
+		CHECK(gosym_func(whole.g, "main.main", &want, NULL) == 0);
+		bool must_fail = strstr(name, "extld-stripped") != NULL;
+		CHECK(must_fail
+			  ? rc == -ENOENT && strstr(err, "where Go's code starts")
+			  : rc == 0 && gosym_func(g, "main.main", &got, NULL) == 0 && got == want);
+		tried++;
+		if (rc == 0)
+			close_both(&cut);
+		else
+			elfbin_close(eb);
+		close_both(&whole);
+	}
+	CHECK(tried > 0);
+	unlink(copy);
+}
+
 /* runtime.funcNameForPrint: addr2line prints linker names, gosym the runtime's. */
 static void name_for_print(char *name)
 {
@@ -828,6 +879,7 @@ int main(int argc, char **argv)
 	RUN(test_elf);
 	RUN(test_release_parse);
 	RUN(test_release);
+	RUN(test_text_start_fallback);
 	RUN(test_addr2line);
 	RUN(test_truncated_elf);
 	RUN(test_corrupt_pclntab);
