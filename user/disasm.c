@@ -147,6 +147,20 @@ int disasm_g_zero_stores(const struct elfbin *eb, uint64_t start, uint64_t end,
 	return n;
 }
 
+int disasm_rets(const struct elfbin *eb, uint64_t start, uint64_t end, uint64_t *out, int max)
+{
+	struct walk w;
+	int n = 0;
+
+	if (!walk_open(&w, eb, start, end))
+		return 0;
+	while (n < max && walk_next(&w))
+		if (w.in->id == X86_INS_RET)
+			out[n++] = w.in->address;
+	walk_close(&w);
+	return n;
+}
+
 unsigned disasm_stack_check_len(const struct elfbin *eb, uint64_t entry)
 {
 	uint8_t code[32];

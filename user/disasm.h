@@ -34,6 +34,9 @@ struct g_zero_store {
 int disasm_g_zero_stores(const struct elfbin *eb, uint64_t start, uint64_t end,
 			 struct g_zero_store *out, int max);
 
+/* Lists the addresses of the RET instructions in [start, end). Returns the count. */
+int disasm_rets(const struct elfbin *eb, uint64_t start, uint64_t end, uint64_t *out, int max);
+
 /*
  * Length of the stack-bound check a Go function starts with (`CMPQ SP, 16(R14)`, then a
  * conditional jump to morestack), or 0 if it does not start with one. A uprobe there must

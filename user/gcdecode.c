@@ -123,15 +123,35 @@ static int64_t less_probes(int64_t raw, int64_t probes)
 }
 
 /*
- * A pause seen from its own two probes: both end hits are stamped midway through their trap, so
- * half of each lies inside; every hit between lies wholly inside.
+ * Where a stop-the-world ended: the probe on startTheWorldWithSema's return finds in RAX the
+ * runtime's own timestamp of it (nanotime(), the clock the probes use): gctrace's tMark, tEnd.
+ * Its hit then lies outside the pause. A probe on the entry stamps its hit midway through.
  */
-static int64_t probe_pause(const struct gcdecode *d, const struct hs_gc_event *resume)
-{
-	double ends = 0.5 * (d->stop.cost + cost_of(d, resume->type));
-	int64_t probes = probe_time(d, d->stop.ts, resume->ts) - (int64_t)(ends + 0.5);
+struct pause_end {
+	uint64_t ts;
+	double inside; /* the end hit's time inside the pause */
+};
 
-	return less_probes((int64_t)(resume->ts - d->stop.ts), probes > 0 ? probes : 0);
+static struct pause_end pause_end(const struct gcdecode *d, const struct hs_gc_event *resume)
+{
+	uint64_t now = resume->args[0];
+
+	if (d->cfg.resume_returns_now && resume->type == HS_GC_EV_RESUME && now > d->stop.ts &&
+	    now <= resume->ts)
+		return (struct pause_end){now, 0};
+	return (struct pause_end){resume->ts, 0.5 * cost_of(d, resume->type)};
+}
+
+/*
+ * A pause seen from its own two probes: the stop's hit is stamped midway through its trap, so
+ * half of it lies inside; every hit between lies wholly inside.
+ */
+static int64_t probe_pause(const struct gcdecode *d, struct pause_end end)
+{
+	double ends = 0.5 * d->stop.cost + end.inside;
+	int64_t probes = probe_time(d, d->stop.ts, end.ts) - (int64_t)(ends + 0.5);
+
+	return less_probes((int64_t)(end.ts - d->stop.ts), probes > 0 ? probes : 0);
 }
 
 static bool word(const struct gcdecode *d, const struct hs_gc_event *e, enum gc_word w, uint64_t *v)
@@ -228,7 +248,7 @@ static int trigger_forced(const struct gcdecode *d, uint32_t tid)
 }
 
 /* No readable records: the cycle's phases from the stops, gcMarkTermination and the clock. */
-static int cycle_from_probes(struct gcdecode *d, const struct hs_gc_event *e)
+static int cycle_from_probes(struct gcdecode *d, struct pause_end at)
 {
 	int kind = d->stop.kind;
 	bool end = d->saw_mark_term || (!d->cfg.mark_term_probe &&
@@ -238,30 +258,30 @@ static int cycle_from_probes(struct gcdecode *d, const struct hs_gc_event *e)
 	if (end) {
 		if (d->in_cycle) {
 			d->open.mark_ns = (int64_t)(d->stop.ts - d->mark_start);
-			d->open.mark_term_ns = probe_pause(d, e);
-			d->open.probe_ns += (int64_t)(e->ts - d->stop.ts) - d->open.mark_term_ns;
+			d->open.mark_term_ns = probe_pause(d, at);
+			d->open.probe_ns += (int64_t)(at.ts - d->stop.ts) - d->open.mark_term_ns;
 			if (d->seq != GC_UNKNOWN)
 				d->open.cycle = ++d->seq;
 			rc = push_cycle(d, &d->open);
 		}
 		d->in_cycle = false;
-		d->cycle_end_ts = e->ts;
+		d->cycle_end_ts = at.ts;
 	} else if (kind == STOP_GC_SWEEP || (kind == STOP_GC && !d->in_cycle)) {
 		struct gc_cycle c = {
 		    .cycle = GC_UNKNOWN,
 		    .start_ns = (int64_t)d->stop.ts,
 		    .forced = trigger_forced(d, d->stop.tid),
-		    .sweep_term_ns = probe_pause(d, e),
+		    .sweep_term_ns = probe_pause(d, at),
 		    .heap0 = GC_UNKNOWN,
 		    .heap1 = GC_UNKNOWN,
 		    .heap2 = GC_UNKNOWN,
 		    .heap_goal = GC_UNKNOWN,
 		};
 
-		c.probe_ns = (int64_t)(e->ts - d->stop.ts) - c.sweep_term_ns;
+		c.probe_ns = (int64_t)(at.ts - d->stop.ts) - c.sweep_term_ns;
 		d->open = c;
 		d->in_cycle = true;
-		d->mark_start = e->ts;
+		d->mark_start = at.ts;
 	}
 	/* Else mark termination found more work and marking resumed: the cycle goes on. */
 	d->saw_mark_term = false;
@@ -309,7 +329,7 @@ static int classify_stop(const struct gcdecode *d, const struct hs_gc_event *e, 
 	return STOP_OTHER;
 }
 
-static int other_stw(struct gcdecode *d, const struct hs_gc_event *e)
+static int other_stw(struct gcdecode *d, struct pause_end end)
 {
 	struct gc_stw *s;
 
@@ -317,7 +337,7 @@ static int other_stw(struct gcdecode *d, const struct hs_gc_event *e)
 		return -ENOMEM;
 	s = &d->stws[d->nstws++];
 	s->start_ns = (int64_t)d->stop.ts;
-	s->duration_ns = probe_pause(d, e);
+	s->duration_ns = probe_pause(d, end);
 	memcpy(s->reason, d->stop.reason, sizeof(s->reason));
 	return 0;
 }
@@ -327,9 +347,9 @@ static int on_resume(struct gcdecode *d, const struct hs_gc_event *e)
 	int rc = 0;
 
 	if (d->stop.valid && d->stop.kind == STOP_OTHER)
-		rc = other_stw(d, e);
+		rc = other_stw(d, pause_end(d, e));
 	else if (d->stop.valid)
-		rc = cycle_from_probes(d, e);
+		rc = cycle_from_probes(d, pause_end(d, e));
 	d->stop.valid = false;
 	return rc;
 }

@@ -58,6 +58,8 @@ struct gcdecode_config {
 	uint32_t words_known; /* bit per enum gc_word read by the probe */
 	unsigned word_size[GCW_COUNT];
 	bool stop_reason_arg; /* Go 1.21+: the stop's RAX is its stwReason */
+	/* The resume probe is on startTheWorldWithSema's return: RAX holds the runtime's now. */
+	bool resume_returns_now;
 	/* Go 1.19: runtime.systemstack's runtime addresses, [lo, hi). */
 	uint64_t systemstack_lo, systemstack_hi;
 	int64_t numgc_base;  /* cycles completed before the probes were in place; GC_UNKNOWN */

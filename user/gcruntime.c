@@ -424,7 +424,15 @@ int gcruntime_resolve(const struct target *t, struct gc_runtime *r, char *err, s
 	probes_resolve(t, "runtime.startTheWorld", &r->other_resume);
 	probes_resolve(t, "runtime.gcStart", &r->gc_start);
 	probes_resolve(t, "runtime.stopTheWorldWithSema", &r->stop);
-	probes_resolve(t, "runtime.startTheWorldWithSema", &r->resume);
+	/*
+	 * Where the world restarts, startTheWorldWithSema returns the runtime's own timestamp of
+	 * it (gctrace's tMark, tEnd): on its return, the probe reads the pause's end exactly, and
+	 * its trap falls outside the pause. From Go 1.26 its entry is tens of microseconds early.
+	 */
+	r->resume_returns_now =
+	    probes_resolve_return(t, "runtime.startTheWorldWithSema", &r->resume) == 0;
+	if (!r->resume_returns_now)
+		probes_resolve(t, "runtime.startTheWorldWithSema", &r->resume);
 	probes_resolve(t, "runtime.gcMarkTermination", &r->mark_term);
 	probes_resolve(t, "runtime.(*mheap).grow", &r->grow);
 	gosym_func(t->sym, "runtime.systemstack", &r->systemstack, &r->systemstack_end);

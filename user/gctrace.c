@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "bpfload.h"
+#include "disasm.h"
 #include "elfbin.h"
 #include "evloop.h"
 #include "gc.skel.h"
@@ -110,12 +111,17 @@ static int calibrate(struct gctrace *g)
 	return rc;
 }
 
-/* probes_resolve puts a probe past the function's stack-bound check where it has one. */
+/*
+ * probes_resolve puts a probe on the jump of the function's stack-bound check where it has one,
+ * which the kernel emulates; anywhere else (the entry, a return) the kernel steps it out of line.
+ */
 static double cost_at(const struct gctrace *g, const struct target *t, const struct probe_point *p)
 {
 	uint64_t entry, end;
+	unsigned check;
 
-	if (gosym_func(t->sym, p->name, &entry, &end) == 0 && p->vaddr != entry)
+	if (gosym_func(t->sym, p->name, &entry, &end) == 0 &&
+	    (check = disasm_stack_check_len(t->elf, entry)) && p->vaddr == entry + check)
 		return g->jump_hit_ns;
 	return g->step_hit_ns;
 }
@@ -183,6 +189,7 @@ static void configure(const struct gctrace *g, const struct target *t, struct gc
 
 	c->mark_term_probe = !g->state && g->rt.mark_term.vaddr;
 	c->stop_reason_arg = g->rt.stop_reason_arg;
+	c->resume_returns_now = g->rt.resume_returns_now;
 	for (int i = 0; i < GCW_COUNT; i++) {
 		c->word_size[i] = g->rt.word_size[i];
 		if (g->rt.words[i])

@@ -25,6 +25,20 @@ int probes_resolve(const struct target *t, const char *name, struct probe_point 
 	return 0;
 }
 
+int probes_resolve_return(const struct target *t, const char *name, struct probe_point *p)
+{
+	uint64_t entry, end, rets[2];
+
+	memset(p, 0, sizeof(*p));
+	p->name = name;
+	if (gosym_func(t->sym, name, &entry, &end) != 0 ||
+	    disasm_rets(t->elf, entry, end, rets, 2) != 1 ||
+	    elfbin_vaddr_to_offset(t->elf, rets[0], &p->offset) != 0)
+		return -ENOENT;
+	p->vaddr = rets[0];
+	return 0;
+}
+
 static uint64_t data_symbol(const struct target *t, const char *name)
 {
 	uint64_t vaddr, size;

@@ -18,7 +18,7 @@
 
 struct probe_point {
 	const char *name;
-	uint64_t vaddr;	 /* link-time entry address, 0 when the binary lacks the function */
+	uint64_t vaddr;	 /* link-time address probed, 0 when the binary lacks the function */
 	uint64_t offset; /* file offset, what a uprobe attaches to */
 };
 
@@ -47,6 +47,11 @@ struct heap_probes {
 
 /* Resolves a function's entry and file offset. 0 or -ENOENT. */
 int probes_resolve(const struct target *t, const char *name, struct probe_point *p);
+/*
+ * Resolves a probe on the function's return: its only RET instruction, where RAX holds what it
+ * returns (uretprobes would crash Go). -ENOENT when it has none or several.
+ */
+int probes_resolve_return(const struct target *t, const char *name, struct probe_point *p);
 /* Resolves the heap-sampling probes; errors name what is missing and what it costs. */
 int probes_resolve_heap(const struct target *t, struct heap_probes *hp, char *err, size_t errlen);
 
