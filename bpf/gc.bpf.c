@@ -1,10 +1,11 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * Garbage-collector probes: entry uprobes on the runtime's GC and stop-the-world functions (and
- * one on startTheWorldWithSema's RET, where RAX is what it returns). Each hit is a trap that costs microseconds, and one inside a pause lengthens it, so the handlers do
- * as little as they can: copy the argument registers, a stop's reason, and, once a cycle has
- * ended and the world runs again, the few runtime words that describe it. Everything else (which
- * pause is which, the cycle's figures) is worked out in user space.
+ * one on startTheWorldWithSema's RET, where RAX is what it returns). Each hit is a trap that
+ * costs microseconds, and one inside a pause lengthens it, so the handlers do as little as they
+ * can: copy the argument registers, a stop's reason, and, once a cycle has ended and the world
+ * runs again, the few runtime words that describe it. Everything else (which pause is which, the
+ * cycle's figures) is worked out in user space.
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
