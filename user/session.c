@@ -413,22 +413,20 @@ static void self_check(struct session *s, int64_t every)
  * The last check, at the end: the snapshot of the runtime's records is taken while the probes are
  * still in place, and compared once every event from before it is consumed (session_stop).
  */
-static bool final_snapshot(struct session *s)
+static void final_snapshot(struct session *s)
 {
-	if (!s->o->heap || !target_alive(&s->t))
-		return false;
-	self_check(s, 0);
-	return true;
+	if (s->o->heap && target_alive(&s->t))
+		self_check(s, 0);
 }
 
-static void final_self_check(struct session *s, bool snapshot)
+/* A snapshot from the last tick still counts when the target has just exited. */
+static void final_self_check(struct session *s)
 {
 	char line[512];
 
 	if (!s->o->heap)
 		return;
-	if (snapshot)
-		selfcheck_compare(&s->check, &s->t, &s->agg);
+	selfcheck_compare(&s->check, &s->t, &s->agg);
 	if (selfcheck_failed(&s->check)) {
 		selfcheck_line(&s->check, line, sizeof(line));
 		fprintf(stderr, "heapspy: warning: %s\n", line);
@@ -476,7 +474,7 @@ void session_progress(struct session *s, double elapsed, const char *extra)
 
 void session_stop(struct session *s, enum evloop_end end)
 {
-	bool snapshot, rate_read;
+	bool rate_read;
 
 	s->exited = end == EVLOOP_TARGET_EXIT;
 	/* The recording ends now: taking the uprobes down takes the kernel tens of milliseconds
@@ -487,7 +485,7 @@ void session_stop(struct session *s, enum evloop_end end)
 	    s->hp.mem_profile_rate && !s->exited &&
 	    target_read(&s->t, s->hp.mem_profile_rate, &s->end_rate, sizeof(s->end_rate)) == 0;
 	restore_sampling(s);
-	snapshot = final_snapshot(s);
+	final_snapshot(s);
 	/* Detached first, then drained: with no producer left the ring buffers hold all there is,
 	 * so the drain ends however fast the probes were firing. */
 	detach_all(s);
@@ -497,7 +495,7 @@ void session_stop(struct session *s, enum evloop_end end)
 	read_cycle(s);
 	if (!rate_read)
 		s->end_rate = heapagg_last_rate(&s->agg);
-	final_self_check(s, snapshot);
+	final_self_check(s);
 	if (isatty(STDERR_FILENO))
 		fprintf(stderr, "\r\033[K");
 }
