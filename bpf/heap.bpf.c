@@ -108,11 +108,27 @@ static __always_inline __u32 walk_stack(struct pt_regs *regs, __u64 *pcs)
 	return n;
 }
 
+/* mProf_Malloc returns at once, recording nothing, when mp.profStack is nil (Go 1.23+). */
+static __always_inline bool runtime_drops(struct pt_regs *regs)
+{
+	__u64 stk;
+
+	if (!cfg.profstack_offset)
+		return false;
+	if (bpf_probe_read_user(&stk, sizeof(stk), (void *)(regs->ax + cfg.profstack_offset))) {
+		count(HS_CNT_READ_ERRORS);
+		return false;
+	}
+	return stk == 0;
+}
+
 SEC("uprobe")
 int mprof_malloc(struct pt_regs *regs)
 {
 	struct hs_alloc_event *e;
 
+	if (runtime_drops(regs))
+		return 0;
 	count(HS_CNT_ALLOCS);
 	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
 	if (!e) {

@@ -70,6 +70,11 @@ struct hs_heap_config {
 	__u32 profile_kind;     /* _KindSpecialProfile: 2 before Go 1.23, 3 since */
 	__u32 kind_offset;      /* offset of special.kind */
 	__u32 bucket_offset;    /* offset of specialprofile.b */
+	/*
+	 * Offset of m.profStack, 0 where mProf_Malloc does not check it (before Go 1.23): the
+	 * runtime drops a sample taken while its M is being set up (profStack still nil).
+	 */
+	__u32 profstack_offset;
 };
 
 /* ---- GC tracing: bpf/gc.bpf.c and user/gctrace.c ---- */

@@ -464,3 +464,36 @@ int disasm_dispatch(const struct elfbin *eb, uint64_t start, uint64_t end, uint6
 	free(buf);
 	return rc;
 }
+
+int64_t disasm_nil_check(const struct elfbin *eb, uint64_t start, uint64_t end)
+{
+	x86_reg loaded = X86_REG_INVALID;
+	int64_t off = -1, found = -1;
+	struct walk w;
+
+	if (!walk_open(&w, eb, start, end))
+		return -1;
+	while (found < 0 && walk_next(&w) && w.in->id != X86_INS_CALL) {
+		const cs_x86 *x = &w.in->detail->x86;
+
+		if (w.in->id == X86_INS_NOP)
+			continue;
+		if (loaded != X86_REG_INVALID && w.in->id == X86_INS_TEST &&
+		    op_is_reg(w.in, 0, loaded) && op_is_reg(w.in, 1, loaded)) {
+			while (walk_next(&w) && w.in->id == X86_INS_NOP)
+				;
+			if (w.in->id == X86_INS_JE)
+				found = off;
+			break;
+		}
+		loaded = X86_REG_INVALID;
+		if (off < 0 && w.in->id == X86_INS_MOV && x->op_count == 2 &&
+		    x->operands[0].type == X86_OP_REG && x->operands[1].size == 8 &&
+		    field_of(&x->operands[1], X86_REG_RAX)) {
+			loaded = full_reg(x->operands[0].reg);
+			off = x->operands[1].mem.disp;
+		}
+	}
+	walk_close(&w);
+	return found;
+}

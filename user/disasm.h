@@ -65,4 +65,11 @@ struct disasm_dispatch {
 int disasm_dispatch(const struct elfbin *eb, uint64_t start, uint64_t end, uint64_t callee,
 		    struct disasm_dispatch *d);
 
+/*
+ * The offset d of a function's opening nil check on a field of the struct its first argument
+ * points to (`MOV reg, [RAX+d]; TEST reg, reg; JE`, before any call), or -1. mProf_Malloc starts
+ * with `if mp.profStack == nil { return }` since Go 1.23, when the M became its first argument.
+ */
+int64_t disasm_nil_check(const struct elfbin *eb, uint64_t start, uint64_t end);
+
 #endif

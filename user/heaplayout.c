@@ -10,7 +10,7 @@
 static const char *const fact_names[LF_COUNT] = {
     [LF_KIND_OFFSET] = "special.kind",	     [LF_PROFILE_KIND] = "_KindSpecialProfile",
     [LF_BUCKET_OFFSET] = "specialprofile.b", [LF_MALLOC_ARGS] = "mProf_Malloc's parameters",
-    [LF_RECORD_WORDS] = "memRecordCycle",
+    [LF_RECORD_WORDS] = "memRecordCycle",    [LF_PROFSTACK] = "m.profStack",
 };
 
 static const char *const source_names[] = {
@@ -22,6 +22,9 @@ static const char *const source_names[] = {
     [LAYOUT_TEST] = "HEAPSPY_TEST_PROFILE_KIND, tests only",
 };
 
+/* m's layout changes with every release and experiment: only the binary can say. */
+#define FROM_BINARY_ONLY -1
+
 /*
  * The last resort, read from each release's runtime/mheap.go and mprof.go. Keyed on the minor
  * release: these structures did not change within any release line 1.18-1.27.
@@ -31,15 +34,15 @@ static const struct {
 	int64_t v[LF_COUNT];
 } tables[] = {
     /* special{next; offset uint16; kind byte}; Finalizer 1, Profile 2 */
-    {18, 22, {10, 2, 16, 0, 4}},
-    /* WeakHandle 2 came before Profile 3; mProf_Malloc(mp, p, size) */
-    {23, 23, {10, 3, 16, 1, 4}},
+    {18, 22, {10, 2, 16, 0, 4, 0}},
+    /* WeakHandle 2 came before Profile 3; mProf_Malloc(mp, p, size) checks mp.profStack */
+    {23, 23, {10, 3, 16, 1, 4, FROM_BINARY_ONLY}},
     /* special.offset became uintptr */
-    {24, 24, {16, 3, 24, 1, 4}},
+    {24, 24, {16, 3, 24, 1, 4, FROM_BINARY_ONLY}},
     /* TinyBlock 1 renumbered every kind: Profile 4 */
-    {25, 26, {16, 4, 24, 1, 4}},
+    {25, 26, {16, 4, 24, 1, 4, FROM_BINARY_ONLY}},
     /* memRecordCycle{allocs, frees} */
-    {27, 27, {16, 4, 24, 1, 2}},
+    {27, 27, {16, 4, 24, 1, 2, FROM_BINARY_ONLY}},
 };
 
 static void from_dwarf(const struct target *t, int64_t *v, enum layout_source *src)
@@ -50,6 +53,7 @@ static void from_dwarf(const struct target *t, int64_t *v, enum layout_source *s
 	    [LF_BUCKET_OFFSET] = {GODWARF_MEMBER_OFFSET, "runtime.specialprofile", "b"},
 	    [LF_MALLOC_ARGS] = {GODWARF_PARAM_INDEX, "runtime.mProf_Malloc", "p"},
 	    [LF_RECORD_WORDS] = {GODWARF_TYPE_SIZE, "runtime.memRecordCycle", NULL},
+	    [LF_PROFSTACK] = {GODWARF_MEMBER_OFFSET, "runtime.m", "profStack"},
 	};
 	int found[LF_COUNT];
 
@@ -62,26 +66,36 @@ static void from_dwarf(const struct target *t, int64_t *v, enum layout_source *s
 			src[i] = LAYOUT_DWARF;
 }
 
-/* freeSpecial: `switch s.kind { ... case _KindSpecialProfile: mProf_Free(sp.b, ...) }`. */
+static void found_in_code(int64_t *v, enum layout_source *src, int fact, int64_t value)
+{
+	if (src[fact] == LAYOUT_UNKNOWN) {
+		v[fact] = value;
+		src[fact] = LAYOUT_CODE;
+	}
+}
+
+/*
+ * freeSpecial: `switch s.kind { ... case _KindSpecialProfile: mProf_Free(sp.b, ...) }`.
+ * mProf_Malloc: `if mp.profStack == nil { return }` first, where the M is its first parameter.
+ */
 static void from_code(const struct target *t, int64_t *v, enum layout_source *src)
 {
 	uint64_t entry, end, free_entry, free_end;
 	struct disasm_dispatch d;
+	int64_t profstack;
 
-	if (gosym_func(t->sym, "runtime.freeSpecial", &entry, &end) != 0 ||
-	    gosym_func(t->sym, "runtime.mProf_Free", &free_entry, &free_end) != 0 ||
-	    disasm_dispatch(t->elf, entry, end, free_entry, &d) != 0)
-		return;
-	const int64_t got[] = {
-	    [LF_KIND_OFFSET] = d.switch_offset,
-	    [LF_PROFILE_KIND] = d.case_value,
-	    [LF_BUCKET_OFFSET] = d.arg_offset,
-	};
-	for (int i = 0; i <= LF_BUCKET_OFFSET; i++)
-		if (src[i] == LAYOUT_UNKNOWN) {
-			v[i] = got[i];
-			src[i] = LAYOUT_CODE;
-		}
+	if (gosym_func(t->sym, "runtime.freeSpecial", &entry, &end) == 0 &&
+	    gosym_func(t->sym, "runtime.mProf_Free", &free_entry, &free_end) == 0 &&
+	    disasm_dispatch(t->elf, entry, end, free_entry, &d) == 0) {
+		found_in_code(v, src, LF_KIND_OFFSET, d.switch_offset);
+		found_in_code(v, src, LF_PROFILE_KIND, d.case_value);
+		found_in_code(v, src, LF_BUCKET_OFFSET, d.arg_offset);
+	}
+	if (gosym_func(t->sym, "runtime.mProf_Malloc", &entry, &end) == 0 &&
+	    (profstack = disasm_nil_check(t->elf, entry, end)) > 0) {
+		found_in_code(v, src, LF_PROFSTACK, profstack);
+		found_in_code(v, src, LF_MALLOC_ARGS, 1);
+	}
 }
 
 static void from_table(const struct target *t, int64_t *v, enum layout_source *src)
@@ -111,8 +125,15 @@ int heaplayout_resolve(const struct target *t, struct heap_layout *l, char *err,
 		v[LF_PROFILE_KIND] = strtol(test_kind, NULL, 0);
 		l->src[LF_PROFILE_KIND] = LAYOUT_TEST;
 	}
+	/* Without it heapspy keeps the few samples the runtime drops; the self-check allows them.
+	 */
+	if (l->src[LF_PROFSTACK] != LAYOUT_DWARF && l->src[LF_PROFSTACK] != LAYOUT_CODE &&
+	    v[LF_PROFSTACK] == FROM_BINARY_ONLY) {
+		v[LF_PROFSTACK] = 0;
+		l->src[LF_PROFSTACK] = LAYOUT_UNKNOWN;
+	}
 	for (int i = 0; i < LF_COUNT; i++)
-		if (l->src[i] == LAYOUT_UNKNOWN || v[i] < 0 || v[i] > 4096) {
+		if ((l->src[i] == LAYOUT_UNKNOWN && i != LF_PROFSTACK) || v[i] < 0 || v[i] > 4096) {
 			snprintf(err, errlen,
 				 "%s (%s): cannot establish the runtime's %s (not in its DWARF, "
 				 "not readable from its code, no table for this release)",
@@ -131,6 +152,7 @@ int heaplayout_resolve(const struct target *t, struct heap_layout *l, char *err,
 	l->cfg.profile_kind = (__u32)v[LF_PROFILE_KIND];
 	l->cfg.bucket_offset = (__u32)v[LF_BUCKET_OFFSET];
 	l->cfg.malloc_arg_base = (__u32)v[LF_MALLOC_ARGS];
+	l->cfg.profstack_offset = (__u32)v[LF_PROFSTACK];
 	l->record_words = (unsigned)v[LF_RECORD_WORDS];
 	return 0;
 }
@@ -143,11 +165,12 @@ void heaplayout_describe(const struct heap_layout *l, FILE *f)
 	    [LF_BUCKET_OFFSET] = "specialprofile.b at offset %u",
 	    [LF_MALLOC_ARGS] = "mProf_Malloc's p is parameter %u",
 	    [LF_RECORD_WORDS] = "memRecordCycle has %u words",
+	    [LF_PROFSTACK] = "m.profStack at offset %u (0: not checked)",
 	};
 	const unsigned vals[LF_COUNT] = {
 	    [LF_KIND_OFFSET] = l->cfg.kind_offset,     [LF_PROFILE_KIND] = l->cfg.profile_kind,
 	    [LF_BUCKET_OFFSET] = l->cfg.bucket_offset, [LF_MALLOC_ARGS] = l->cfg.malloc_arg_base,
-	    [LF_RECORD_WORDS] = l->record_words,
+	    [LF_RECORD_WORDS] = l->record_words,       [LF_PROFSTACK] = l->cfg.profstack_offset,
 	};
 
 	for (int i = 0; i < LF_COUNT; i++) {

@@ -32,6 +32,7 @@ enum layout_fact {
 	LF_BUCKET_OFFSET, /* specialprofile.b */
 	LF_MALLOC_ARGS,	  /* where mProf_Malloc's p is among its parameters */
 	LF_RECORD_WORDS,  /* words of a memRecordCycle */
+	LF_PROFSTACK,	  /* m.profStack, which mProf_Malloc checks since Go 1.23; 0: no check */
 	LF_COUNT,
 };
 

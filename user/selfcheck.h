@@ -23,9 +23,9 @@
 #include "u64map.h"
 
 /*
- * In-use objects may differ by this share of the runtime's, or by SELFCHECK_SLACK objects: the
- * runtime skips an allocation sampled while its M is being set up (mProf_Malloc's profStack check)
- * after the probe saw it.
+ * In-use objects may differ by this share of the runtime's, or by SELFCHECK_SLACK objects: an
+ * event lost or repeated, or a sample the runtime dropped where heapspy cannot tell (a binary
+ * whose m.profStack heapspy could not locate).
  */
 #define SELFCHECK_TOLERANCE_PCT 2.0
 #define SELFCHECK_SLACK		2

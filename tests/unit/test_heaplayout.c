@@ -4,7 +4,8 @@
  * the DWARF of the default build must say exactly that, the runtime's code must say the same once
  * the binary is stripped (objcopy --strip-all keeps the layout, so MemProfileRate found in the
  * code must be at its symbol's address; the Go linker's -s -w too), and a build without DWARF
- * that keeps its symbol table reads the code as well, never the table.
+ * that keeps its symbol table reads the code as well, never the table (which knows nothing of
+ * m.profStack's place, nor needs to: only releases without the check have no code for it).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -46,8 +47,9 @@ static int build(const char *version, int variant, char *out, size_t len)
 	return system(cmd) == 0 ? 0 : -EIO;
 }
 
-/* MemProfileRate's address in the default build, for its objcopy-stripped twin to match. */
+/* MemProfileRate's address and m.profStack in the default build, for its twins to match. */
 static uint64_t rate_of_default;
+static unsigned profstack_of_default;
 
 static void check_binary(size_t r, int variant)
 {
@@ -88,8 +90,19 @@ static void check_binary(size_t r, int variant)
 	want = variant == DEFAULT ? LAYOUT_DWARF : LAYOUT_CODE;
 	CHECK(l->src[LF_KIND_OFFSET] == want && l->src[LF_PROFILE_KIND] == want &&
 	      l->src[LF_BUCKET_OFFSET] == want);
+	/* Since Go 1.23 mProf_Malloc opens with `if mp.profStack == nil`: the M comes first. */
+	if (releases[r].arg_base) {
+		CHECK(l->src[LF_MALLOC_ARGS] == want && l->src[LF_PROFSTACK] == want);
+		CHECK(l->cfg.profstack_offset > 0);
+	} else {
+		CHECK(l->src[LF_MALLOC_ARGS] == (variant == DEFAULT ? LAYOUT_DWARF : LAYOUT_TABLE));
+		CHECK(l->src[LF_PROFSTACK] == LAYOUT_TABLE && l->cfg.profstack_offset == 0);
+	}
+	if (variant == DEFAULT)
+		profstack_of_default = l->cfg.profstack_offset;
+	CHECK(l->cfg.profstack_offset == profstack_of_default);
 	want = variant == DEFAULT ? LAYOUT_DWARF : LAYOUT_TABLE;
-	CHECK(l->src[LF_MALLOC_ARGS] == want && l->src[LF_RECORD_WORDS] == want);
+	CHECK(l->src[LF_RECORD_WORDS] == want);
 	/* The one variable heapspy writes: from the code, only with two functions agreeing. */
 	CHECK(hp.mem_profile_rate != 0);
 	CHECK((hp.rate_confirmed_by != NULL) ==
