@@ -77,7 +77,7 @@ long mbuckets_walk(const struct target *t, uint64_t mbuckets_vaddr, unsigned rec
 		if (rc)
 			break;
 		rec.addr = addr;
-		rec.nframes = gostack_physical(t, pcs, (uint32_t)b.nstk);
+		rec.nframes = (uint32_t)b.nstk;
 		rec.size = b.size;
 		widen(words, record_words, b.size, &rec.r.active);
 		for (int j = 0; j < 3; j++)
@@ -95,6 +95,7 @@ long mbuckets_walk(const struct target *t, uint64_t mbuckets_vaddr, unsigned rec
 }
 
 struct baseline_ctx {
+	const struct target *t;
 	struct heapagg *a;
 	int64_t now;
 };
@@ -102,14 +103,19 @@ struct baseline_ctx {
 static int add_baseline(void *ctx, const struct go_bucket_record *b)
 {
 	struct baseline_ctx *c = ctx;
+	uint64_t pcs[GO_MAX_STACK];
+	uint32_t n;
 
-	return heapagg_baseline(c->a, b->addr, b->pcs, b->nframes, b->size, &b->r, c->now);
+	/* The same frame list as the probes' for the same site (gostack). */
+	memcpy(pcs, b->pcs, b->nframes * sizeof(*pcs));
+	n = gostack_physical(c->t, pcs, b->nframes);
+	return heapagg_baseline(c->a, b->addr, pcs, n, b->size, &b->r, c->now);
 }
 
 long mbuckets_read(const struct target *t, uint64_t mbuckets_vaddr, unsigned record_words,
 		   int64_t now, struct heapagg *a, char *err, size_t errlen)
 {
-	struct baseline_ctx c = {a, now};
+	struct baseline_ctx c = {t, a, now};
 
 	return mbuckets_walk(t, mbuckets_vaddr, record_words, add_baseline, &c, err, errlen);
 }

@@ -14,7 +14,7 @@
 /* One memory bucket as read, its counts widened to struct go_mem_record whatever the release. */
 struct go_bucket_record {
 	uint64_t addr;	     /* the runtime's *bucket */
-	const uint64_t *pcs; /* physical return addresses (gostack_physical) */
+	const uint64_t *pcs; /* as runtime.callers gave them: one more per inlined call */
 	uint32_t nframes;
 	uint64_t size;
 	struct go_mem_record r;
