@@ -356,6 +356,7 @@ def test_exec_during_attach():
             prog.kill()
 
 
+@needs([build(v, p) for v in SAFETY_VERSIONS for p in ("execer", "retain")])
 def test_pid_reused_during_attach():
     """The target exits the moment heapspy opens its executable and another program is given its
     pid (through ns_last_pid): heapspy refuses in one line and leaves the other program alone."""
