@@ -41,29 +41,27 @@ static const struct {
  * Offsets for binaries without DWARF, amd64, in the order of fields[], read from the DWARF of
  * binaries built by Debian's toolchains. A layout can change within a release line (go1.23.4 added
  * work.strongFromWeak) and with the build's experiments (go1.25's greenteagc adds to work), so each
- * row names the exact builds it describes: the release and the experiments its version string
- * lists after "X:" ("go1.25.12 X:greenteagc"), in the order Go itself prints them. Any other build
- * gets no table. tests/unit/test_gcruntime.c builds each row's builds with that very toolchain
- * and checks the row against their DWARF.
+ * row names the exact build it describes: the release and the experiments its version string
+ * lists after "X:" ("go1.25.12 X:greenteagc"), in the order Go itself prints them (struct target
+ * reads both, with or without build info). Any other build gets no table.
+ * tests/unit/test_gcruntime.c builds each row's build with that very toolchain and checks the row
+ * against its DWARF.
  */
 static const struct {
 	struct gcruntime_build build;
 	int64_t off[F_COUNT];
 } tables[] = {
-    {{"go1.19.8", ""}, {7704, 7708, 280, 360, 368, 376, 384, 408, 416, 424, 128, 48, 248}},
-    {{"go1.21.13", ""}, {7704, 7708, 344, 416, 424, 432, 440, 464, 472, 480, 96, 48, 248}},
-    {{"go1.22.12", ""}, {7704, 7708, 344, 416, 424, 432, 440, 456, 464, 472, 96, 48, 248}},
-    {{"go1.23.5", ""}, {7704, 7708, 336, 440, 448, 456, 464, 480, 488, 496, 96, 48, 248}},
-    {{"go1.24.4", ""}, {7704, 7708, 336, 440, 448, 456, 464, 480, 488, 496, 96, 48, 248}},
-    {{"go1.25.12", ""}, {7680, 7684, 400, 528, 536, 544, 552, 568, 576, 584, 96, 48, 240}},
-    {{"go1.25.12", "greenteagc"},
-     {7680, 7684, 496, 624, 632, 640, 648, 664, 672, 680, 96, 48, 240}},
-    {{"go1.26.11", ""}, {7680, 7684, 536, 664, 672, 680, 688, 704, 712, 720, 96, 48, 248}},
-    {{"go1.26.11", "nogreenteagc"},
-     {7680, 7684, 536, 664, 672, 680, 688, 704, 712, 720, 96, 48, 248}},
-    {{"go1.27.4", ""}, {7680, 7684, 536, 664, 672, 680, 688, 704, 712, 720, 96, 48, 248}},
-    {{"go1.27.4", "nogreenteagc"},
-     {7680, 7684, 536, 664, 672, 680, 688, 704, 712, 720, 96, 48, 248}},
+    {{19, 8, ""}, {7704, 7708, 280, 360, 368, 376, 384, 408, 416, 424, 128, 48, 248}},
+    {{21, 13, ""}, {7704, 7708, 344, 416, 424, 432, 440, 464, 472, 480, 96, 48, 248}},
+    {{22, 12, ""}, {7704, 7708, 344, 416, 424, 432, 440, 456, 464, 472, 96, 48, 248}},
+    {{23, 5, ""}, {7704, 7708, 336, 440, 448, 456, 464, 480, 488, 496, 96, 48, 248}},
+    {{24, 4, ""}, {7704, 7708, 336, 440, 448, 456, 464, 480, 488, 496, 96, 48, 248}},
+    {{25, 12, ""}, {7680, 7684, 400, 528, 536, 544, 552, 568, 576, 584, 96, 48, 240}},
+    {{25, 12, "greenteagc"}, {7680, 7684, 496, 624, 632, 640, 648, 664, 672, 680, 96, 48, 240}},
+    {{26, 11, ""}, {7680, 7684, 536, 664, 672, 680, 688, 704, 712, 720, 96, 48, 248}},
+    {{26, 11, "nogreenteagc"}, {7680, 7684, 536, 664, 672, 680, 688, 704, 712, 720, 96, 48, 248}},
+    {{27, 4, ""}, {7680, 7684, 536, 664, 672, 680, 688, 704, 712, 720, 96, 48, 248}},
+    {{27, 4, "nogreenteagc"}, {7680, 7684, 536, 664, 672, 680, 688, 704, 712, 720, 96, 48, 248}},
 };
 
 const struct gcruntime_build *gcruntime_table_build(size_t i)
@@ -97,27 +95,17 @@ const char *gcruntime_stw_reason(unsigned reason)
 	return reason < sizeof(stw_reasons) / sizeof(stw_reasons[0]) ? stw_reasons[reason] : NULL;
 }
 
-/*
- * The release and experiments of a version string as Go prints it: "go1.25.12 X:greenteagc",
- * "go1.26.11-X:nogreenteagc" (the form from Go 1.26), or just "go1.23.5".
- */
-static bool is_build(const char *version, const struct gcruntime_build *b)
+/* The exact build: a newer release's minor is the newest heapspy knows, never its own. */
+static bool is_build(const struct target *t, const struct gcruntime_build *b)
 {
-	size_t n = strlen(b->release);
-	const char *rest = version + n;
-
-	if (strncmp(version, b->release, n))
-		return false;
-	if (!*rest)
-		return !*b->experiments;
-	return (!strncmp(rest, " X:", 3) || !strncmp(rest, "-X:", 3)) &&
-	       !strcmp(rest + 3, b->experiments);
+	return !t->newer_release && t->go_minor == b->minor && t->go_patch == b->patch &&
+	       !strcmp(t->go_experiments, b->experiments);
 }
 
-static const int64_t *table_for(const char *version)
+static const int64_t *table_for(const struct target *t)
 {
 	for (size_t i = 0; i < sizeof(tables) / sizeof(tables[0]); i++)
-		if (is_build(version, &tables[i].build))
+		if (is_build(t, &tables[i].build))
 			return tables[i].off;
 	return NULL;
 }
@@ -125,7 +113,7 @@ static const int64_t *table_for(const char *version)
 /* DWARF first: it describes this very build; the table where the build has none. */
 static void resolve_offsets(const struct target *t, struct gc_runtime *r, int64_t *off)
 {
-	const int64_t *table = table_for(t->go_version);
+	const int64_t *table = table_for(t);
 	struct godwarf_member want[F_COUNT];
 
 	for (int i = 0; i < F_COUNT; i++)
@@ -287,10 +275,10 @@ static bool words_from_code(const struct target *t, uint64_t *w)
 {
 	struct rip_ref *refs;
 	uint64_t goal;
-	int n, j, k, u, minor;
+	int n, j, k, u;
 
-	if (sscanf(t->go_version, "go1.%d", &minor) != 1 || minor < CODE_SHAPE_MIN ||
-	    minor > CODE_SHAPE_MAX || !(refs = calloc(MAX_REFS, sizeof(*refs))))
+	if (t->newer_release || t->go_minor < CODE_SHAPE_MIN || t->go_minor > CODE_SHAPE_MAX ||
+	    !(refs = calloc(MAX_REFS, sizeof(*refs))))
 		return false;
 	goal = heap_goal_from_code(t, refs);
 	n = refs_of(t, "runtime.gcMarkTermination", refs);

@@ -65,9 +65,10 @@ int gcruntime_resolve(const struct target *t, struct gc_runtime *r, char *err, s
  * and the probes that read them and see the non-GC stops are there.
  */
 bool gcruntime_has_state(const struct gc_runtime *r);
-/* A build the per-release tables describe: "go1.25.12" with experiments "greenteagc". */
+/* A build the per-release tables describe: go1.<minor>.<patch>, experiments as after "X:". */
 struct gcruntime_build {
-	const char *release, *experiments;
+	int minor, patch;
+	const char *experiments;
 };
 /* The i-th build with a table, NULL past the last: for the tests that check every table. */
 const struct gcruntime_build *gcruntime_table_build(size_t i);
