@@ -238,8 +238,16 @@ def each(items, fn):
         raise Failure("\n".join("%s: %s" % (item, e) for item, e in errors))
 
 
+_tmpdirs = collections.Counter()
+
+
 def tmpdir(name):
-    d = os.path.join(BUILD, "out", name)
+    """A fresh directory for a test's files. Tests run side by side: a name asked for again in
+    the same run gets a numbered twin, never the other test's directory."""
+    with _lock:
+        _tmpdirs[name] += 1
+        n = _tmpdirs[name]
+    d = os.path.join(BUILD, "out", name if n == 1 else "%s-%d" % (name, n))
     shutil.rmtree(d, ignore_errors=True)
     os.makedirs(d)
     return d

@@ -142,10 +142,15 @@ def run_test(test, durations):
     durations[full] = round(time.time() - t0, 1)
 
 
-def run_shared(tests, durations):
+def run_shared(tests, durations, jobs):
     # Longest first (as long as they took last time), so that the last to finish are short.
     order = sorted(tests, key=lambda t: -durations.get(t[0], float("inf")))
-    each(order, lambda t: run_test(t, durations))
+    cpu_slots, harness.SLOTS = harness.SLOTS, threading.BoundedSemaphore(jobs)
+    harness.SLOTS.acquire()
+    try:
+        each(order, lambda t: run_test(t, durations))
+    finally:
+        harness.SLOTS = cpu_slots
 
 
 def run_alone(tests, durations):
@@ -167,7 +172,8 @@ def main():
     ap.add_argument("--no-integration", action="store_true")
     ap.add_argument("--fuzz-seconds", type=int, default=int(os.environ.get("FUZZ_SECONDS", 20)))
     ap.add_argument("-j", dest="jobs", type=int, default=harness.JOBS,
-                    help="how many tests may run at once (default: one per CPU)")
+                    help="how many builds, unit tests and fuzz targets run at once (default: one "
+                    "per CPU); integration tests that may share the machine run twice as many")
     args = ap.parse_args()
     harness.JOBS, harness.SLOTS = args.jobs, threading.BoundedSemaphore(args.jobs)
     harness.SLOTS.acquire()  # the runner's own thread is one of the jobs
@@ -191,8 +197,10 @@ def main():
                 durations = json.load(f)
         except (OSError, ValueError):
             durations = {}
-        phases.run("integration, %d at a time" % args.jobs, run_shared,
-                   [t for t in tests if not t[2]], durations)
+        # Integration tests mostly wait for programs that run for a set time (two at a time they
+        # keep a tenth of a CPU busy): twice as many as CPUs share the machine.
+        phases.run("integration, %d at a time" % (2 * args.jobs), run_shared,
+                   [t for t in tests if not t[2]], durations, 2 * args.jobs)
         phases.run("integration, alone", run_alone, [t for t in tests if t[2]], durations)
         with open(DURATIONS, "w") as f:
             json.dump(durations, f, indent=0, sort_keys=True)
