@@ -242,7 +242,7 @@ def test_unknown_patch_release():
         check_report(run(version, patched, what), "code", what)
 
 
-@needs(build("1.19", "gcload", ldflags="-s -w", variant="-stripped"))
+@needs([build(v, "gcload", ldflags="-s -w", variant="-stripped") for v in ("1.19", NEWEST_GO)])
 def test_probe_timing_without_records():
     """Stripped binaries of releases heapspy has no layout for (a go1.19 runtime that says it is
     go1.18, the newest that says it is go1.99): the pauses timed by heapspy's own probes, the
