@@ -12,6 +12,9 @@ GEN      := $(BUILD)/gen
 CFLAGS   ?= -O2 -g
 CFLAGS   += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Iinclude -Iuser -I$(GEN)
 LDLIBS   := -lbpf -ldw -lelf -lz -lprotobuf-c -lcapstone -ljson-c -lm
+# The static binary also takes the compressors libdw's archive calls (its shared library brings them
+# along by itself).
+STATIC_LDLIBS := $(LDLIBS) -lzstd -llzma -lbz2
 
 BPF_SRCS := $(wildcard bpf/*.bpf.c)
 BPF_OBJS := $(patsubst bpf/%.bpf.c,$(BUILD)/%.bpf.o,$(BPF_SRCS))
@@ -40,7 +43,7 @@ SAN_OBJS := $(patsubst %.c,$(BUILD)/san/%.o,$(LIB_SRCS))
 GEN_HDRS := $(SKELS) $(GEN)/profile.pb-c.h
 DEPFLAGS := -MMD -MP
 
-.PHONY: all clean test unit fuzz demo bench format deps
+.PHONY: all static clean test unit fuzz demo bench format deps
 # Keep the BPF objects and skeletons between builds (make would delete them as intermediates).
 .SECONDARY:
 all: $(BUILD)/heapspy
@@ -77,6 +80,12 @@ $(SAN_LIB): $(SAN_OBJS)
 $(BUILD)/heapspy: $(LIB_OBJS) $(BUILD)/obj/user/main.o
 	$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS)
 
+# One self-contained binary for hosts without the libraries: the BPF objects are in it already (the
+# skeletons embed them).
+static: $(BUILD)/heapspy-static
+$(BUILD)/heapspy-static: $(LIB_OBJS) $(BUILD)/obj/user/main.o
+	$(CC) $(CFLAGS) -static $^ -o $@ $(STATIC_LDLIBS)
+
 $(BUILD)/unit/%: tests/unit/%.c $(SAN_LIB) | $(GEN_HDRS) $(BUILD)/unit
 	$(CLANG) $(SAN_CFLAGS) $(DEPFLAGS) $< $(SAN_LIB) -o $@ $(LDLIBS)
 
@@ -96,7 +105,7 @@ fuzz: $(FUZZ_BINS)
 
 # deps is a no-op once everything is installed, so the quick start works on a fresh machine.
 test: deps
-	$(MAKE) -j$$(nproc) all unit fuzz
+	$(MAKE) -j$$(nproc) all static unit fuzz
 	python3 tests/run.py
 
 demo: deps
