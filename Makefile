@@ -6,6 +6,7 @@ CLANG    ?= clang
 BPFTOOL  ?= bpftool
 PROTOC_C ?= protoc-c
 ARCH     := x86
+PREFIX   ?= /usr/local
 
 BUILD    := build
 GEN      := $(BUILD)/gen
@@ -43,7 +44,7 @@ SAN_OBJS := $(patsubst %.c,$(BUILD)/san/%.o,$(LIB_SRCS))
 GEN_HDRS := $(SKELS) $(GEN)/profile.pb-c.h
 DEPFLAGS := -MMD -MP
 
-.PHONY: all static clean test unit fuzz demo bench format deps
+.PHONY: all static install clean test unit fuzz demo bench format deps
 # Keep the BPF objects and skeletons between builds (make would delete them as intermediates).
 .SECONDARY:
 all: $(BUILD)/heapspy
@@ -85,6 +86,15 @@ $(BUILD)/heapspy: $(LIB_OBJS) $(BUILD)/obj/user/main.o
 static: $(BUILD)/heapspy-static
 $(BUILD)/heapspy-static: $(LIB_OBJS) $(BUILD)/obj/user/main.o
 	$(CC) $(CFLAGS) -static $^ -o $@ $(STATIC_LDLIBS)
+
+# The manual is generated from the binary's own --help, so it says what this build does.
+$(BUILD)/heapspy.1: $(BUILD)/heapspy tools/manpage
+	tools/manpage $< > $@.tmp && mv $@.tmp $@
+
+install: $(BUILD)/heapspy $(BUILD)/heapspy.1
+	install -D -m 755 $(BUILD)/heapspy $(DESTDIR)$(PREFIX)/bin/heapspy
+	install -D -m 644 $(BUILD)/heapspy.1 $(DESTDIR)$(PREFIX)/share/man/man1/heapspy.1
+	install -D -m 644 tools/heapspy.bash $(DESTDIR)$(PREFIX)/share/bash-completion/completions/heapspy
 
 $(BUILD)/unit/%: tests/unit/%.c $(SAN_LIB) | $(GEN_HDRS) $(BUILD)/unit
 	$(CLANG) $(SAN_CFLAGS) $(DEPFLAGS) $< $(SAN_LIB) -o $@ $(LDLIBS)

@@ -72,3 +72,36 @@ def test_static_binary_runs_alone():
             check("candidates" in json.load(f), "leaks wrote no candidates list")
     finally:
         prog.kill()
+
+
+def test_make_install_lays_out_under_destdir():
+    """make install DESTDIR=... PREFIX=/usr: the binary, a manual that man renders without a
+    warning and that has every command's options, and a bash completion that completes them."""
+    dest = tmpdir("ship-install")
+    p = subprocess.run(["make", "-s", "install", "DESTDIR=" + dest, "PREFIX=/usr"], cwd=ROOT,
+                       capture_output=True, text=True, timeout=300)
+    check(p.returncode == 0, "make install failed:\n%s%s" % (p.stdout, p.stderr))
+    usr = os.path.join(dest, "usr")
+    files = sorted(os.path.relpath(os.path.join(d, f), usr)
+                   for d, _, fs in os.walk(usr) for f in fs)
+    want = ["bin/heapspy", "share/bash-completion/completions/heapspy",
+            "share/man/man1/heapspy.1"]
+    check(files == want, "make install laid out %s, wanted %s" % (files, want))
+    heapspy = os.path.join(usr, "bin", "heapspy")
+    check(os.access(heapspy, os.X_OK), "%s is not executable" % heapspy)
+    man = subprocess.run(["man", "-l", os.path.join(usr, "share/man/man1/heapspy.1")],
+                         capture_output=True, text=True, env=dict(os.environ, MANWIDTH="100"))
+    check(man.returncode == 0 and not man.stderr, "man -l: %d %s" % (man.returncode, man.stderr))
+    for section in ("HEAPSPY RECORD", "HEAPSPY GC", "HEAPSPY LEAKS"):
+        check(section in man.stdout, "the manual has no section %s:\n%s" % (section, man.stdout))
+    check("--duration=SECS" in man.stdout, "the manual's options are not plain ASCII:\n" + man.stdout)
+    completions = {}
+    for words in ("r", "leaks --j"):
+        script = ('source "$1"; COMP_WORDS=(heapspy %s); COMP_CWORD=$((${#COMP_WORDS[@]} - 1)); '
+                  '_heapspy "$2"; echo "${COMPREPLY[@]}"' % words)
+        c = subprocess.run(["bash", "-c", script, "bash",
+                            os.path.join(usr, "share/bash-completion/completions/heapspy"),
+                            heapspy], capture_output=True, text=True)
+        completions[words] = c.stdout.split()
+    check(completions == {"r": ["record"], "leaks --j": ["--json"]},
+          "bash completion: %s" % completions)
