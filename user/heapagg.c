@@ -475,17 +475,3 @@ void heapagg_each_live(const struct heapagg *a, void (*fn)(void *ctx, const stru
 		if (a->live.used[i])
 			fn(ctx, &a->objects[a->live.slots[i].val >> 32]);
 }
-
-void heap_unsample(uint64_t count, uint64_t bytes, int64_t rate, int64_t *out_count,
-		   int64_t *out_bytes)
-{
-	double scale;
-
-	if (count == 0 || bytes == 0) {
-		*out_count = *out_bytes = 0;
-		return;
-	}
-	scale = heap_scale((double)bytes / (double)count, rate);
-	*out_count = (int64_t)((double)count * scale);
-	*out_bytes = (int64_t)((double)bytes * scale);
-}

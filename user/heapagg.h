@@ -182,8 +182,4 @@ void heapagg_each_live(const struct heapagg *a, void (*fn)(void *ctx, const stru
 /* runtime/pprof's scale for samples of size bytes taken at rate: 1/(1-exp(-size/rate)). */
 double heap_scale(double size, int64_t rate);
 
-/* runtime/pprof's unsampling: scale by heap_scale(avg, rate) where avg is bytes per object. */
-void heap_unsample(uint64_t count, uint64_t bytes, int64_t rate, int64_t *out_count,
-		   int64_t *out_bytes);
-
 #endif

@@ -117,10 +117,9 @@ void leaks_judge(const struct leak_timeline *t, struct leak_verdict *v)
 		v->kind = LEAK_THIN;
 }
 
-void leaks_init(struct leaks *l, int64_t rate, leaks_trim_fn trim, void *trim_ctx)
+void leaks_init(struct leaks *l, leaks_trim_fn trim, void *trim_ctx)
 {
 	memset(l, 0, sizeof(*l));
-	l->rate = rate;
 	l->trim = trim;
 	l->trim_ctx = trim_ctx;
 	l->stride = 1;
@@ -145,13 +144,13 @@ size_t leaks_points(const struct leaks *l)
 	return l->npoints + l->tail;
 }
 
-/* Unsampled bytes per sampled object of a site, and their sampling variance. */
-static void weight(const struct leaks *l, uint64_t size, double *w, double *var)
+/*
+ * Unsampled bytes per sampled object of a size, scale objects each (heap_scale at the rate it was
+ * sampled at), and their sampling variance.
+ */
+static void weight(uint64_t size, double scale, double *w, double *var)
 {
-	int64_t count, bytes;
-
-	heap_unsample(1, size, l->rate, &count, &bytes);
-	*w = (double)bytes;
+	*w = scale * (double)size;
 	*var = *w * (*w - (double)size);
 	if (*var < 0)
 		*var = 0;
@@ -268,7 +267,8 @@ static int add_point(struct leaks *l, const struct heapagg *a, int64_t now, doub
 			continue;
 		if (!s->bytes && start_series(s))
 			return -ENOMEM;
-		weight(l, site->size, &w, &var);
+		/* Their mean scale: each sample counts at the rate it was taken at. */
+		weight(site->size, t.est_inuse / (double)t.inuse_objects, &w, &var);
 		s->bytes[p] += w * (double)t.inuse_objects;
 		s->var[p] += var * (double)t.inuse_objects;
 		s->maxobj[p] = fmax(s->maxobj[p], (double)site->size);
@@ -335,7 +335,7 @@ static void walk_object(void *ctx, const struct heap_object *o)
 
 	if (k < 0 || o->cycle == HEAPAGG_UNKNOWN_CYCLE)
 		return;
-	weight(w->l, site->size, &weight_, &var);
+	weight(site->size, o->weight, &weight_, &var);
 	w->s[k].age_bytes[age_bucket(w->now->cycle - o->cycle)] += weight_;
 	if (o->cycle < w->oldest[k] || (o->cycle == w->oldest[k] && o->ts < w->oldest_ts[k])) {
 		w->oldest[k] = o->cycle;
@@ -387,7 +387,7 @@ static void add_preattach(struct walk *w)
 
 		if (k < 0 || !site->pre_objects)
 			continue;
-		weight(w->l, site->size, &wt, &var);
+		weight(site->size, heap_scale((double)site->size, w->a->rate), &wt, &var);
 		w->s[k].age_bytes[LEAKS_AGE_PREATTACH] += wt * (double)site->pre_objects;
 		w->s[k].before_attach = true;
 	}

@@ -9,7 +9,7 @@
  * the sweep after it is done, which the runtime guarantees by the next cycle, so the point for
  * cycle N is taken when cycle N+2 begins. Everything is unsampled with runtime/pprof's formula, and
  * every number carries its sampling error: an object of size s stands for s/p bytes, p = 1 -
- * exp(-s/rate), with variance s^2 (1-p) / p^2.
+ * exp(-s/rate) at the rate it was sampled at, with variance s^2 (1-p) / p^2.
  *
  * The rule. Over the timeline of a site (points 0..n-1, bytes B_i at time t_i):
  *
@@ -128,7 +128,6 @@ struct leaks_series {
 
 /* Timelines of every site, fed from heapagg as the runtime's heap-profile cycle advances. */
 struct leaks {
-	int64_t rate;
 	leaks_trim_fn trim; /* NULL: every stack is its own site */
 	void *trim_ctx;
 	int64_t cycle[LEAKS_MAX_POINTS + 1];
@@ -146,7 +145,7 @@ struct leaks {
 	double seen_secs[4];	   /* when cycle c was first seen, at c % 4 */
 };
 
-void leaks_init(struct leaks *l, int64_t rate, leaks_trim_fn trim, void *trim_ctx);
+void leaks_init(struct leaks *l, leaks_trim_fn trim, void *trim_ctx);
 void leaks_free(struct leaks *l);
 /*
  * Call on every tick, after the events so far are in a, with the runtime's current heap-profile

@@ -104,7 +104,7 @@ static uint32_t trim_runtime(void *ctx, const struct heap_stack *st)
 
 void leaks_start(struct leaks *l, struct session *s)
 {
-	leaks_init(l, s->rate, trim_runtime, &s->t);
+	leaks_init(l, trim_runtime, &s->t);
 }
 
 void leaks_tick(struct leaks *l, struct session *s, double elapsed)

@@ -370,19 +370,14 @@ static void test_samples_unsampled_at_their_rate(void)
 	heapagg_free(&a);
 }
 
-/* runtime/pprof's scaleHeapSample. */
-static void test_unsample_matches_runtime_pprof(void)
+/* runtime/pprof's scaleHeapSample, and heapprof's int64(count * scale). */
+static void test_scale_matches_runtime_pprof(void)
 {
-	int64_t n, b;
 	double scale = 1 / (1 - exp(-8192.0 / 16384.0));
 
-	heap_unsample(1, 8192, 16384, &n, &b);
-	CHECK(n == (int64_t)(1 * scale) && b == (int64_t)(8192 * scale));
-	CHECK(b == 20819);
-	heap_unsample(10, 640, 1, &n, &b);
-	CHECK(n == 10 && b == 640);
-	heap_unsample(0, 0, 512 * 1024, &n, &b);
-	CHECK(n == 0 && b == 0);
+	CHECK(heap_scale(8192, 16384) == scale);
+	CHECK((int64_t)(8192 * heap_scale(8192, 16384)) == 20819);
+	CHECK(heap_scale(64, 1) == 1 && heap_scale(64, 0) == 1);
 }
 
 int main(void)
@@ -396,7 +391,7 @@ int main(void)
 	RUN(test_baseline_record);
 	RUN(test_unknown_cycle_counts_everything);
 	RUN(test_events_and_reallocated_address);
-	RUN(test_unsample_matches_runtime_pprof);
+	RUN(test_scale_matches_runtime_pprof);
 	RUN(test_post_sweep_publishes_early);
 	RUN(test_post_sweep_after_baseline);
 	RUN(test_profile_cycle_before_first_gc);

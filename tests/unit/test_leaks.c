@@ -264,6 +264,8 @@ static struct hs_free_event fe;
 static uint32_t tid;
 /* When set, a frame of "the allocator" on top of every stack the probes see. */
 static uint64_t allocator_pc;
+/* The MemProfileRate the probes read with each sample. */
+static int64_t sample_rate = RATE;
 
 static void alloc_at(struct heapagg *a, uint64_t pc, uint64_t addr, uint64_t size, int cycle,
 		     double secs)
@@ -273,6 +275,7 @@ static void alloc_at(struct heapagg *a, uint64_t pc, uint64_t addr, uint64_t siz
 					  ++tid, 0};
 	ae.addr = addr;
 	ae.size = size;
+	ae.rate = sample_rate;
 	ae.nframes = allocator_pc ? 3 : 2;
 	ae.pcs[0] = allocator_pc ? allocator_pc : pc;
 	ae.pcs[ae.nframes - 2] = pc;
@@ -347,7 +350,7 @@ static void test_report_from_events(void)
 	struct leaks l;
 
 	heapagg_init(&a);
-	leaks_init(&l, RATE, NULL, NULL);
+	leaks_init(&l, NULL, NULL);
 	CHECK(leaks_observe(&l, &a, 0, 0.1) == 0);
 	run_program(&a, &l, 20, true);
 	CHECK(leaks_points(&l) == 20);
@@ -373,6 +376,39 @@ static void test_report_from_events(void)
 	heapagg_free(&a);
 }
 
+/* Bytes count each sample at the rate it was taken at, not at one rate for the recording. */
+static double leak_bytes_at(int64_t rate)
+{
+	struct leaks_now now = {.cycle = 20, .ns = (uint64_t)(21e9), .secs = 21};
+	struct leak_report r;
+	struct heapagg a;
+	struct leaks l;
+	double bytes = 0;
+
+	sample_rate = rate;
+	heapagg_init(&a);
+	leaks_init(&l, NULL, NULL);
+	CHECK(leaks_observe(&l, &a, 0, 0.1) == 0);
+	run_program(&a, &l, 20, true);
+	CHECK(leaks_analyze(&l, &a, &now, &r) == 0);
+	CHECK(r.nsites == 1);
+	if (r.nsites)
+		bytes = r.sites[0].inuse_bytes;
+	leaks_report_free(&r);
+	leaks_free(&l);
+	heapagg_free(&a);
+	sample_rate = RATE;
+	return bytes;
+}
+
+static void test_bytes_at_each_sample_rate(void)
+{
+	double slow = leak_bytes_at(RATE), fast = leak_bytes_at(4096);
+	double want = heap_scale(32768, 4096) / heap_scale(32768, RATE);
+
+	CHECK(slow > 0 && fabs(fast / slow - want) < 1e-9 * want);
+}
+
 static void test_no_leak_no_candidates(void)
 {
 	struct leaks_now now = {.cycle = 20, .ns = (uint64_t)(21e9), .secs = 21};
@@ -381,7 +417,7 @@ static void test_no_leak_no_candidates(void)
 	struct leaks l;
 
 	heapagg_init(&a);
-	leaks_init(&l, RATE, NULL, NULL);
+	leaks_init(&l, NULL, NULL);
 	CHECK(leaks_observe(&l, &a, 0, 0.1) == 0);
 	run_program(&a, &l, 20, false);
 	CHECK(leaks_analyze(&l, &a, &now, &r) == 0);
@@ -399,7 +435,7 @@ static void test_too_few_cycles_is_thin(void)
 	struct leaks l;
 
 	heapagg_init(&a);
-	leaks_init(&l, RATE, NULL, NULL);
+	leaks_init(&l, NULL, NULL);
 	CHECK(leaks_observe(&l, &a, 0, 0.1) == 0);
 	run_program(&a, &l, 3, true);
 	CHECK(leaks_analyze(&l, &a, &now, &r) == 0);
@@ -418,7 +454,7 @@ static void test_few_samples_is_thin(void)
 
 	/* Many cycles, but a sample every third one: not enough to tell anything either way. */
 	heapagg_init(&a);
-	leaks_init(&l, RATE, NULL, NULL);
+	leaks_init(&l, NULL, NULL);
 	CHECK(leaks_observe(&l, &a, 0, 0.1) == 0);
 	for (int c = 0; c < 20; c++) {
 		if (c % 3 == 0)
@@ -440,7 +476,7 @@ static void test_long_recording_keeps_the_shape(void)
 	struct leaks l;
 
 	heapagg_init(&a);
-	leaks_init(&l, RATE, NULL, NULL);
+	leaks_init(&l, NULL, NULL);
 	CHECK(leaks_observe(&l, &a, 0, 0.1) == 0);
 	run_program(&a, &l, 1000, true);
 	CHECK(leaks_points(&l) <= LEAKS_MAX_POINTS + 1 && leaks_points(&l) > LEAKS_MAX_POINTS / 2);
@@ -468,7 +504,7 @@ static void test_objects_from_before_attach(void)
 
 	/* The runtime's records lack the allocator's frames; the probes' stacks have them. */
 	heapagg_init(&a);
-	leaks_init(&l, RATE, trim_allocator, NULL);
+	leaks_init(&l, trim_allocator, NULL);
 	allocator_pc = 0x500;
 	CHECK(heapagg_baseline(&a, 0xb0c4e7, pcs, 2, 32768, &rec, 0) == 0);
 	CHECK(a.sites[0].pre_objects == 40);
@@ -509,6 +545,7 @@ int main(void)
 	RUN(test_thin_evidence);
 	RUN(test_degenerate_timelines);
 	RUN(test_report_from_events);
+	RUN(test_bytes_at_each_sample_rate);
 	RUN(test_no_leak_no_candidates);
 	RUN(test_too_few_cycles_is_thin);
 	RUN(test_few_samples_is_thin);
