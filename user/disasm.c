@@ -497,3 +497,21 @@ int64_t disasm_nil_check(const struct elfbin *eb, uint64_t start, uint64_t end)
 	walk_close(&w);
 	return found;
 }
+
+int64_t disasm_first_inc(const struct elfbin *eb, uint64_t start, uint64_t end)
+{
+	int64_t disp = -1;
+	struct walk w;
+
+	if (!walk_open(&w, eb, start, end))
+		return -1;
+	while (disp < 0 && walk_next(&w)) {
+		const cs_x86 *x = &w.in->detail->x86;
+
+		if (w.in->id == X86_INS_INC && x->op_count == 1 &&
+		    x->operands[0].type == X86_OP_MEM && x->operands[0].size == 8)
+			disp = x->operands[0].mem.disp;
+	}
+	walk_close(&w);
+	return disp;
+}

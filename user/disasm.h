@@ -72,4 +72,11 @@ int disasm_dispatch(const struct elfbin *eb, uint64_t start, uint64_t end, uint6
  */
 int64_t disasm_nil_check(const struct elfbin *eb, uint64_t start, uint64_t end);
 
+/*
+ * The displacement of a function's first 8-byte increment in memory (`INC qword [base+index+d]`),
+ * or -1. mProf_Free's is `mpc.frees++` in memRecord.future[index]: d is the size of one
+ * memRecordCycle (the active one before future) plus frees' offset, 8.
+ */
+int64_t disasm_first_inc(const struct elfbin *eb, uint64_t start, uint64_t end);
+
 #endif

@@ -76,13 +76,14 @@ static void found_in_code(int64_t *v, enum layout_source *src, int fact, int64_t
 
 /*
  * freeSpecial: `switch s.kind { ... case _KindSpecialProfile: mProf_Free(sp.b, ...) }`.
+ * mProf_Free: `mpc.frees++` in the memRecordCycle of a future cycle.
  * mProf_Malloc: `if mp.profStack == nil { return }` first, where the M is its first parameter.
  */
 static void from_code(const struct target *t, int64_t *v, enum layout_source *src)
 {
 	uint64_t entry, end, free_entry, free_end;
 	struct disasm_dispatch d;
-	int64_t profstack;
+	int64_t profstack, inc;
 
 	if (gosym_func(t->sym, "runtime.freeSpecial", &entry, &end) == 0 &&
 	    gosym_func(t->sym, "runtime.mProf_Free", &free_entry, &free_end) == 0 &&
@@ -91,6 +92,10 @@ static void from_code(const struct target *t, int64_t *v, enum layout_source *sr
 		found_in_code(v, src, LF_PROFILE_KIND, d.case_value);
 		found_in_code(v, src, LF_BUCKET_OFFSET, d.arg_offset);
 	}
+	/* memRecord{active, future[3]}: frees++ of a future cycle is one cycle's size past 8. */
+	if (gosym_func(t->sym, "runtime.mProf_Free", &entry, &end) == 0 &&
+	    ((inc = disasm_first_inc(t->elf, entry, end)) == 3 * 8 || inc == 5 * 8))
+		found_in_code(v, src, LF_RECORD_WORDS, inc / 8 - 1);
 	if (gosym_func(t->sym, "runtime.mProf_Malloc", &entry, &end) == 0 &&
 	    (profstack = disasm_nil_check(t->elf, entry, end)) > 0) {
 		found_in_code(v, src, LF_PROFSTACK, profstack);

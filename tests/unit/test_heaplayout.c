@@ -101,8 +101,7 @@ static void check_binary(size_t r, int variant)
 	if (variant == DEFAULT)
 		profstack_of_default = l->cfg.profstack_offset;
 	CHECK(l->cfg.profstack_offset == profstack_of_default);
-	want = variant == DEFAULT ? LAYOUT_DWARF : LAYOUT_TABLE;
-	CHECK(l->src[LF_RECORD_WORDS] == want);
+	CHECK(l->src[LF_RECORD_WORDS] == (variant == DEFAULT ? LAYOUT_DWARF : LAYOUT_CODE));
 	/* The one variable heapspy writes: from the code, only with two functions agreeing. */
 	CHECK(hp.mem_profile_rate != 0);
 	CHECK((hp.rate_confirmed_by != NULL) ==
