@@ -44,7 +44,7 @@ SAN_OBJS := $(patsubst %.c,$(BUILD)/san/%.o,$(LIB_SRCS))
 GEN_HDRS := $(SKELS) $(GEN)/profile.pb-c.h
 DEPFLAGS := -MMD -MP
 
-.PHONY: all static install clean test unit fuzz demo bench format deps
+.PHONY: all static install deb clean test unit fuzz demo bench format deps
 # Keep the BPF objects and skeletons between builds (make would delete them as intermediates).
 .SECONDARY:
 all: $(BUILD)/heapspy
@@ -95,6 +95,13 @@ install: $(BUILD)/heapspy $(BUILD)/heapspy.1
 	install -D -m 755 $(BUILD)/heapspy $(DESTDIR)$(PREFIX)/bin/heapspy
 	install -D -m 644 $(BUILD)/heapspy.1 $(DESTDIR)$(PREFIX)/share/man/man1/heapspy.1
 	install -D -m 644 tools/heapspy.bash $(DESTDIR)$(PREFIX)/share/bash-completion/completions/heapspy
+
+# The Debian package holds the dynamic build; its Depends are the libraries that build links.
+deb: $(BUILD)/heapspy.deb
+$(BUILD)/heapspy.deb: $(BUILD)/heapspy $(BUILD)/heapspy.1 tools/heapspy.bash tools/deb
+	rm -rf $(BUILD)/deb
+	$(MAKE) install DESTDIR=$(BUILD)/deb/debian/heapspy PREFIX=/usr
+	tools/deb $(BUILD)/deb $@
 
 $(BUILD)/unit/%: tests/unit/%.c $(SAN_LIB) | $(GEN_HDRS) $(BUILD)/unit
 	$(CLANG) $(SAN_CFLAGS) $(DEPFLAGS) $< $(SAN_LIB) -o $@ $(LDLIBS)

@@ -1,6 +1,7 @@
 """What heapspy ships as: the static binary (make static), run where nothing else is installed."""
 import json
 import os
+import re
 import subprocess
 import time
 
@@ -8,6 +9,9 @@ import pprofdec
 from harness import NEWEST_GO, ROOT, Program, build, check, go_build, needs, tmpdir
 
 STATIC = os.path.join(ROOT, "build", "heapspy-static")
+# apt and dpkg change the whole machine: nothing else runs beside them.
+RUN_ALONE = {"test_deb_installs_runs_and_purges"}
+APT = ["apt-get", "-y", "-q", "-o", "DPkg::Lock::Timeout=120"]
 
 # A private mount namespace whose root is a tmpfs holding only the binary, /proc, /sys (BTF,
 # the BPF file system) and /tmp (the test's output directory): no libraries, no loader, no /etc,
@@ -94,7 +98,8 @@ def test_make_install_lays_out_under_destdir():
     check(man.returncode == 0 and not man.stderr, "man -l: %d %s" % (man.returncode, man.stderr))
     for section in ("HEAPSPY RECORD", "HEAPSPY GC", "HEAPSPY LEAKS"):
         check(section in man.stdout, "the manual has no section %s:\n%s" % (section, man.stdout))
-    check("--duration=SECS" in man.stdout, "the manual's options are not plain ASCII:\n" + man.stdout)
+    check("--duration=SECS" in man.stdout,
+          "the manual's options are not plain ASCII:\n" + man.stdout)
     completions = {}
     for words in ("r", "leaks --j"):
         script = ('source "$1"; COMP_WORDS=(heapspy %s); COMP_CWORD=$((${#COMP_WORDS[@]} - 1)); '
@@ -105,3 +110,45 @@ def test_make_install_lays_out_under_destdir():
         completions[words] = c.stdout.split()
     check(completions == {"r": ["record"], "leaks --j": ["--json"]},
           "bash completion: %s" % completions)
+
+
+def installed(package):
+    p = subprocess.run(["dpkg-query", "-W", "-f=${Status}", package], capture_output=True,
+                       text=True)
+    return "install ok installed" in p.stdout
+
+
+@needs(build(NEWEST_GO, "retain"))
+def test_deb_installs_runs_and_purges():
+    """make deb: apt installs the package alone (its Depends are on the machine already: the
+    libraries the build links), the installed heapspy records a launched program, and a purge
+    leaves nothing behind."""
+    check(not installed("heapspy"), "heapspy is installed already: this test would remove it")
+    p = subprocess.run(["make", "-s", "deb"], cwd=ROOT, capture_output=True, text=True,
+                       timeout=300)
+    check(p.returncode == 0, "make deb failed:\n%s%s" % (p.stdout, p.stderr))
+    deb = os.path.join(ROOT, "build", "heapspy.deb")
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    try:
+        p = subprocess.run(APT + ["install", deb], capture_output=True, text=True, env=env,
+                           timeout=300)
+        check(p.returncode == 0, "apt-get install %s failed:\n%s%s" % (deb, p.stdout, p.stderr))
+        check(re.search(r"^0 upgraded, 1 newly installed, 0 to remove", p.stdout, re.M),
+              "apt-get installed more than heapspy:\n" + p.stdout)
+        p = subprocess.run(["/usr/bin/heapspy", "--help"], capture_output=True, text=True)
+        check(p.returncode == 0 and "record" in p.stdout, "heapspy --help: %s" % p.stderr)
+        out = os.path.join(tmpdir("ship-deb"), "heap.pb.gz")
+        p = subprocess.run(["/usr/bin/heapspy", "record", "-o", out, "--",
+                            go_build(NEWEST_GO, "retain"), "-duration", "2s"],
+                           capture_output=True, text=True, timeout=60)
+        check(p.returncode == 0, "the installed heapspy record exited %d: %s" % (p.returncode,
+                                                                                 p.stderr))
+        by = pprofdec.load(out).by_site("inuse_space", lambda stack: stack[0] if stack else "?")
+        check(max(by, key=by.get) == "main.retainA", "top in-use sites: %s" % by)
+    finally:
+        p = subprocess.run(APT + ["purge", "heapspy"], capture_output=True, text=True, env=env,
+                           timeout=300)
+    check(p.returncode == 0, "apt-get purge heapspy failed:\n%s%s" % (p.stdout, p.stderr))
+    check(not installed("heapspy") and not os.path.exists("/usr/bin/heapspy")
+          and not os.path.exists("/usr/share/man/man1/heapspy.1.gz"),
+          "the purge left heapspy behind")
