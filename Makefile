@@ -44,7 +44,7 @@ SAN_OBJS := $(patsubst %.c,$(BUILD)/san/%.o,$(LIB_SRCS))
 GEN_HDRS := $(SKELS) $(GEN)/profile.pb-c.h
 DEPFLAGS := -MMD -MP
 
-.PHONY: all static install deb clean test unit fuzz demo bench format deps
+.PHONY: all static install deb dist clean test unit fuzz demo bench format deps
 # Keep the BPF objects and skeletons between builds (make would delete them as intermediates).
 .SECONDARY:
 all: $(BUILD)/heapspy
@@ -102,6 +102,18 @@ $(BUILD)/heapspy.deb: $(BUILD)/heapspy $(BUILD)/heapspy.1 tools/heapspy.bash too
 	rm -rf $(BUILD)/deb
 	$(MAKE) install DESTDIR=$(BUILD)/deb/debian/heapspy PREFIX=/usr
 	tools/deb $(BUILD)/deb $@
+
+# The release tarball: the static binary, its manual, the README and their checksums.
+VERSION  := $(shell sed -n 's/^\#define HEAPSPY_VERSION "\(.*\)"/\1/p' user/main.c)
+DIST     := heapspy-$(VERSION)-linux-x86_64
+dist: $(BUILD)/$(DIST).tar.gz
+$(BUILD)/$(DIST).tar.gz: $(BUILD)/heapspy-static $(BUILD)/heapspy.1 README.md
+	rm -rf $(BUILD)/$(DIST)
+	mkdir -p $(BUILD)/$(DIST)
+	cp $(BUILD)/heapspy-static $(BUILD)/$(DIST)/heapspy
+	cp $(BUILD)/heapspy.1 README.md $(BUILD)/$(DIST)/
+	cd $(BUILD)/$(DIST) && sha256sum heapspy heapspy.1 README.md > SHA256SUMS
+	tar -C $(BUILD) --owner=0 --group=0 --sort=name -czf $@ $(DIST)
 
 $(BUILD)/unit/%: tests/unit/%.c $(SAN_LIB) | $(GEN_HDRS) $(BUILD)/unit
 	$(CLANG) $(SAN_CFLAGS) $(DEPFLAGS) $< $(SAN_LIB) -o $@ $(LDLIBS)

@@ -152,3 +152,26 @@ def test_deb_installs_runs_and_purges():
     check(not installed("heapspy") and not os.path.exists("/usr/bin/heapspy")
           and not os.path.exists("/usr/share/man/man1/heapspy.1.gz"),
           "the purge left heapspy behind")
+
+
+def test_make_dist_tarball():
+    """make dist: heapspy-VERSION-linux-x86_64.tar.gz holds the static binary (the one the bare
+    root ran), the manual, the README and a SHA256SUMS that checks."""
+    p = subprocess.run(["make", "-s", "dist"], cwd=ROOT, capture_output=True, text=True,
+                       timeout=300)
+    check(p.returncode == 0, "make dist failed:\n%s%s" % (p.stdout, p.stderr))
+    version = subprocess.run([STATIC, "--version"], capture_output=True, text=True,
+                             check=True).stdout.split()[-1]
+    name = "heapspy-%s-linux-x86_64" % version
+    out = tmpdir("ship-dist")
+    subprocess.run(["tar", "-C", out, "-xzf", os.path.join(ROOT, "build", name + ".tar.gz")],
+                   check=True)
+    files = sorted(os.listdir(os.path.join(out, name)))
+    want = ["README.md", "SHA256SUMS", "heapspy", "heapspy.1"]
+    check(files == want, "the tarball holds %s, wanted %s" % (files, want))
+    p = subprocess.run(["sha256sum", "--strict", "-c", "SHA256SUMS"], cwd=os.path.join(out, name),
+                       capture_output=True, text=True)
+    check(p.returncode == 0 and p.stdout.count(": OK") == 3, "SHA256SUMS: %s%s" % (p.stdout,
+                                                                                p.stderr))
+    with open(STATIC, "rb") as a, open(os.path.join(out, name, "heapspy"), "rb") as b:
+        check(a.read() == b.read(), "the tarball's heapspy is not build/heapspy-static")
