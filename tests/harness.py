@@ -3,6 +3,7 @@ toolchains, running heapspy against them, and reading what it wrote."""
 import collections
 import functools
 import hashlib
+import itertools
 import os
 import re
 import shutil
@@ -188,8 +189,13 @@ def built(b):
 
 def build_all(builds):
     """Builds the Builds not built yet, as many at a time as there are free SLOTS; returns how
-    many it built."""
-    todo = [b for b in dict.fromkeys(builds) if not os.path.exists(binary(b)[0])]
+    many it built. Builds that share a compiled standard library (same release, build mode and
+    experiment) are spread apart: two at once would both compile it."""
+    groups = collections.defaultdict(list)
+    for b in dict.fromkeys(builds):
+        if not os.path.exists(binary(b)[0]):
+            groups[(b.version, b.buildmode, b.experiment)].append(b)
+    todo = [b for row in itertools.zip_longest(*groups.values()) for b in row if b]
     each(todo, built)
     return len(todo)
 
