@@ -6,7 +6,7 @@ import subprocess
 import time
 
 import pprofdec
-from harness import NEWEST_GO, ROOT, Program, build, check, go_build, needs, tmpdir
+from harness import GO_VERSIONS, NEWEST_GO, ROOT, Program, build, check, go_build, needs, tmpdir
 
 STATIC = os.path.join(ROOT, "build", "heapspy-static")
 # apt and dpkg change the whole machine: nothing else runs beside them.
@@ -175,3 +175,94 @@ def test_make_dist_tarball():
                                                                                 p.stderr))
     with open(STATIC, "rb") as a, open(os.path.join(out, name, "heapspy"), "rb") as b:
         check(a.read() == b.read(), "the tarball's heapspy is not build/heapspy-static")
+
+
+# tools/install-deps in a private mount namespace, where it sees a fake /etc/os-release, an empty
+# dpkg database (so every package is missing), a fresh /etc/apt and an apt-get that only logs what
+# it is asked: nothing it does reaches the machine.
+FAKE_SYSTEM = r"""
+set -e
+fake=$1
+shift
+mount --bind "$fake/os-release" /etc/os-release
+mount --bind "$fake/status" /var/lib/dpkg/status
+mount --bind "$fake/apt" /etc/apt
+PATH="$fake/bin:$PATH" exec "$@"
+"""
+OS_RELEASE = {
+    "debian12": 'PRETTY_NAME="Debian GNU/Linux 12 (bookworm)"\nVERSION_ID="12"\nID=debian\n',
+    "debian11": 'PRETTY_NAME="Debian GNU/Linux 11 (bullseye)"\nVERSION_ID="11"\nID=debian\n',
+    "ubuntu": 'PRETTY_NAME="Ubuntu 24.04 LTS"\nVERSION_ID="24.04"\nID=ubuntu\nID_LIKE=debian\n',
+}
+
+
+def tree(top):
+    """{path: contents} of every file under top."""
+    out = {}
+    for d, _, files in os.walk(top):
+        for f in files:
+            with open(os.path.join(d, f), "rb") as fh:
+                out[os.path.relpath(os.path.join(d, f), top)] = fh.read()
+    return out
+
+
+def install_deps(system, *args):
+    """Runs tools/install-deps args on a fake system; returns (its CompletedProcess, the files
+    /etc/apt held before, after, and apt-get's calls)."""
+    fake = tmpdir("ship-deps-%s%s" % (system, "".join(args)))
+    os.makedirs(os.path.join(fake, "apt", "sources.list.d"))
+    os.makedirs(os.path.join(fake, "apt", "preferences.d"))
+    os.makedirs(os.path.join(fake, "bin"))
+    files = {"os-release": OS_RELEASE[system], "status": "",
+             "apt/sources.list.d/debian.sources":
+             "Types: deb\nURIs: http://deb.debian.org/debian\nSuites: bookworm bookworm-updates\n"
+             "Components: main\n",
+             "bin/apt-get": '#!/bin/sh\necho "$*" >> "%s/apt-get.log"\n' % fake}
+    for name, text in files.items():
+        with open(os.path.join(fake, name), "w") as f:
+            f.write(text)
+    os.chmod(os.path.join(fake, "bin", "apt-get"), 0o755)
+    before = tree(os.path.join(fake, "apt"))
+    p = subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c",
+                        FAKE_SYSTEM, "fake", fake, os.path.join(ROOT, "tools", "install-deps")]
+                       + list(args), capture_output=True, text=True, timeout=60)
+    log = os.path.join(fake, "apt-get.log")
+    calls = open(log).read().splitlines() if os.path.exists(log) else []
+    return p, before, tree(os.path.join(fake, "apt")), calls
+
+
+def test_install_deps_leaves_other_systems_untouched():
+    """On Ubuntu or Debian 11, install-deps lists the missing packages (by name, every Go
+    toolchain for make test, only the newest for --demo) and stops: exit 1, no apt source or pin
+    written, apt-get never run."""
+    for system, args, gos in (("ubuntu", (), GO_VERSIONS), ("debian11", ("--demo",), [NEWEST_GO])):
+        p, before, after, calls = install_deps(system, *args)
+        what = "install-deps %s on %s" % (" ".join(args), system)
+        check(p.returncode == 1 and "this is not Debian 12" in p.stderr,
+              "%s: exit %d\n%s" % (what, p.returncode, p.stderr))
+        listed = p.stderr.split()
+        check("libbpf-dev" in listed and "libzstd-dev" in listed,
+              "%s does not list the libraries:\n%s" % (what, p.stderr))
+        got = [w[len("golang-"):-len("-go")] for w in listed if w.startswith("golang-")]
+        check(got == gos, "%s lists Go %s, wanted %s" % (what, got, gos))
+        check(after == before and not calls, "%s changed /etc/apt (%s) or ran apt-get %s" % (
+            what, sorted(set(after) ^ set(before)), calls))
+
+
+def test_install_deps_on_debian12_adds_only_what_it_must():
+    """On Debian 12 with nothing installed, install-deps --demo adds the trixie suites (pinned at
+    50) for Go 1.27 and not bookworm-backports, says so, and asks apt-get for the newest Go only."""
+    p, before, after, calls = install_deps("debian12", "--demo")
+    check(p.returncode == 0, "install-deps --demo on Debian 12: exit %d\n%s" % (p.returncode,
+                                                                                 p.stderr))
+    added = sorted(set(after) - set(before))
+    check(added == ["preferences.d/heapspy-trixie",
+                    "sources.list.d/heapspy-trixie-backports.sources",
+                    "sources.list.d/heapspy-trixie.sources"], "it added %s" % added)
+    check(b"Pin-Priority: 50" in after["preferences.d/heapspy-trixie"], "no pin at 50")
+    check("adding apt source trixie-backports" in p.stderr and "pinning" in p.stderr,
+          "it did not say what it adds:\n" + p.stderr)
+    check(len(calls) == 2 and calls[0].startswith("update"), "apt-get calls: %s" % calls)
+    gos = [w for w in calls[1].split() if w.startswith("golang-")]
+    check(gos == ["golang-%s-go/trixie-backports" % NEWEST_GO],
+          "apt-get install asked for %s" % gos)
