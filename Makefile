@@ -1,5 +1,6 @@
 # heapspy build. `make` builds build/heapspy; `make test` runs every test; `make demo` records the
-# bundled demo program; `make bench` runs the benchmarks in tools/.
+# bundled demo program; `make bench` runs the benchmarks in tools/. What ships: `make static` (one
+# self-contained binary), `make install` (PREFIX, DESTDIR), `make deb`, `make dist` (the tarball).
 
 CC       ?= cc
 CLANG    ?= clang
@@ -87,9 +88,10 @@ static: $(BUILD)/heapspy-static
 $(BUILD)/heapspy-static: $(LIB_OBJS) $(BUILD)/obj/user/main.o
 	$(CC) $(CFLAGS) -static $^ -o $@ $(STATIC_LDLIBS)
 
-# The manual is generated from the binary's own --help, so it says what this build does.
+# The manual is generated from the binary's own --help, so it says what this build does. Tests
+# that install and package may make it at once: each writes its own file and renames it.
 $(BUILD)/heapspy.1: $(BUILD)/heapspy tools/manpage
-	tools/manpage $< > $@.tmp && mv $@.tmp $@
+	tools/manpage $< > $@.$$$$ && mv $@.$$$$ $@
 
 install: $(BUILD)/heapspy $(BUILD)/heapspy.1
 	install -D -m 755 $(BUILD)/heapspy $(DESTDIR)$(PREFIX)/bin/heapspy
