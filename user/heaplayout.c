@@ -26,24 +26,29 @@ static const char *const source_names[] = {
 #define FROM_BINARY_ONLY -1
 
 /*
- * The last resort, read from each release's runtime/mheap.go and mprof.go. Keyed on the minor
- * release: these structures did not change within any release line 1.18-1.27.
+ * The last resort, read from each release's runtime/mheap.go and mprof.go, keyed on the exact
+ * release whose binaries test_heaplayout checks it against.
  */
-static const struct {
-	int minor_from, minor_to;
-	int64_t v[LF_COUNT];
-} tables[] = {
+static const struct heaplayout_row rows[] = {
     /* special{next; offset uint16; kind byte}; Finalizer 1, Profile 2 */
-    {18, 22, {10, 2, 16, 0, 4, 0}},
+    {19, 8, {10, 2, 16, 0, 4, 0}},
+    {21, 13, {10, 2, 16, 0, 4, 0}},
+    {22, 12, {10, 2, 16, 0, 4, 0}},
     /* WeakHandle 2 came before Profile 3; mProf_Malloc(mp, p, size) checks mp.profStack */
-    {23, 23, {10, 3, 16, 1, 4, FROM_BINARY_ONLY}},
+    {23, 5, {10, 3, 16, 1, 4, FROM_BINARY_ONLY}},
     /* special.offset became uintptr */
-    {24, 24, {16, 3, 24, 1, 4, FROM_BINARY_ONLY}},
+    {24, 4, {16, 3, 24, 1, 4, FROM_BINARY_ONLY}},
     /* TinyBlock 1 renumbered every kind: Profile 4 */
-    {25, 26, {16, 4, 24, 1, 4, FROM_BINARY_ONLY}},
+    {25, 12, {16, 4, 24, 1, 4, FROM_BINARY_ONLY}},
+    {26, 11, {16, 4, 24, 1, 4, FROM_BINARY_ONLY}},
     /* memRecordCycle{allocs, frees} */
-    {27, 27, {16, 4, 24, 1, 2, FROM_BINARY_ONLY}},
+    {27, 4, {16, 4, 24, 1, 2, FROM_BINARY_ONLY}},
 };
+
+const struct heaplayout_row *heaplayout_table_row(size_t i)
+{
+	return i < sizeof(rows) / sizeof(rows[0]) ? &rows[i] : NULL;
+}
 
 static void from_dwarf(const struct target *t, int64_t *v, enum layout_source *src)
 {
@@ -105,13 +110,16 @@ static void from_code(const struct target *t, int64_t *v, enum layout_source *sr
 
 static void from_table(const struct target *t, int64_t *v, enum layout_source *src)
 {
-	for (size_t k = 0; k < sizeof(tables) / sizeof(tables[0]); k++) {
-		if (t->go_minor < tables[k].minor_from || t->go_minor > tables[k].minor_to)
+	size_t newest = sizeof(rows) / sizeof(rows[0]) - 1;
+
+	for (size_t k = 0; k <= newest; k++) {
+		/* A newer release gets the newest row, said to be a guess. */
+		if (t->newer_release ? k != newest
+				     : t->go_minor != rows[k].minor || t->go_patch != rows[k].patch)
 			continue;
-		/* target clamps a newer release's minor to the newest heapspy knows. */
 		for (int i = 0; i < LF_COUNT; i++)
 			if (src[i] == LAYOUT_UNKNOWN) {
-				v[i] = tables[k].v[i];
+				v[i] = rows[k].v[i];
 				src[i] = t->newer_release ? LAYOUT_NEWEST : LAYOUT_TABLE;
 			}
 	}

@@ -46,6 +46,15 @@ struct heap_layout {
 	enum layout_source src[LF_COUNT];
 };
 
+/* A release's facts as the per-release table has them (-1: only the binary can say). */
+struct heaplayout_row {
+	int minor, patch;
+	int64_t v[LF_COUNT];
+};
+
+/* The table's i-th row, NULL past the last: for the tests, which check each against its DWARF. */
+const struct heaplayout_row *heaplayout_table_row(size_t i);
+
 /* Establishes every fact or says, in one line, which one it could not. 0 or -ENOTSUP. */
 int heaplayout_resolve(const struct target *t, struct heap_layout *l, char *err, size_t errlen);
 /* Each fact and where it came from, for -v. */

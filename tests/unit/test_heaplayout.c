@@ -6,6 +6,7 @@
  * code must be at its symbol's address; the Go linker's -s -w too), and a build without DWARF
  * that keeps its symbol table reads the code as well, never the table (which knows nothing of
  * m.profStack's place, nor needs to: only releases without the check have no code for it).
+ * Each exact release's table row is checked against the DWARF of that release's build.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -50,6 +51,33 @@ static int build(const char *version, int variant, char *out, size_t len)
 /* MemProfileRate's address and m.profStack in the default build, for its twins to match. */
 static uint64_t rate_of_default;
 static unsigned profstack_of_default;
+
+/* The table's row for this exact release says what the build's DWARF says. */
+static void check_table_row(const struct target *t, const struct heap_layout *l)
+{
+	const unsigned got[LF_COUNT] = {
+	    [LF_KIND_OFFSET] = l->cfg.kind_offset,     [LF_PROFILE_KIND] = l->cfg.profile_kind,
+	    [LF_BUCKET_OFFSET] = l->cfg.bucket_offset, [LF_MALLOC_ARGS] = l->cfg.malloc_arg_base,
+	    [LF_RECORD_WORDS] = l->record_words,       [LF_PROFSTACK] = l->cfg.profstack_offset,
+	};
+	const struct heaplayout_row *row = NULL;
+
+	for (size_t i = 0; heaplayout_table_row(i); i++)
+		if (heaplayout_table_row(i)->minor == t->go_minor &&
+		    heaplayout_table_row(i)->patch == t->go_patch)
+			row = heaplayout_table_row(i);
+	if (!row) {
+		fprintf(stderr, "  %s: no table row\n", t->go_version);
+		CHECK(0);
+		return;
+	}
+	for (int i = 0; i < LF_COUNT; i++)
+		if (row->v[i] >= 0 && row->v[i] != got[i]) {
+			fprintf(stderr, "  %s: fact %d is %u in the DWARF, %lld in the table\n",
+				t->go_version, i, got[i], (long long)row->v[i]);
+			CHECK(0);
+		}
+}
 
 static void check_binary(size_t r, int variant)
 {
@@ -106,8 +134,10 @@ static void check_binary(size_t r, int variant)
 	CHECK(hp.mem_profile_rate != 0);
 	CHECK((hp.rate_confirmed_by != NULL) ==
 	      (variant == OBJCOPY_STRIPPED || variant == STRIPPED));
-	if (variant == DEFAULT)
+	if (variant == DEFAULT) {
 		rate_of_default = hp.mem_profile_rate;
+		check_table_row(&t, l);
+	}
 	if (variant == OBJCOPY_STRIPPED)
 		CHECK(hp.mem_profile_rate == rate_of_default);
 	target_close(&t);
