@@ -318,14 +318,14 @@ SELF_CHECK = re.compile(r"self-check: (\d+) sites, in-use objects within ([\d.]+
 
 def check_self_check(stdout, what, comments=None, published=True):
     """The summary (and the profile's comments, when given) report a self-check that agreed:
-    heapspy's in-use objects per site within 2% of the runtime's own records. Where the runtime
+    heapspy's in-use objects per site within 5% of the runtime's own records (heapspy's tolerance). Where the runtime
     published no heap-profile cycle while heapspy ran (published=False), the line must say so."""
     m = SELF_CHECK.search(stdout)
     if not published and not m:
         check("self-check: not made: the runtime published no heap-profile cycle" in stdout,
               "%s: no self-check line in the summary:\n%s" % (what, stdout))
         return
-    check(m and float(m.group(2)) <= 2.0, "%s: no agreeing self-check in the summary:\n%s" % (
+    check(m and float(m.group(2)) <= 5.0, "%s: no agreeing self-check in the summary:\n%s" % (
         what, stdout))
     if comments is not None:
         check(any(SELF_CHECK.search(c) for c in comments),

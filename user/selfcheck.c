@@ -118,8 +118,9 @@ int selfcheck_snapshot(struct selfcheck *c, const struct target *t, uint64_t mbu
 	}
 	/* mProfCycle holds the cycle above a flag bit, set once the cycle is published. */
 	cycle = before >> 1;
-	if (!(before & 1) ||
-	    (c->last_snapshot != HEAPAGG_UNKNOWN_CYCLE && cycle < c->last_snapshot + every))
+	if (!(before & 1) || (c->last_snapshot != HEAPAGG_UNKNOWN_CYCLE &&
+			      (cycle < c->last_snapshot + every ||
+			       (every && t0 - c->pending_ns < SELFCHECK_INTERVAL_NS))))
 		return -EAGAIN;
 	forget_sites(c);
 	n = mbuckets_walk(t, mbuckets, record_words, add_runtime, &w, err, sizeof(err));
@@ -189,7 +190,7 @@ void selfcheck_compare(struct selfcheck *c, const struct target *t, const struct
 
 bool selfcheck_failed(const struct selfcheck *c)
 {
-	return c->failures > 0;
+	return c->checks && (!agrees(&c->last) || 2 * c->failures > c->checks);
 }
 
 static double percent(uint64_t part, uint64_t whole)
@@ -199,9 +200,9 @@ static double percent(uint64_t part, uint64_t whole)
 
 void selfcheck_line(const struct selfcheck *c, char *buf, size_t len)
 {
-	const struct selfcheck_result *w = &c->worst, *l = &c->last;
+	const struct selfcheck_result *w = agrees(&c->last) ? &c->worst : &c->last, *l = &c->last;
 
-	if (c->failures)
+	if (selfcheck_failed(c))
 		snprintf(
 		    buf, len,
 		    "self-check FAILED: %" PRIu64 " sampled objects in use, the runtime's own "
@@ -214,9 +215,9 @@ void selfcheck_line(const struct selfcheck *c, char *buf, size_t len)
 	else if (c->checks)
 		snprintf(buf, len,
 			 "self-check: %zu sites, in-use objects within %.1f%% of the runtime's own "
-			 "records at cycle %" PRId64 " (%d check%s)",
+			 "records at cycle %" PRId64 " (%d check%s, %d beyond %.0f%%)",
 			 l->sites, percent(l->apart, l->runtime_inuse), l->cycle, c->checks,
-			 c->checks == 1 ? "" : "s");
+			 c->checks == 1 ? "" : "s", c->failures, SELFCHECK_TOLERANCE_PCT);
 	else if (c->error)
 		snprintf(buf, len,
 			 "self-check: not made: the runtime's own records (runtime.mbuckets, "

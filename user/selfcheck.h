@@ -24,11 +24,13 @@
 
 /*
  * In-use objects may differ by this share of the runtime's, or by SELFCHECK_SLACK objects: an
- * event lost or repeated, or a sample the runtime dropped where heapspy cannot tell (a binary
- * whose m.profStack heapspy could not locate).
+ * event lost or repeated, or one that fell on the other side of a cycle's boundary (the probe reads
+ * mProfCycle a few instructions before the runtime does, and a stop of the world can come between;
+ * the leaks tests' growing programs showed 4 objects over 117 apart, two each way, in 2 of 8
+ * checks). A wrong layout is far beyond it: a wrong special kind kept 150-260% apart.
  */
-#define SELFCHECK_TOLERANCE_PCT 2.0
-#define SELFCHECK_SLACK		2
+#define SELFCHECK_TOLERANCE_PCT 5.0
+#define SELFCHECK_SLACK		4
 
 struct selfcheck_result {
 	int64_t cycle;			       /* heap-profile cycle both sides are taken at */
@@ -51,7 +53,7 @@ struct selfcheck {
 	int64_t pending;       /* cycle of a snapshot not yet compared, or HEAPAGG_UNKNOWN_CYCLE */
 	uint64_t pending_ns;   /* when it was taken (CLOCK_MONOTONIC, the probes' clock) */
 	int64_t last_snapshot; /* cycle of the last snapshot */
-	int checks, failures;
+	int checks, failures;  /* failures: checks beyond the tolerance */
 	struct selfcheck_result last, worst; /* worst: the failed check furthest apart */
 	int error; /* why the runtime's records could not be read (-errno) */
 };
@@ -60,15 +62,23 @@ void selfcheck_init(struct selfcheck *c);
 void selfcheck_free(struct selfcheck *c);
 
 /*
+ * While recording, snapshots are at least this far apart: each reads every bucket of the
+ * runtime's records (three reads of /proc/PID/mem a bucket), and a program can run hundreds of
+ * GC cycles a second.
+ */
+#define SELFCHECK_INTERVAL_NS 1000000000ull
+
+/*
  * Takes a snapshot of the runtime's records if the runtime published at least every cycles since
- * the last one (0: whatever the cycle). mbuckets and mprof_cycle are link-time addresses.
- * Returns 0 when a snapshot is pending.
+ * the last one, and SELFCHECK_INTERVAL_NS passed (every 0: whatever the cycle, at once). mbuckets
+ * and mprof_cycle are link-time addresses. Returns 0 when a snapshot is pending.
  */
 int selfcheck_snapshot(struct selfcheck *c, const struct target *t, uint64_t mbuckets,
 		       uint64_t mprof_cycle, unsigned record_words, int64_t every);
 /* Compares a pending snapshot with heapspy's totals at its cycle. */
 void selfcheck_compare(struct selfcheck *c, const struct target *t, const struct heapagg *a);
 
+/* The last check is beyond the tolerance, or most of them were: a layout is wrong. */
 bool selfcheck_failed(const struct selfcheck *c);
 /*
  * One line for summaries and profile comments: "self-check: 7 sites, in-use objects within 0.0%
