@@ -31,12 +31,38 @@ output = threading.RLock()  # one test's lines stay together
 DURATIONS = os.path.join(BUILD, "durations.json")
 
 
-def report(name, ok, detail="", secs=0.0):
+class TestOutput:
+    """stdout that holds what a running test prints (its measured figures) until its result
+    line, so that tests side by side do not interleave."""
+
+    def __init__(self, real):
+        self.real, self.local = real, threading.local()
+
+    def write(self, text):
+        held = getattr(self.local, "held", None)
+        (held.append if held is not None else self.real.write)(text)
+
+    def flush(self):
+        self.real.flush()
+
+    def hold(self):
+        self.local.held = []
+
+    def release(self):
+        held, self.local.held = getattr(self.local, "held", None) or [], None
+        return "".join(held)
+
+
+stdout = sys.stdout = TestOutput(sys.stdout)
+
+
+def report(name, ok, detail="", secs=0.0, printed=""):
     with output:
         results.append((name, ok))
-        print("%s %s (%.1fs)" % ("PASS" if ok else "FAIL", name, secs), flush=True)
+        stdout.real.write("%s %s (%.1fs)\n%s" % ("PASS" if ok else "FAIL", name, secs, printed))
         if not ok and detail:
-            print("    " + detail.strip().replace("\n", "\n    "), flush=True)
+            stdout.real.write("    " + detail.strip().replace("\n", "\n    ") + "\n")
+        stdout.real.flush()
 
 
 class Phases:
@@ -132,13 +158,14 @@ def build_programs(tests):
 def run_test(test, durations):
     full, fn, _ = test
     t0 = time.time()
+    stdout.hold()
     try:
         fn()
-        report(full, True, secs=time.time() - t0)
+        report(full, True, secs=time.time() - t0, printed=stdout.release())
     except Failure as e:
-        report(full, False, str(e), time.time() - t0)
+        report(full, False, str(e), time.time() - t0, stdout.release())
     except Exception:  # a broken test is a failed test, never a crashed runner
-        report(full, False, traceback.format_exc(), time.time() - t0)
+        report(full, False, traceback.format_exc(), time.time() - t0, stdout.release())
     durations[full] = round(time.time() - t0, 1)
 
 
