@@ -46,13 +46,16 @@ def compare_shares(got, want, what):
                                               SHARE_TOLERANCE_PP, got, want))
 
 
-def mem_profile_rate(binary, pid):
-    """Reads runtime.MemProfileRate out of a live process, independently of heapspy."""
+def mem_profile_rate_address(binary):
     nm = subprocess.run([go_bin(NEWEST_GO), "tool", "nm", binary], capture_output=True, text=True,
                         check=True, env=dict(os.environ, GOTOOLCHAIN="local")).stdout
-    addr = int(re.search(r"^\s*([0-9a-f]+) D runtime\.MemProfileRate$", nm, re.M).group(1), 16)
+    return int(re.search(r"^\s*([0-9a-f]+) [BD] runtime\.MemProfileRate$", nm, re.M).group(1), 16)
+
+
+def mem_profile_rate(binary, pid):
+    """Reads runtime.MemProfileRate out of a live process, independently of heapspy."""
     with open("/proc/%d/mem" % pid, "rb") as mem:
-        mem.seek(addr)
+        mem.seek(mem_profile_rate_address(binary))
         return int.from_bytes(mem.read(8), "little")
 
 

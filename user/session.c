@@ -11,6 +11,7 @@
 
 #include "bpfload.h"
 #include "mbuckets.h"
+#include "rateshare.h"
 #include "heap.skel.h" /* after heapagg.h (via session.h): it needs heapspy.h's types */
 
 static int read_cycle(struct session *s)
@@ -108,12 +109,30 @@ static void set_runtime_addrs(struct session *s)
 		    target_runtime_addr(&s->t, s->hp.mem_profile_rate);
 }
 
+/*
+ * Registers with the other heapspy sessions on the process (rateshare.h), the registry locked on
+ * return; without a registry this session switches and restores alone, and says so.
+ */
+static void share_lock(struct session *s)
+{
+	char why[256];
+
+	if (rateshare_lock(&s->share, s->t.pid, why, sizeof(why)) != 0)
+		fprintf(
+		    stderr,
+		    "heapspy: %s: another heapspy session on pid %d may switch sampling off under "
+		    "this one\n",
+		    why, (int)s->t.pid);
+}
+
 /* Makes sure the runtime samples, at the rate the user asked for when heapspy has to choose. */
 static int ensure_sampling(struct session *s, char *err, size_t errlen)
 {
+	struct rateshare *sh = &s->share;
 	int64_t rate;
 	int rc;
 
+	sh->fd = -1;
 	if (!s->hp.mem_profile_rate) {
 		fprintf(stderr,
 			"heapspy: %s has no symbol table and its code does not confirm where "
@@ -123,12 +142,17 @@ static int ensure_sampling(struct session *s, char *err, size_t errlen)
 		s->old_rate = s->rate = s->agg.rate = s->o->rate;
 		return 0;
 	}
+	if (!s->o->no_write)
+		share_lock(s);
 	rc = target_read(&s->t, s->hp.mem_profile_rate, &rate, sizeof(rate));
 	if (rc) {
 		snprintf(err, errlen, "cannot read runtime.MemProfileRate: %s", strerror(-rc));
-		return rc;
+		goto out;
 	}
 	s->old_rate = s->rate = s->agg.rate = rate;
+	/* Another session switched sampling on: the rate before it is the one to restore. */
+	if (sh->fd >= 0 && sh->found && sh->set)
+		s->old_rate = sh->orig;
 	if (rate > 0) {
 		if (s->o->rate_given && s->o->rate != rate)
 			fprintf(stderr,
@@ -136,7 +160,16 @@ static int ensure_sampling(struct session *s, char *err, size_t errlen)
 				" bytes; keeping that rate (--rate %ld ignored) so its own records "
 				"stay comparable\n",
 				rate, s->o->rate);
-		return 0;
+		if (s->old_rate == rate)
+			goto out;
+		s->rate_switched = rateshare_record(sh, s->old_rate, sh->set) == 0;
+		if (s->rate_switched && rate == sh->set)
+			fprintf(
+			    stderr,
+			    "heapspy: another heapspy session switched MemProfileRate from %" PRId64
+			    " to %" PRId64 "; it stays on until the last session ends\n",
+			    s->old_rate, rate);
+		goto out;
 	}
 	if (s->o->no_write) {
 		fprintf(stderr, "heapspy: the runtime is not sampling (MemProfileRate=0) and "
@@ -146,50 +179,103 @@ static int ensure_sampling(struct session *s, char *err, size_t errlen)
 	}
 	rate = s->o->rate;
 	rc = target_write(&s->t, s->hp.mem_profile_rate, &rate, sizeof(rate));
-	if (rc == -ESRCH)
-		return target_changed_error(&s->t, err, errlen);
+	if (rc == -ESRCH) {
+		rc = target_changed_error(&s->t, err, errlen);
+		goto out;
+	}
 	if (rc) {
 		snprintf(err, errlen,
 			 "cannot switch heap sampling on (write runtime.MemProfileRate): %s",
 			 strerror(-rc));
-		return rc;
+		goto out;
 	}
 	s->rate = s->agg.rate = rate;
 	s->rate_switched = true;
+	if (sh->fd >= 0 && (rc = rateshare_record(sh, s->old_rate, rate)) != 0)
+		fprintf(stderr, "heapspy: cannot register with %s: %s\n", sh->path, strerror(-rc));
+	rc = 0;
 	fprintf(stderr,
-		"heapspy: the runtime was not sampling; switched MemProfileRate from 0 to %" PRId64
-		" (restored on detach)\n",
-		rate);
-	return 0;
+		"heapspy: the runtime was not sampling; switched MemProfileRate from %" PRId64
+		" to %" PRId64 " (restored on detach)\n",
+		s->old_rate, rate);
+out:
+	if (sh->fd >= 0 && !sh->shared)
+		rateshare_leave(sh);
+	else if (sh->fd >= 0)
+		rateshare_unlock(sh);
+	return rc;
 }
 
 /*
- * Puts MemProfileRate back, unless the process exec'd or changed it since: then the address may
- * no longer be MemProfileRate, or the program's own choice must stand.
+ * Sampling switched off under this session (by the program, another tool or a heapspy without the
+ * registry) would leave its profile empty from then on: it switches sampling on again, and says so.
+ */
+static void keep_sampling(struct session *s)
+{
+	struct rateshare *sh = &s->share;
+	int64_t now, rate = s->rate;
+
+	if (!s->rate_switched || s->exited ||
+	    target_read(&s->t, s->hp.mem_profile_rate, &now, sizeof(now)) != 0 || now != 0)
+		return;
+	if (sh->fd >= 0) {
+		if (rateshare_relock(sh) != 0)
+			return;
+		rate = sh->set;
+	}
+	if (rate > 0 && target_read(&s->t, s->hp.mem_profile_rate, &now, sizeof(now)) == 0 &&
+	    now == 0 && target_write(&s->t, s->hp.mem_profile_rate, &rate, sizeof(rate)) == 0)
+		fprintf(
+		    stderr,
+		    "heapspy: MemProfileRate was set to 0 while heapspy recorded (by the program, "
+		    "another tool or an older heapspy); switched it on again at %" PRId64 "\n",
+		    rate);
+	if (sh->fd >= 0)
+		rateshare_unlock(sh);
+}
+
+/*
+ * The last session out puts MemProfileRate back, unless the process exec'd or changed it since:
+ * then the address may no longer be MemProfileRate, or the program's own choice must stand.
  */
 static void restore_sampling(struct session *s)
 {
-	int64_t now = 0;
+	struct rateshare *sh = &s->share;
+	int64_t now = 0, set = s->rate, old = s->old_rate;
 
-	if (!s->rate_switched || s->exited || !target_alive(&s->t))
+	if (!s->rate_switched)
 		return;
 	s->rate_switched = false;
+	if (sh->fd >= 0 && rateshare_relock(sh) == 0) {
+		set = sh->set;
+		old = sh->orig;
+		if (rateshare_others(sh)) {
+			fprintf(stderr,
+				"heapspy: another heapspy session still records pid %d: leaving "
+				"MemProfileRate for the last one to restore\n",
+				(int)s->t.pid);
+			goto out;
+		}
+	}
+	if (s->exited || !target_alive(&s->t))
+		goto out;
 	if (!target_same_image(&s->t) ||
 	    target_read(&s->t, s->hp.mem_profile_rate, &now, sizeof(now)) != 0) {
 		fprintf(stderr, "heapspy: not restoring MemProfileRate: the program exec'd since "
 				"heapspy set it\n");
-		return;
+		goto out;
 	}
-	if (now != s->rate) {
+	if (now != set) {
 		fprintf(stderr,
 			"heapspy: not restoring MemProfileRate to %" PRId64
 			": the program set it to %" PRId64 " while heapspy ran\n",
-			s->old_rate, now);
-		return;
+			old, now);
+		goto out;
 	}
-	if (target_write(&s->t, s->hp.mem_profile_rate, &s->old_rate, sizeof(s->old_rate)) != 0)
-		fprintf(stderr, "heapspy: could not restore MemProfileRate to %" PRId64 "\n",
-			s->old_rate);
+	if (target_write(&s->t, s->hp.mem_profile_rate, &old, sizeof(old)) != 0)
+		fprintf(stderr, "heapspy: could not restore MemProfileRate to %" PRId64 "\n", old);
+out:
+	rateshare_leave(sh);
 }
 
 /* The runtime's records from before attach, read with the process held still. */
@@ -344,6 +430,7 @@ int session_start(struct session *s, const struct session_opts *o, char *err, si
 	s->o = o;
 	s->cycle = HEAPAGG_UNKNOWN_CYCLE;
 	s->t.mem_fd = -1;
+	s->share.fd = -1;
 	s->loop.epfd = s->loop.sigfd = s->loop.pidfd = s->loop.timerfd = -1;
 	heapagg_init(&s->agg);
 	selfcheck_init(&s->check);
@@ -444,6 +531,7 @@ static void session_tick(void *ctx, double elapsed)
 	struct tick_ctx *tc = ctx;
 
 	read_cycle(tc->s);
+	keep_sampling(tc->s);
 	self_check(tc->s, SELF_CHECK_CYCLES);
 	if (tc->on_tick)
 		tc->on_tick(tc->ctx, elapsed);

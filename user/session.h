@@ -15,6 +15,7 @@
 #include "heapagg.h"
 #include "probes.h"
 #include "proc.h"
+#include "rateshare.h"
 #include "selfcheck.h"
 #include "target.h"
 
@@ -33,7 +34,7 @@ struct probe_set {
 	int (*ringbuf_fd)(void *ctx);
 	int (*on_event)(void *ctx, void *data, size_t len);
 	struct probe_link **links; /* NULL entries are links not made */
-	size_t nlinks;		 /* at most PROBE_SET_MAX_LINKS */
+	size_t nlinks;		   /* at most PROBE_SET_MAX_LINKS */
 	void *ctx;
 };
 
@@ -90,7 +91,8 @@ struct session {
 	bool exited;
 	int64_t old_rate, rate; /* MemProfileRate before heapspy and as recording started */
 	int64_t end_rate;	/* as it ended (the program may change it), set by session_stop */
-	bool rate_switched;
+	bool rate_switched; /* heapspy switched sampling on: this session restores if last out */
+	struct rateshare share;
 	long baseline_records; /* runtime records read from before attach */
 	double freeze_ms;      /* how long the target was held still to read them */
 	int64_t cycle;	       /* newest heap-profile cycle read from the runtime */

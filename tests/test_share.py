@@ -1,0 +1,140 @@
+"""Several heapspy sessions on one process share its sampling switch: sampling stays on while any
+of them records, the last one out restores the original rate, a killed session's share is
+reclaimed. MemProfileRate is read out of the process independently of heapspy."""
+import os
+import re
+import signal
+import subprocess
+import time
+
+from harness import (GO_VERSIONS, HEAPSPY, NEWEST_GO, Failure, build, check, go_build, heapspy,
+                     needs, tmpdir)
+from test_record import mem_profile_rate, mem_profile_rate_address
+
+VERSIONS = (GO_VERSIONS[0], NEWEST_GO)
+RATE = 512 * 1024
+# tests/go/retain's default garbage, 20 MiB/s, is 40 samples a second at RATE; the second session
+# records ALONE seconds after the first stopped and must see at least half of what that allocates.
+ALONE = 3
+MIN_SAMPLES = ALONE * 40 // 2
+
+
+def retain(binary):
+    return subprocess.Popen([binary, "-duration", "60s"], stdout=subprocess.PIPE, text=True)
+
+
+def ready(binary, prog):
+    check(prog.stdout.readline().strip() == "ready", "retain did not start")
+    check(mem_profile_rate(binary, prog.pid) == 0, "the runtime samples without pprof?")
+
+
+def record(pid, out, *extra):
+    return subprocess.Popen([HEAPSPY, "record", "--pid", str(pid), "-o", out] + list(extra),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def wait_rate(binary, pid, want, what, timeout=10):
+    end = time.time() + timeout
+    while time.time() < end:
+        if mem_profile_rate(binary, pid) == want:
+            return
+        time.sleep(0.05)
+    raise Failure("%s: MemProfileRate is %d, wanted %d" % (
+        what, mem_profile_rate(binary, pid), want))
+
+
+def wait_line(proc, text, timeout=30):
+    """Reads proc's stderr until a line holds text; returns what it read."""
+    seen = ""
+    end = time.time() + timeout
+    while time.time() < end:
+        line = proc.stderr.readline()
+        check(line, "heapspy ended before printing %r:\n%s" % (text, seen))
+        seen += line
+        if text in line:
+            return seen
+    raise Failure("heapspy did not print %r:\n%s" % (text, seen))
+
+
+def switch_off(binary, pid):
+    """What a heapspy without the registry did when it left: MemProfileRate back to 0."""
+    with open("/proc/%d/mem" % pid, "r+b", buffering=0) as mem:
+        mem.seek(mem_profile_rate_address(binary))
+        mem.write((0).to_bytes(8, "little"))
+
+
+def two_sessions(version):
+    binary = go_build(version, "retain")
+    out = tmpdir("share-%s" % version)
+    prog = retain(binary)
+    a = b = None
+    try:
+        ready(binary, prog)
+        a = record(prog.pid, os.path.join(out, "a.pb.gz"))
+        wait_line(a, "recording pid")
+        check(mem_profile_rate(binary, prog.pid) == RATE, "the first session did not switch on")
+        b = record(prog.pid, os.path.join(out, "b.pb.gz"), "--duration", str(ALONE + 1))
+        b_err = wait_line(b, "recording pid")
+        check("another heapspy session switched MemProfileRate from 0 to %d" % RATE in b_err,
+              "the second session does not say sampling was switched on by another:\n" + b_err)
+        a.send_signal(signal.SIGTERM)
+        _, a_err = a.communicate(timeout=30)
+        check(a.returncode == 0, "the first session exited %d:\n%s" % (a.returncode, a_err))
+        check("another heapspy session still records" in a_err,
+              "the first session does not say it leaves the rate to the second:\n" + a_err)
+        check(mem_profile_rate(binary, prog.pid) == RATE,
+              "the first session to stop switched sampling off under the second")
+        # Sampling switched off by someone else (an older heapspy): the session switches it on.
+        switch_off(binary, prog.pid)
+        wait_rate(binary, prog.pid, RATE, "sampling switched off under the second session", 2)
+        b_out, b_rest = b.communicate(timeout=60)
+        b_err += b_rest
+        check(b.returncode == 0, "the second session exited %d:\n%s" % (b.returncode, b_err))
+        check("switched it on again at %d" % RATE in b_err,
+              "the second session does not say it switched sampling on again:\n" + b_err)
+        samples = int(re.search(r"; (\d+) samples", b_out).group(1))
+        check(samples >= MIN_SAMPLES, "the second session saw %d samples, expected at least %d "
+              "in %ds alone:\n%s" % (samples, MIN_SAMPLES, ALONE, b_out))
+        check(mem_profile_rate(binary, prog.pid) == 0,
+              "the last session out did not restore MemProfileRate to 0")
+        check(prog.poll() is None, "the target died")
+    finally:
+        for p in (a, b, prog):
+            if p and p.poll() is None:
+                p.kill()
+                p.communicate()
+
+
+def killed_session(version):
+    binary = go_build(version, "retain")
+    out = tmpdir("share-killed-%s" % version)
+    prog = retain(binary)
+    a = None
+    try:
+        ready(binary, prog)
+        a = record(prog.pid, os.path.join(out, "a.pb.gz"))
+        wait_line(a, "recording pid")
+        a.kill()
+        a.communicate()
+        check(mem_profile_rate(binary, prog.pid) == RATE, "the killed session's rate is gone")
+        _, _, err = heapspy("record", "--pid", prog.pid, "--duration", "1", "-o",
+                            os.path.join(out, "b.pb.gz"), check_rc=0)
+        check(mem_profile_rate(binary, prog.pid) == 0,
+              "the session after a killed one did not restore MemProfileRate to 0:\n" + err)
+    finally:
+        for p in (a, prog):
+            if p and p.poll() is None:
+                p.kill()
+                p.communicate()
+
+
+@needs([build(v, "retain") for v in VERSIONS])
+def test_two_sessions_share_sampling():
+    for v in VERSIONS:
+        two_sessions(v)
+
+
+@needs([build(v, "retain") for v in VERSIONS])
+def test_killed_session_share_reclaimed():
+    for v in VERSIONS:
+        killed_session(v)
