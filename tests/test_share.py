@@ -33,14 +33,13 @@ def record(pid, out, *extra):
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
-def wait_rate(binary, pid, want, what, timeout=10):
+def rate_becomes(binary, pid, want, timeout):
     end = time.time() + timeout
     while time.time() < end:
         if mem_profile_rate(binary, pid) == want:
-            return
+            return True
         time.sleep(0.05)
-    raise Failure("%s: MemProfileRate is %d, wanted %d" % (
-        what, mem_profile_rate(binary, pid), want))
+    return False
 
 
 def wait_line(proc, text, timeout=30):
@@ -75,28 +74,31 @@ def two_sessions(version):
         check(mem_profile_rate(binary, prog.pid) == RATE, "the first session did not switch on")
         b = record(prog.pid, os.path.join(out, "b.pb.gz"), "--duration", str(ALONE + 1))
         b_err = wait_line(b, "recording pid")
-        check("another heapspy session switched MemProfileRate from 0 to %d" % RATE in b_err,
-              "the second session does not say sampling was switched on by another:\n" + b_err)
         a.send_signal(signal.SIGTERM)
         _, a_err = a.communicate(timeout=30)
         check(a.returncode == 0, "the first session exited %d:\n%s" % (a.returncode, a_err))
-        check("another heapspy session still records" in a_err,
-              "the first session does not say it leaves the rate to the second:\n" + a_err)
-        check(mem_profile_rate(binary, prog.pid) == RATE,
-              "the first session to stop switched sampling off under the second")
+        rate_after_first = mem_profile_rate(binary, prog.pid)
         # Sampling switched off by someone else (an older heapspy): the session switches it on.
         switch_off(binary, prog.pid)
-        wait_rate(binary, prog.pid, RATE, "sampling switched off under the second session", 2)
+        recovered = rate_becomes(binary, prog.pid, RATE, 2)
         b_out, b_rest = b.communicate(timeout=60)
         b_err += b_rest
         check(b.returncode == 0, "the second session exited %d:\n%s" % (b.returncode, b_err))
-        check("switched it on again at %d" % RATE in b_err,
-              "the second session does not say it switched sampling on again:\n" + b_err)
         samples = int(re.search(r"; (\d+) samples", b_out).group(1))
+        print("%s: the second session saw %d samples" % (version, samples))
         check(samples >= MIN_SAMPLES, "the second session saw %d samples, expected at least %d "
               "in %ds alone:\n%s" % (samples, MIN_SAMPLES, ALONE, b_out))
+        check(rate_after_first == RATE, "the first session to stop switched sampling off under "
+              "the second (MemProfileRate %d)" % rate_after_first)
+        check(recovered, "sampling switched off under the second session stayed off")
+        check("switched it on again at %d" % RATE in b_err,
+              "the second session does not say it switched sampling on again:\n" + b_err)
         check(mem_profile_rate(binary, prog.pid) == 0,
               "the last session out did not restore MemProfileRate to 0")
+        check("another heapspy session switched MemProfileRate from 0 to %d" % RATE in b_err,
+              "the second session does not say sampling was switched on by another:\n" + b_err)
+        check("another heapspy session still records" in a_err,
+              "the first session does not say it leaves the rate to the second:\n" + a_err)
         check(prog.poll() is None, "the target died")
     finally:
         for p in (a, b, prog):

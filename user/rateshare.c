@@ -1,5 +1,6 @@
 #include "rateshare.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -45,6 +46,25 @@ static int start_time(pid_t pid, unsigned long long *ticks)
 	return 0;
 }
 
+/* Registries of processes gone (the target exited while its last session was killed). */
+static void sweep(void)
+{
+	DIR *d = opendir(RATESHARE_DIR);
+	unsigned long long want, got;
+	struct dirent *e;
+	char path[64 + sizeof(e->d_name)];
+	int pid;
+
+	while (d && (e = readdir(d)))
+		if (sscanf(e->d_name, "%d-%llu", &pid, &want) == 2 &&
+		    (start_time(pid, &got) != 0 || got != want)) {
+			snprintf(path, sizeof(path), RATESHARE_DIR "/%s", e->d_name);
+			unlink(path);
+		}
+	if (d)
+		closedir(d);
+}
+
 static void read_record(struct rateshare *r)
 {
 	char buf[64];
@@ -73,6 +93,7 @@ int rateshare_lock(struct rateshare *r, pid_t pid, char *err, size_t errlen)
 		snprintf(err, errlen, "cannot register with %s: %s", RATESHARE_DIR, strerror(-rc));
 		return rc;
 	}
+	sweep();
 	snprintf(r->path, sizeof(r->path), RATESHARE_DIR "/%d-%llu", (int)pid, ticks);
 	/* The last session out removes the file: a lock won on a removed file is tried again. */
 	for (;;) {
@@ -141,7 +162,8 @@ void rateshare_leave(struct rateshare *r)
 {
 	if (r->fd < 0)
 		return;
-	if (r->shared && !rateshare_others(r))
+	/* An empty registry is one a session opened and found nothing to share in. */
+	if ((r->shared || !r->found) && !rateshare_others(r))
 		unlink(r->path);
 	close(r->fd);
 	r->fd = -1;

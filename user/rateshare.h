@@ -5,7 +5,8 @@
  * it to. Each session holds a read lock on the file's byte 1, its share, and changes the file only
  * under the write lock on byte 0. Both are open-file-description locks: the kernel drops them when
  * the session's process dies, however it dies, so a killed session's share goes with it and the
- * next session to leave finds itself the last and restores.
+ * next session to leave finds itself the last and restores. Registries of processes gone are
+ * removed by the next session to register.
  */
 #ifndef HEAPSPY_RATESHARE_H
 #define HEAPSPY_RATESHARE_H
@@ -38,8 +39,8 @@ int rateshare_record(struct rateshare *r, int64_t orig, int64_t set);
 bool rateshare_others(const struct rateshare *r);
 void rateshare_unlock(struct rateshare *r);
 /*
- * Leaves (the write lock held): drops the share and the lock, and removes the registry when this
- * session held the last share.
+ * Leaves (the write lock held): drops the share and the lock, and removes the registry when no
+ * other session holds a share in it, unless it holds a record this session did not share.
  */
 void rateshare_leave(struct rateshare *r);
 
