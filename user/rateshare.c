@@ -90,7 +90,7 @@ int rateshare_lock(struct rateshare *r, pid_t pid, char *err, size_t errlen)
 	if (!rc && mkdir(RATESHARE_DIR, 0700) != 0 && errno != EEXIST)
 		rc = -errno;
 	if (rc) {
-		snprintf(err, errlen, "cannot register with %s: %s", RATESHARE_DIR, strerror(-rc));
+		snprintf(err, errlen, "cannot register with %s (%s)", RATESHARE_DIR, strerror(-rc));
 		return rc;
 	}
 	sweep();
@@ -113,7 +113,7 @@ int rateshare_lock(struct rateshare *r, pid_t pid, char *err, size_t errlen)
 		if (r->fd >= 0)
 			close(r->fd);
 		r->fd = -1;
-		snprintf(err, errlen, "cannot register with %s: %s", r->path, strerror(-rc));
+		snprintf(err, errlen, "cannot register with %s (%s)", r->path, strerror(-rc));
 		return rc;
 	}
 	read_record(r);
@@ -132,16 +132,17 @@ int rateshare_relock(struct rateshare *r)
 int rateshare_record(struct rateshare *r, int64_t orig, int64_t set)
 {
 	char buf[64];
-	int n = snprintf(buf, sizeof(buf), "%" PRId64 " %" PRId64 "\n", orig, set);
+	int n = snprintf(buf, sizeof(buf), "%" PRId64 " %" PRId64 "\n", orig, set), rc;
 
 	if (pwrite(r->fd, buf, (size_t)n, 0) != n || ftruncate(r->fd, n) != 0)
 		return errno ? -errno : -EIO;
 	r->found = true;
 	r->orig = orig;
 	r->set = set;
-	r->shared = true;
 	/* A read lock taken again by the same open file description is no new lock. */
-	return lock_byte(r->fd, F_OFD_SETLK, F_RDLCK, BYTE_SHARE);
+	rc = lock_byte(r->fd, F_OFD_SETLK, F_RDLCK, BYTE_SHARE);
+	r->shared = r->shared || rc == 0;
+	return rc;
 }
 
 bool rateshare_others(const struct rateshare *r)
