@@ -24,6 +24,18 @@ struct {
 	__uint(max_entries, HS_RINGBUF_BYTES);
 } events SEC(".maps");
 
+/*
+ * An allocation event is built here, then only its frames are copied to the ring buffer: a
+ * reservation must have a constant size, and the largest event is 8 KiB where most use a few
+ * hundred bytes.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct hs_alloc_event);
+} scratch SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, HS_CNT_MAX);
@@ -126,15 +138,15 @@ SEC("uprobe")
 int mprof_malloc(struct pt_regs *regs)
 {
 	struct hs_alloc_event *e;
+	__u32 zero = 0;
+	__u64 size;
 
 	if (runtime_drops(regs))
 		return 0;
 	count(HS_CNT_ALLOCS);
-	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
-	if (!e) {
-		count(HS_CNT_LOST);
+	e = bpf_map_lookup_elem(&scratch, &zero);
+	if (!e)
 		return 0;
-	}
 	e->hdr.type = HS_EV_ALLOC;
 	e->hdr.cycle = mprof_cycle();
 	e->hdr.ts = bpf_ktime_get_ns();
@@ -142,7 +154,9 @@ int mprof_malloc(struct pt_regs *regs)
 	malloc_args(regs, &e->addr, &e->size);
 	e->rate = mem_profile_rate();
 	e->nframes = walk_stack(regs, e->pcs);
-	bpf_ringbuf_submit(e, hs_wakeup_flags(&events, sizeof(*e)));
+	size = HS_ALLOC_EVENT_BYTES(e->nframes <= HS_MAX_FRAMES ? e->nframes : HS_MAX_FRAMES);
+	if (bpf_ringbuf_output(&events, e, size, hs_output_flags(&events, size)))
+		count(HS_CNT_LOST);
 	return 0;
 }
 

@@ -14,12 +14,11 @@
 /* A power of two: the division below is a shift. */
 #define HS_RINGBUF_WAKEUP_BYTES (256u << 10)
 
-/* Flags for bpf_ringbuf_submit of a record of `size` bytes reserved last in `rb`. */
-static __always_inline __u64 hs_wakeup_flags(void *rb, __u64 size)
+/* Whether queued bytes, the last `size`-byte record included, crossed a wake-up multiple. */
+static __always_inline __u64 hs_wakeup_crossing(__u64 queued, __u64 size)
 {
 	/* What the record took of the buffer: its 8-byte header, rounded up to 8 bytes. */
 	__u64 used = (size + 8 + 7) & ~7ull;
-	__u64 queued = bpf_ringbuf_query(rb, BPF_RB_AVAIL_DATA);
 
 	/*
 	 * Another CPU's reservation between ours and the query can hide a crossing from both: the
@@ -28,6 +27,19 @@ static __always_inline __u64 hs_wakeup_flags(void *rb, __u64 size)
 	return queued / HS_RINGBUF_WAKEUP_BYTES != (queued - used) / HS_RINGBUF_WAKEUP_BYTES
 		   ? BPF_RB_FORCE_WAKEUP
 		   : BPF_RB_NO_WAKEUP;
+}
+
+/* Flags for bpf_ringbuf_submit of a record of `size` bytes reserved last in `rb`. */
+static __always_inline __u64 hs_wakeup_flags(void *rb, __u64 size)
+{
+	return hs_wakeup_crossing(bpf_ringbuf_query(rb, BPF_RB_AVAIL_DATA), size);
+}
+
+/* Flags for bpf_ringbuf_output of a record of `size` bytes into `rb`, which queues it after. */
+static __always_inline __u64 hs_output_flags(void *rb, __u64 size)
+{
+	return hs_wakeup_crossing(
+	    bpf_ringbuf_query(rb, BPF_RB_AVAIL_DATA) + ((size + 8 + 7) & ~7ull), size);
 }
 
 #endif

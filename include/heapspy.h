@@ -9,10 +9,19 @@
 #include <linux/types.h>
 #endif
 
-/* Frames kept per sampled allocation; Go's own heap profile keeps 32 (64 since Go 1.23). */
-#define HS_MAX_FRAMES 64
+/*
+ * Frames the allocation probe walks at most. The runtime's record of a sample keeps 32 frames
+ * before Go 1.23, since then debug.profstackdepth (128 by default, at most 1024), after up to 5
+ * frames of the allocator itself; an inlined call is one frame more to it than to a frame-pointer
+ * walk. So this covers every stack the runtime keeps whole, and user space cuts at the target's
+ * own depth (gostack). An event carries only the frames it has (nframes).
+ */
+#define HS_MAX_FRAMES 1032
 
-/* Ring buffer size; a power of two of pages. 8 MiB holds about 14,000 allocation events. */
+/*
+ * Ring buffer size; a power of two of pages. 8 MiB holds about 28,000 allocation events of 30
+ * frames, 1,000 of the deepest.
+ */
 #define HS_RINGBUF_BYTES (8u << 20)
 
 enum hs_event_type {
@@ -30,7 +39,7 @@ enum hs_counter {
 	HS_CNT_ALLOCS,      /* mProf_Malloc hits */
 	HS_CNT_FREES,       /* freeSpecial hits on profile specials */
 	HS_CNT_LOST,        /* events dropped because the ring buffer was full */
-	HS_CNT_TRUNCATED,   /* stacks deeper than HS_MAX_FRAMES */
+	HS_CNT_TRUNCATED,   /* stacks cut at HS_MAX_FRAMES */
 	HS_CNT_READ_ERRORS, /* user-memory reads that failed inside a probe */
 	HS_CNT_MAX,
 };
@@ -50,8 +59,12 @@ struct hs_alloc_event {
 	__s64 rate; /* runtime.MemProfileRate as the runtime took this sample; -1 unknown */
 	__u32 nframes;
 	__u32 pad;
-	__u64 pcs[HS_MAX_FRAMES]; /* return addresses, innermost first, runtime virtual addresses */
+	/* Return addresses, innermost first, runtime virtual addresses; the event ends after them. */
+	__u64 pcs[HS_MAX_FRAMES];
 };
+
+/* Bytes of an allocation event with n frames. */
+#define HS_ALLOC_EVENT_BYTES(n) (__builtin_offsetof(struct hs_alloc_event, pcs) + (n) * 8)
 
 struct hs_free_event {
 	struct hs_event_header hdr;

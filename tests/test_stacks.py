@@ -69,3 +69,51 @@ def test_stacks_match_runtime_profile():
               what + "stacks differ from the runtime's own profile\nonly the runtime's:\n%s\n"
               "only heapspy's:\n%s" % ("\n".join(map(show, sorted(missing))),
                                        "\n".join(map(show, sorted(extra)))))
+
+
+def cumulative_shares(profile, functions):
+    """Each function's cumulative share of inuse_space, in percent: the samples whose stack
+    holds it, as `go tool pprof -top -cum` shows them."""
+    i = profile.index("inuse_space")
+    total = sum(smp["values"][i] for smp in profile.samples)
+    return {fn: 100.0 * sum(smp["values"][i] for smp in profile.samples
+                            if fn in profile.stack(smp)) / max(total, 1)
+            for fn in functions}
+
+
+@needs([build(v, "deepstack", tags="withpprof") for v in ("1.19", NEWEST_GO)])
+def test_deep_stacks_as_runtime_keeps():
+    """Attached late to deepstack, which allocates 100 frames deep under main.callerA and
+    main.callerB (2:1) and replaces everything it retains within a second: the profile's
+    cumulative shares of main.main and both callers are the runtime's own, within 3 points, on
+    the oldest release (its records keep 32 frames: all three are cut) and the newest (128 by
+    default: none is), and the stacks are exactly the runtime's, cut where it cuts them."""
+    callers = ("main.main", "main.callerA", "main.callerB")
+    for version in ("1.19", NEWEST_GO):
+        binary = go_build(version, "deepstack", tags="withpprof")
+        out = tmpdir("deepstack-%s" % version)
+        own, mine = os.path.join(out, "runtime.pb.gz"), os.path.join(out, "heapspy.pb.gz")
+        prog = Program([binary, "-duration", "60s"], env={"DEEPSTACK_PROFILE": own})
+        try:
+            prog.wait_for("ready")
+            heapspy("record", "--pid", prog.pid, "--duration", "4", "-o", mine, check_rc=0)
+            prog.signal(signal.SIGUSR1)
+            prog.wait_for("profile written")
+        finally:
+            prog.kill()
+        got, want = pprofdec.load(mine), pprofdec.load(own)
+        ours, theirs = cumulative_shares(got, callers), cumulative_shares(want, callers)
+        what = "go%s: " % version
+        if version == NEWEST_GO:
+            check(abs(theirs["main.callerA"] - 200.0 / 3) < 5 and theirs["main.main"] > 95,
+                  what + "the runtime's own profile does not keep the whole stack: %s" % theirs)
+        for fn in callers:
+            check(abs(ours[fn] - theirs[fn]) <= 3,
+                  what + "%s: %.1f%% cumulative in heapspy's profile, %.1f%% in the runtime's"
+                  % (fn, ours[fn], theirs[fn]))
+        mine_sites, own_sites = program_sites(samples(got)), program_sites(samples(want))
+        missing, extra = own_sites - mine_sites, mine_sites - own_sites
+        check(not missing and not extra,
+              what + "stacks differ from the runtime's own profile\nonly the runtime's:\n%s\n"
+              "only heapspy's:\n%s" % ("\n".join(map(show, sorted(missing))),
+                                       "\n".join(map(show, sorted(extra)))))

@@ -2,7 +2,7 @@
 /*
  * pipebench's producer: heapspy's event stream without a Go target, whose probe hits (~1.5 us of
  * the target's time each) cannot outrun the loader. Each BPF_PROG_TEST_RUN emits a batch of
- * records exactly as bpf/heap.bpf.c would: same layouts, reserve sizes and wake-up policy.
+ * records exactly as bpf/heap.bpf.c would: same layouts, record sizes and wake-up policy.
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
@@ -21,6 +21,14 @@ struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
 	__uint(max_entries, HS_RINGBUF_BYTES);
 } events SEC(".maps");
+
+/* Allocation events are built here and output with their frames only, as the probe does. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct hs_alloc_event);
+} scratch SEC(".maps");
 
 __u64 stack_pcs[NSTACKS][HS_MAX_FRAMES];
 __u32 stack_depth[NSTACKS];
@@ -58,6 +66,8 @@ static long step(__u64 i, void *ctx)
 	__u32 a = (r >> 32) & (NSTACKS - 1), b = (r >> 40) & (NSTACKS - 1), s = a < b ? a : b;
 	struct hs_alloc_event *e;
 	struct hs_free_event *f;
+	__u32 zero = 0, n;
+	__u64 size;
 
 	produced++;
 	if (slot_addr[slot]) {
@@ -82,8 +92,7 @@ static long step(__u64 i, void *ctx)
 	refill = 0;
 	live++;
 	cycle += ++allocs % GC_EVERY == 0;
-	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
-	lost += !e;
+	e = bpf_map_lookup_elem(&scratch, &zero);
 	if (!e)
 		return 0;
 	header(&e->hdr, HS_EV_ALLOC, r);
@@ -91,9 +100,11 @@ static long step(__u64 i, void *ctx)
 	e->size = stack_size[s];
 	e->rate = 512 * 1024;
 	e->nframes = stack_depth[s];
-	for (__u32 j = 0; j < HS_MAX_FRAMES && j < e->nframes; j++)
+	n = e->nframes <= HS_MAX_FRAMES ? e->nframes : HS_MAX_FRAMES;
+	for (__u32 j = 0; j < HS_MAX_FRAMES && j < n; j++)
 		e->pcs[j] = stack_pcs[s][j];
-	bpf_ringbuf_submit(e, hs_wakeup_flags(&events, sizeof(*e)));
+	size = HS_ALLOC_EVENT_BYTES(n);
+	lost += bpf_ringbuf_output(&events, e, size, hs_output_flags(&events, size)) != 0;
 	return 0;
 }
 

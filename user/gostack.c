@@ -1,5 +1,6 @@
 #include "gostack.h"
 
+#include <errno.h>
 #include <stdbool.h>
 #include <string.h>
 
@@ -54,6 +55,24 @@ static bool hidden(const struct target *t, uint64_t pc)
 		      (t->go_minor >= 24 && strncmp(fn, "internal/runtime/", 17) == 0));
 }
 
+/*
+ * How many of a stack's physical frames hold the runtime's first t->record_frames frames. A
+ * physical frame whose inlined calls straddle the cut is kept whole: runtime/pprof expands the PC
+ * the runtime kept for it into all of them.
+ */
+static uint32_t kept(const struct target *t, const uint64_t *pcs, uint32_t n)
+{
+	struct hs_frame f[MAX_INLINE];
+	uint32_t i, logical = 0;
+
+	for (i = 0; i < n && logical < t->record_frames; i++) {
+		int nf = gosym_lookup(t->sym, pcs[i] - 1 - t->bias, f, MAX_INLINE);
+
+		logical += nf > 0 ? (uint32_t)nf : 1;
+	}
+	return i;
+}
+
 /* runtime/pprof's allFrames drops a PC whose call (pc-1) is in runtime.goexit. */
 static bool goexit(const struct target *t, uint64_t pc)
 {
@@ -62,10 +81,48 @@ static bool goexit(const struct target *t, uint64_t pc)
 	return fn && strcmp(fn, "runtime.goexit") == 0;
 }
 
+/* The default of debug.profstackdepth (Go 1.23+). */
+#define PROFSTACKDEPTH 128
+
+int gostack_record_depth(struct target *t, uint32_t profstack_offset)
+{
+	/*
+	 * mProf_Malloc keeps callers(skip, buf): frames [skip, skip + len(buf)) counting itself as
+	 * 0, so [0, skip - 1 + len(buf)) from its caller on. Go 1.19-1.22: callers(4, [32]);
+	 * 1.23: callers(4, [depth]); 1.24, 1.25: callers(5, [depth]); since 1.26 callers(3,
+	 * [depth + 2]). m.profStack holds 1 + maxSkip + depth PCs; maxSkip is 5 in 1.23, then 6.
+	 */
+	int minor = t->go_minor, skip = minor <= 23 ? 4 : minor < 26 ? 5 : 3;
+	int extra = minor < 26 ? 0 : 2, max_skip = minor == 23 ? 5 : 6;
+	uint64_t m0, size, len;
+	int64_t depth = PROFSTACKDEPTH;
+	int rc = 0;
+
+	if (minor < 23) {
+		t->record_frames = (uint32_t)(skip - 1 + 32);
+		return 0;
+	}
+	if (!profstack_offset || elfbin_symbol(t->elf, "runtime.m0", &m0, &size) != 0 ||
+	    target_read(t, m0 + profstack_offset + 8, &len, sizeof(len)) != 0)
+		rc = -ENOENT;
+	else
+		/* profstackdepth=0 leaves it nil: the runtime records nothing then. */
+		depth = len ? (int64_t)len - 1 - max_skip : 0;
+	if (depth < 0 || depth > 1024) {
+		depth = PROFSTACKDEPTH;
+		rc = -ENOENT;
+	}
+	t->record_frames = (uint32_t)(skip - 1 + depth + extra);
+	return rc;
+}
+
 void gostack_shown(const struct target *t, const uint64_t *pcs, uint32_t n, uint32_t *first,
 		   uint32_t *end)
 {
 	uint32_t e = n, f = 0;
+
+	if (t->record_frames)
+		e = kept(t, pcs, n);
 
 	while (e > 0 && goexit(t, pcs[e - 1]))
 		e--;

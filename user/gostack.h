@@ -20,9 +20,18 @@
 uint32_t gostack_physical(const struct target *t, uint64_t *pcs, uint32_t n);
 
 /*
+ * Sets t->record_frames for a running target whose runtime is initialized: 32 frames before Go
+ * 1.23, then debug.profstackdepth, read from the length of m0.profStack (m.profStack at
+ * profstack_offset). Returns 0, or -ENOENT when that could not be read and the default (128) is
+ * assumed.
+ */
+int gostack_record_depth(struct target *t, uint32_t profstack_offset);
+
+/*
  * The part [*first, *end) of a stack of physical return addresses that runtime/pprof shows:
  * without the leading frames of the runtime (runtime.*, and from Go 1.24 internal/runtime/...),
- * unless nothing else is left, and without runtime.goexit, the root of every goroutine.
+ * unless nothing else is left, and without runtime.goexit, the root of every goroutine; and a
+ * probe's stack cut where the runtime's record of it ends (t->record_frames).
  */
 void gostack_shown(const struct target *t, const uint64_t *pcs, uint32_t n, uint32_t *first,
 		   uint32_t *end);

@@ -269,8 +269,7 @@ int heapagg_alloc(struct heapagg *a, const struct hs_alloc_event *e)
 {
 	struct heap_tally t = {.n = {.allocs = 1, .alloc_bytes = e->size}};
 	int64_t cycle = event_cycle(a, e->hdr.cycle);
-	uint32_t n = e->nframes < HS_MAX_FRAMES ? e->nframes : HS_MAX_FRAMES;
-	int64_t site = intern_site(a, (const uint64_t *)e->pcs, n, e->size), obj;
+	int64_t site = intern_site(a, (const uint64_t *)e->pcs, e->nframes, e->size), obj;
 	uint64_t *prev;
 
 	if (site < 0)
@@ -352,7 +351,11 @@ int heapagg_event(struct heapagg *a, const void *data, size_t len)
 {
 	const struct hs_event_header *h = data;
 
-	if (len >= sizeof(struct hs_alloc_event) && h->type == HS_EV_ALLOC)
+	const struct hs_alloc_event *al = data;
+
+	/* An allocation event carries only its frames. */
+	if (len >= HS_ALLOC_EVENT_BYTES(0) && h->type == HS_EV_ALLOC &&
+	    al->nframes <= HS_MAX_FRAMES && len >= HS_ALLOC_EVENT_BYTES(al->nframes))
 		return heapagg_alloc(a, data);
 	if (len >= sizeof(struct hs_free_event) && h->type == HS_EV_FREE)
 		return heapagg_free_event(a, data);

@@ -161,6 +161,8 @@ static void print_header(const struct session *s, enum evloop_end end)
 	       s->agg.samples, s->agg.frees, s->counters[HS_CNT_LOST]);
 	selfcheck_line(&s->check, line, sizeof(line));
 	printf("  %s\n", line);
+	if (session_truncated_text(s, line, sizeof(line)))
+		printf("  %s\n", line);
 	if (s->counters[HS_CNT_LOST])
 		printf("  warning: events were lost; an object whose free was lost looks alive "
 		       "forever, so verdicts may be wrong\n");
@@ -198,6 +200,8 @@ static int build_old_profile(struct heapprof *h, struct session *s, const struct
 	if (s->baseline_records)
 		pprof_comment(h->p, "objects from before heapspy attached count as alive since "
 				    "attach");
+	if (session_truncated_text(s, line, sizeof(line)))
+		pprof_comment(h->p, "%s", line);
 	selfcheck_line(&s->check, line, sizeof(line));
 	pprof_comment(h->p, "%s", line);
 	return 0;

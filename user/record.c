@@ -85,6 +85,8 @@ static void print_summary(const struct session *s, const struct heapprof *h, enu
 		printf("; %ld runtime records from before attach", s->baseline_records);
 	if (s->agg.repeated)
 		printf("; %" PRIu64 " repeated probe hits dropped", s->agg.repeated);
+	if (session_truncated_text(s, line, sizeof(line)))
+		printf("\n  %s", line);
 	printf("\n  in use %.1f MiB in %" PRId64 " objects; allocated %.1f MiB\n",
 	       total / 1048576.0, h->total.inuse_objects, (double)h->total.alloc_bytes / 1048576.0);
 	selfcheck_line(&s->check, line, sizeof(line));
@@ -164,6 +166,8 @@ static int write_profile(struct session *s, const struct record_opts *o, enum ev
 	if (s->counters[HS_CNT_LOST])
 		pprof_comment(h.p, "%" PRIu64 " events lost: the ring buffer was full",
 			      s->counters[HS_CNT_LOST]);
+	if (session_truncated_text(s, line, sizeof(line)))
+		pprof_comment(h.p, "%s", line);
 	selfcheck_line(&s->check, line, sizeof(line));
 	pprof_comment(h.p, "%s", line);
 	gc_pprof_comments(&o->gc, s, h.p);

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "bpfload.h"
+#include "gostack.h"
 #include "mbuckets.h"
 #include "rateshare.h"
 #include "heap.skel.h" /* after heapagg.h (via session.h): it needs heapspy.h's types */
@@ -306,6 +307,11 @@ static int located(struct session *s, char *err, size_t errlen)
 
 	if (!rc && s->o->extra && s->o->extra->located)
 		rc = s->o->extra->located(s->o->extra->ctx, &s->t, err, errlen);
+	if (!rc && s->o->heap &&
+	    gostack_record_depth(&s->t, s->hp.layout.cfg.profstack_offset) == -ENOENT)
+		fprintf(stderr,
+			"heapspy: cannot read the runtime's debug.profstackdepth (no "
+			"runtime.m0 or m.profStack): stacks cut at its default, 128 frames\n");
 	set_runtime_addrs(s);
 	return rc;
 }
@@ -643,4 +649,15 @@ void session_rate_text(const struct session *s, char *buf, size_t len)
 		n += (size_t)snprintf(buf + n, len - n, ", %" PRId64 " at the end", s->end_rate);
 	if (n < len)
 		snprintf(buf + n, len - n, "; each sample counts at its own rate)");
+}
+
+bool session_truncated_text(const struct session *s, char *buf, size_t len)
+{
+	if (!s->counters[HS_CNT_TRUNCATED])
+		return false;
+	snprintf(buf, len,
+		 "%" PRIu64 " sampled stacks were deeper than heapspy walks (%d frames) and were "
+		 "cut: their outer frames are missing",
+		 s->counters[HS_CNT_TRUNCATED], HS_MAX_FRAMES);
+	return true;
 }

@@ -129,5 +129,10 @@ int64_t session_cycle(const struct session *s);
  * program and when), for the summaries; after session_stop.
  */
 void session_rate_text(const struct session *s, char *buf, size_t len);
+/*
+ * Whether the probe cut stacks deeper than it walks (HS_MAX_FRAMES), and how many, in buf for the
+ * summaries and the profile's comments; after session_stop.
+ */
+bool session_truncated_text(const struct session *s, char *buf, size_t len);
 
 #endif

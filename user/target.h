@@ -36,9 +36,14 @@ struct target {
 	/* The GOEXPERIMENT build setting as the builder gave it; "" if unset or no build info. */
 	char go_goexperiment[128];
 	bool newer_release; /* newer than the releases heapspy's tables describe */
-	int exe_fd;	    /* the executable, opened once */
-	uint64_t exe_ino;   /* its inode, to notice an exec */
-	int pidfd;	    /* the process, from the first look */
+	/*
+	 * Frames of a probe's stack, counted from mProf_Malloc's caller with inlined calls as the
+	 * runtime counts them, that the runtime's own record of a sample keeps; 0: no cut.
+	 */
+	uint32_t record_frames;
+	int exe_fd;	  /* the executable, opened once */
+	uint64_t exe_ino; /* its inode, to notice an exec */
+	int pidfd;	  /* the process, from the first look */
 	char build_id[128];
 	uint64_t bias;	    /* runtime address = link-time address + bias */
 	uint64_t map_start; /* the executable's mapped range, for the pprof mapping */
