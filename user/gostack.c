@@ -56,21 +56,28 @@ static bool hidden(const struct target *t, uint64_t pc)
 }
 
 /*
- * How many of a stack's physical frames hold the runtime's first t->record_frames frames. A
- * physical frame whose inlined calls straddle the cut is kept whole: runtime/pprof expands the PC
- * the runtime kept for it into all of them.
+ * How many of a probe's physical frames the runtime's record of the sample holds: its first
+ * t->record_frames frames (a physical frame whose inlined calls straddle the cut is kept whole:
+ * runtime/pprof expands the PC the runtime kept for it into all of them), and nothing past
+ * runtime.systemstack, where the runtime's unwinder stops on the system stack while the frame
+ * pointers go on into the goroutine that switched to it.
  */
-static uint32_t kept(const struct target *t, const uint64_t *pcs, uint32_t n)
+static uint32_t recorded(const struct target *t, const uint64_t *pcs, uint32_t n)
 {
 	struct hs_frame f[MAX_INLINE];
-	uint32_t i, logical = 0;
+	uint32_t logical = 0;
 
-	for (i = 0; i < n && logical < t->record_frames; i++) {
-		int nf = gosym_lookup(t->sym, pcs[i] - 1 - t->bias, f, MAX_INLINE);
+	for (uint32_t i = 0; i < n; i++) {
+		int nf;
 
+		if (t->record_frames && logical >= t->record_frames)
+			return i;
+		nf = gosym_lookup(t->sym, pcs[i] - 1 - t->bias, f, MAX_INLINE);
+		if (nf > 0 && strcmp(f[nf - 1].function, "runtime.systemstack") == 0)
+			return i + 1;
 		logical += nf > 0 ? (uint32_t)nf : 1;
 	}
-	return i;
+	return n;
 }
 
 /* runtime/pprof's allFrames drops a PC whose call (pc-1) is in runtime.goexit. */
@@ -119,10 +126,7 @@ int gostack_record_depth(struct target *t, uint32_t profstack_offset)
 void gostack_shown(const struct target *t, const uint64_t *pcs, uint32_t n, uint32_t *first,
 		   uint32_t *end)
 {
-	uint32_t e = n, f = 0;
-
-	if (t->record_frames)
-		e = kept(t, pcs, n);
+	uint32_t e = recorded(t, pcs, n), f = 0;
 
 	while (e > 0 && goexit(t, pcs[e - 1]))
 		e--;

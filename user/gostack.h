@@ -31,7 +31,8 @@ int gostack_record_depth(struct target *t, uint32_t profstack_offset);
  * The part [*first, *end) of a stack of physical return addresses that runtime/pprof shows:
  * without the leading frames of the runtime (runtime.*, and from Go 1.24 internal/runtime/...),
  * unless nothing else is left, and without runtime.goexit, the root of every goroutine; and a
- * probe's stack cut where the runtime's record of it ends (t->record_frames).
+ * probe's stack cut where the runtime's record of it ends (t->record_frames, and the end of the
+ * system stack).
  */
 void gostack_shown(const struct target *t, const uint64_t *pcs, uint32_t n, uint32_t *first,
 		   uint32_t *end);

@@ -41,7 +41,7 @@ func callerB(i int) { ringB[i%len(ringB)] = deep(depth) }
 
 func main() {
 	duration := flag.Duration("duration", 30*time.Second, "how long to run")
-	rate := flag.Int("rate", 64<<10, "runtime.MemProfileRate")
+	rate := flag.Int("rate", 32<<10, "runtime.MemProfileRate")
 	perTick := flag.Int("per-tick", 24, "objects callerA allocates per 10ms tick (callerB half)")
 	flag.Parse()
 	runtime.MemProfileRate = *rate
