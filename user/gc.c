@@ -95,10 +95,13 @@ static void on_tick(void *ctx, double elapsed)
 	session_progress(&cmd->s, elapsed, extra);
 }
 
-static void report_init(struct gc_report *r, const struct gc_summary *sum, const struct gctrace *g,
-			const struct session *s)
+static void report_init(struct gc_report *r, const struct gc_summary *sum, struct gc_tuning *tune,
+			const struct gctrace *g, const struct session *s)
 {
+	gctune_predict(g->dec.cycles, g->dec.ncycles, &g->settings, tune);
 	*r = (struct gc_report){
+	    .settings = &g->settings,
+	    .tune = tune,
 	    .d = &g->dec,
 	    .sum = sum,
 	    .time_base = time_base(g, s),
@@ -124,6 +127,7 @@ static void print_line(void *ctx, const char *line)
 static int write_outputs(struct gc_cmd *cmd, enum evloop_end end)
 {
 	struct gc_summary sum;
+	struct gc_tuning tune;
 	struct gc_report r;
 	char err[512];
 	int rc;
@@ -132,7 +136,7 @@ static int write_outputs(struct gc_cmd *cmd, enum evloop_end end)
 		fprintf(stderr, "heapspy: out of memory\n");
 		return 1;
 	}
-	report_init(&r, &sum, &cmd->gt, &cmd->s);
+	report_init(&r, &sum, &tune, &cmd->gt, &cmd->s);
 	gcout_other_stws(stdout, &r, OTHER_STWS_SHOWN);
 	printf("heapspy gc: pid %d %s (%s), %.1fs, ended by %s\n", r.pid, r.program, r.go_version,
 	       sum.secs, evloop_end_str(end, cmd->s.loop.signal));
@@ -200,11 +204,12 @@ static void comment_line(void *ctx, const char *line)
 void gc_pprof_comments(const struct gctrace *g, const struct session *s, struct pprof *p)
 {
 	struct gc_summary sum;
+	struct gc_tuning tune;
 	struct gc_report r;
 
 	if (gcstats_summarize(&g->dec, s->secs, &sum))
 		return;
-	report_init(&r, &sum, g, s);
+	report_init(&r, &sum, &tune, g, s);
 	gcout_summary(&r, comment_line, p);
 }
 
@@ -213,11 +218,12 @@ void gc_record_summary(const struct gctrace *g, const struct session *s, FILE *o
 {
 	char path[PATH_MAX], err[512];
 	struct gc_summary sum;
+	struct gc_tuning tune;
 	struct gc_report r;
 
 	if (gcstats_summarize(&g->dec, s->secs, &sum))
 		return;
-	report_init(&r, &sum, g, s);
+	report_init(&r, &sum, &tune, g, s);
 	gcout_summary(&r, print_line, out);
 	snprintf(path, sizeof(path), "%s.gc.json", profile);
 	if (gcout_json(&r, path, err, sizeof(err)) == 0)

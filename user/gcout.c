@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <json-c/json.h>
+#include <math.h>
 #include <stdarg.h>
 #include <string.h>
 
@@ -101,6 +102,65 @@ static void fmt_mib(char *buf, size_t len, int64_t bytes)
 		snprintf(buf, len, "%.1f", (double)bytes / MIB);
 }
 
+static void fmt_setting(char *buf, size_t len, int64_t v, bool bytes)
+{
+	if (v == GC_UNKNOWN)
+		snprintf(buf, len, "unknown");
+	else if (v == GCTUNE_OFF)
+		snprintf(buf, len, "off");
+	else if (v == GCTUNE_NO_LIMIT)
+		snprintf(buf, len, "none");
+	else if (bytes)
+		snprintf(buf, len, "%.1f MiB", (double)v / MIB);
+	else
+		snprintf(buf, len, "%" PRId64, v);
+}
+
+static void tuning_summary(const struct gc_report *r, void (*line)(void *ctx, const char *s),
+			   void *ctx)
+{
+	const struct gc_settings *st = r->settings;
+	const struct gc_tuning *t = r->tune;
+	char gogc[32], lim[32], procs[32], cg[32];
+
+	fmt_setting(gogc, sizeof(gogc), st->gogc, false);
+	fmt_setting(lim, sizeof(lim), st->gomemlimit, true);
+	fmt_setting(procs, sizeof(procs), st->gomaxprocs, false);
+	fmt_setting(cg, sizeof(cg), st->memory_limit, true);
+	emit(line, ctx, "settings: GOGC %s, GOMEMLIMIT %s, GOMAXPROCS %s, cgroup memory limit %s",
+	     gogc, lim, procs, cg);
+	if (!t->predicted) {
+		emit(line, ctx, "tuning: no prediction: %s", t->why);
+		return;
+	}
+	emit(line, ctx,
+	     "tuning (the Go GC guide's model, fitted on %zu cycles: live %.1f MiB, stacks and "
+	     "globals %.1f MiB, %.1f MiB allocated while marking):",
+	     t->steady, t->live_heap / MIB, t->roots / MIB, t->mark_alloc / MIB);
+	emit(line, ctx, "    %-30s %16s %20s %14s", "setting", "cycles/GiB", "peak heap MiB",
+	     "GC CPU");
+	emit(line, ctx, "    %-30s %16.1f %20.1f %13.1f%%", "observed", t->cycles_per_gib,
+	     t->peak_heap / MIB, 100 * t->gc_cpu);
+	for (size_t i = 0; i < t->noptions; i++) {
+		const struct gc_option *o = &t->options[i];
+		const char *over = o->fits ? ""
+				   : t->limit == GCTUNE_NO_LIMIT
+				       ? "  (past the growth allowed without a limit)"
+				       : "  (over the limit less headroom)";
+		char name[64];
+
+		gctune_setting(name, sizeof(name), o);
+		emit(line, ctx, "    %-30s %9.1f +-%3.0f%% %13.1f +-%3.0f%% %6.1f%% +-%3.0f%%%s",
+		     name, o->cycles_per_gib, 100 * o->cycles_unc, o->peak_heap / MIB,
+		     100 * o->peak_unc, 100 * o->gc_cpu, 100 * o->cpu_unc, over);
+	}
+	emit(line, ctx,
+	     "GC CPU: a quarter of GOMAXPROCS through marking (the dedicated workers) and all "
+	     "of it in the pauses, as a share of GOMAXPROCS; assists and idle-time marking "
+	     "are not counted");
+	emit(line, ctx, "advice: %s", t->advice);
+}
+
 void gcout_summary(const struct gc_report *r, void (*line)(void *ctx, const char *s), void *ctx)
 {
 	const struct gc_summary *s = r->sum;
@@ -158,6 +218,8 @@ void gcout_summary(const struct gc_report *r, void (*line)(void *ctx, const char
 		     "the runtime's own records are unreadable (no field offsets for this release, "
 		     "or its variables not found): timing from heapspy's probes, heap sizes "
 		     "unknown");
+	if (r->tune)
+		tuning_summary(r, line, ctx);
 }
 
 /* ---- JSON ---- */
@@ -238,6 +300,62 @@ static json_object *json_summary(const struct gc_report *r)
 	return o;
 }
 
+/* A setting for JSON: null when unknown, off or unset. */
+static json_object *opt_setting(int64_t v)
+{
+	return v < 0 ? NULL : json_object_new_int64(v);
+}
+
+static json_object *opt_double(bool known, double v)
+{
+	return known && isfinite(v) ? json_object_new_double(v) : NULL;
+}
+
+static json_object *json_tuning(const struct gc_report *r)
+{
+	const struct gc_tuning *t = r->tune;
+	json_object *o = json_object_new_object(), *opts = json_object_new_array();
+
+	json_object_object_add(o, "gogc", opt_setting(r->settings->gogc));
+	json_object_object_add(o, "gogc_known",
+			       json_object_new_boolean(r->settings->gogc != GC_UNKNOWN));
+	json_object_object_add(o, "gomemlimit_bytes", opt_setting(r->settings->gomemlimit));
+	json_object_object_add(o, "gomaxprocs", opt_setting(r->settings->gomaxprocs));
+	json_object_object_add(o, "memory_limit_bytes", opt_setting(r->settings->memory_limit));
+	json_object_object_add(o, "gc_cpu_fraction", opt_double(t->predicted, t->gc_cpu));
+	json_object_object_add(o, "cycles_per_gib_allocated",
+			       opt_double(t->predicted, t->cycles_per_gib));
+	json_object_object_add(o, "peak_heap_bytes", opt_double(t->predicted, t->peak_heap));
+	json_object_object_add(o, "live_heap_bytes", opt_double(t->predicted, t->live_heap));
+	json_object_object_add(o, "roots_bytes", opt_double(t->predicted, t->roots));
+	json_object_object_add(o, "steady_cycles", json_object_new_int64((int64_t)t->steady));
+	for (size_t i = 0; i < t->noptions; i++) {
+		const struct gc_option *p = &t->options[i];
+		json_object *j = json_object_new_object();
+
+		json_object_object_add(j, "gogc", opt_setting(p->gogc));
+		json_object_object_add(j, "gomemlimit_bytes", opt_setting(p->gomemlimit));
+		json_object_object_add(j, "cycles_per_gib_allocated",
+				       opt_double(true, p->cycles_per_gib));
+		json_object_object_add(j, "cycles_uncertainty",
+				       json_object_new_double(p->cycles_unc));
+		json_object_object_add(j, "peak_heap_bytes", opt_double(true, p->peak_heap));
+		json_object_object_add(j, "peak_uncertainty", json_object_new_double(p->peak_unc));
+		json_object_object_add(j, "gc_cpu_fraction", opt_double(true, p->gc_cpu));
+		json_object_object_add(j, "gc_cpu_uncertainty", json_object_new_double(p->cpu_unc));
+		json_object_object_add(j, "fits", json_object_new_boolean(p->fits));
+		json_object_array_add(opts, j);
+	}
+	json_object_object_add(o, "options", opts);
+	json_object_object_add(o, "advised_option",
+			       t->advised >= 0 ? json_object_new_int(t->advised) : NULL);
+	json_object_object_add(o, "advice",
+			       t->predicted ? json_object_new_string(t->advice) : NULL);
+	json_object_object_add(o, "not_predicted_because",
+			       t->predicted ? NULL : json_object_new_string(t->why));
+	return o;
+}
+
 static json_object *json_report(const struct gc_report *r)
 {
 	const struct gcdecode *d = r->d;
@@ -267,6 +385,7 @@ static json_object *json_report(const struct gc_report *r)
 	json_object_object_add(root, "summary", json_summary(r));
 	json_object_object_add(root, "other_stw", stws);
 	json_object_object_add(root, "heap_grow", grows);
+	json_object_object_add(root, "tuning", r->tune ? json_tuning(r) : NULL);
 	return root;
 }
 

@@ -11,6 +11,7 @@
 
 #include "gcdecode.h"
 #include "gcstats.h"
+#include "gctune.h"
 
 struct gc_report {
 	const struct gcdecode *d;
@@ -26,6 +27,9 @@ struct gc_report {
 	bool cost_measured;
 	double jump_hit_ns, step_hit_ns; /* a probe hit's cost: see struct gctrace */
 	uint64_t hits, lost, read_errors;
+	/* What other settings would do; NULL to leave it out. */
+	const struct gc_settings *settings;
+	const struct gc_tuning *tune;
 };
 
 /* "gc 12 @1.234s: 0.045+2.1+0.012 ms clock, 4->5->2 MB, 5 MB goal (forced)" */

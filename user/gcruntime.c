@@ -9,7 +9,7 @@
 #include "godwarf.h"
 
 /* Members read: the GC words in enum gc_word order, then what stop reasons need. */
-enum { F_G_M = GCW_COUNT, F_M_PREEMPTOFF, F_COUNT };
+enum { F_G_M = GCW_COUNT, F_M_PREEMPTOFF, F_GC_PERCENT, F_MEMORY_LIMIT, F_COUNT };
 
 /* The runtime variables holding the GC words. */
 enum { V_WORK, V_MEMSTATS, V_GC_CONTROLLER, V_COUNT, V_NONE = V_COUNT };
@@ -35,6 +35,9 @@ static const struct {
     [GCW_HEAP_GOAL] = {V_GC_CONTROLLER, {"runtime.gcControllerState", "lastHeapGoal"}, 8},
     [F_G_M] = {V_NONE, {"runtime.g", "m"}, 8},
     [F_M_PREEMPTOFF] = {V_NONE, {"runtime.m", "preemptoff"}, 16},
+    /* GOGC and GOMEMLIMIT as the runtime holds them: atomic.Int32 and atomic.Int64. */
+    [F_GC_PERCENT] = {V_GC_CONTROLLER, {"runtime.gcControllerState", "gcPercent"}, 4},
+    [F_MEMORY_LIMIT] = {V_GC_CONTROLLER, {"runtime.gcControllerState", "memoryLimit"}, 8},
 };
 
 /*
@@ -51,17 +54,20 @@ static const struct {
 	struct gcruntime_build build;
 	int64_t off[F_COUNT];
 } tables[] = {
-    {{19, 8, ""}, {7704, 7708, 280, 360, 368, 376, 384, 408, 416, 424, 128, 48, 248}},
-    {{21, 13, ""}, {7704, 7708, 344, 416, 424, 432, 440, 464, 472, 480, 96, 48, 248}},
-    {{22, 12, ""}, {7704, 7708, 344, 416, 424, 432, 440, 456, 464, 472, 96, 48, 248}},
-    {{23, 5, ""}, {7704, 7708, 336, 440, 448, 456, 464, 480, 488, 496, 96, 48, 248}},
-    {{24, 4, ""}, {7704, 7708, 336, 440, 448, 456, 464, 480, 488, 496, 96, 48, 248}},
-    {{25, 12, ""}, {7680, 7684, 400, 528, 536, 544, 552, 568, 576, 584, 96, 48, 240}},
-    {{25, 12, "greenteagc"}, {7680, 7684, 496, 624, 632, 640, 648, 664, 672, 680, 96, 48, 240}},
-    {{26, 11, ""}, {7680, 7684, 536, 664, 672, 680, 688, 704, 712, 720, 96, 48, 248}},
-    {{26, 11, "nogreenteagc"}, {7680, 7684, 536, 664, 672, 680, 688, 704, 712, 720, 96, 48, 248}},
-    {{27, 4, ""}, {7680, 7684, 536, 664, 672, 680, 688, 704, 712, 720, 96, 48, 248}},
-    {{27, 4, "nogreenteagc"}, {7680, 7684, 536, 664, 672, 680, 688, 704, 712, 720, 96, 48, 248}},
+    {{19, 8, ""}, {7704, 7708, 280, 360, 368, 376, 384, 408, 416, 424, 128, 48, 248, 0, 8}},
+    {{21, 13, ""}, {7704, 7708, 344, 416, 424, 432, 440, 464, 472, 480, 96, 48, 248, 0, 8}},
+    {{22, 12, ""}, {7704, 7708, 344, 416, 424, 432, 440, 456, 464, 472, 96, 48, 248, 0, 8}},
+    {{23, 5, ""}, {7704, 7708, 336, 440, 448, 456, 464, 480, 488, 496, 96, 48, 248, 0, 8}},
+    {{24, 4, ""}, {7704, 7708, 336, 440, 448, 456, 464, 480, 488, 496, 96, 48, 248, 0, 8}},
+    {{25, 12, ""}, {7680, 7684, 400, 528, 536, 544, 552, 568, 576, 584, 96, 48, 240, 0, 8}},
+    {{25, 12, "greenteagc"},
+     {7680, 7684, 496, 624, 632, 640, 648, 664, 672, 680, 96, 48, 240, 0, 8}},
+    {{26, 11, ""}, {7680, 7684, 536, 664, 672, 680, 688, 704, 712, 720, 96, 48, 248, 0, 8}},
+    {{26, 11, "nogreenteagc"},
+     {7680, 7684, 536, 664, 672, 680, 688, 704, 712, 720, 96, 48, 248, 0, 8}},
+    {{27, 4, ""}, {7680, 7684, 536, 664, 672, 680, 688, 704, 712, 720, 96, 48, 248, 0, 8}},
+    {{27, 4, "nogreenteagc"},
+     {7680, 7684, 536, 664, 672, 680, 688, 704, 712, 720, 96, 48, 248, 0, 8}},
 };
 
 const struct gcruntime_build *gcruntime_table_build(size_t i)
@@ -388,6 +394,15 @@ static void resolve_words(const struct target *t, struct gc_runtime *r)
 		if (!r->cfg.m_preemptoff_offset)
 			preemptoff_from_code(t, r);
 	}
+	/* gcController is wherever its heap goal was found, by whichever way. */
+	if (r->words[GCW_HEAP_GOAL] && off[GCW_HEAP_GOAL] >= 0 && off[F_GC_PERCENT] >= 0 &&
+	    off[F_MEMORY_LIMIT] >= 0) {
+		uint64_t ctl = r->words[GCW_HEAP_GOAL] - (uint64_t)off[GCW_HEAP_GOAL];
+
+		r->gc_percent = ctl + (uint64_t)off[F_GC_PERCENT];
+		r->memory_limit = ctl + (uint64_t)off[F_MEMORY_LIMIT];
+	}
+	r->gomaxprocs = variable(t, "runtime.gomaxprocs");
 	r->numgc = r->words[GCW_NUMGC];
 	r->num_forced = r->words[GCW_NUM_FORCED];
 	r->runtime_init_time = variable(t, "runtime.runtimeInitTime");

@@ -50,8 +50,10 @@ struct gc_runtime {
 	uint64_t numgc;		    /* &memstats.numgc, 0 when unknown */
 	uint64_t num_forced;	    /* &memstats.numforcedgc, 0 when unknown */
 	uint64_t runtime_init_time; /* &runtime.runtimeInitTime: gctrace's "@" counts from it */
-	bool stop_reason_arg;	    /* 1.21+: stopTheWorldWithSema(reason stwReason) */
-	bool resume_returns_now;    /* resume is on startTheWorldWithSema's return: RAX = now */
+	/* The settings: &gcController.gcPercent (GOGC), .memoryLimit (GOMEMLIMIT), &gomaxprocs. */
+	uint64_t gc_percent, memory_limit, gomaxprocs;
+	bool stop_reason_arg;	 /* 1.21+: stopTheWorldWithSema(reason stwReason) */
+	bool resume_returns_now; /* resume is on startTheWorldWithSema's return: RAX = now */
 	enum gc_offsets_source offsets;
 	bool from_code;	      /* stripped: the variables were found in the code that uses them */
 	int table_mismatches; /* fields where the table and the binary's DWARF disagree */

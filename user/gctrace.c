@@ -1,12 +1,14 @@
 #include "gctrace.h"
 
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "bpfload.h"
+#include "cgroup.h"
 #include "disasm.h"
 #include "elfbin.h"
 #include "evloop.h"
@@ -146,6 +148,33 @@ static void costs(const struct gctrace *g, const struct target *t, double *ns)
 		ns[probes[i].type - HS_GC_EV_CYCLE] = cost_at(g, t, probes[i].p);
 }
 
+/* A runtime word of 4 or 8 bytes, as a signed value; GC_UNKNOWN when unreadable. */
+static int64_t read_setting(const struct target *t, uint64_t addr, size_t size)
+{
+	int64_t v64 = 0;
+	int32_t v32 = 0;
+
+	if (!addr || target_read(t, addr, size == 4 ? (void *)&v32 : (void *)&v64, size) != 0)
+		return GC_UNKNOWN;
+	return size == 4 ? v32 : v64;
+}
+
+static void read_settings(struct gctrace *g, const struct target *t)
+{
+	struct gc_settings *s = &g->settings;
+	int64_t limit = cgroup_memory_limit(t->pid);
+
+	s->gogc = read_setting(t, g->rt.gc_percent, 4);
+	/* The runtime holds "off" as a negative percentage, and no limit as the largest int64. */
+	if (s->gogc < 0 && s->gogc != GC_UNKNOWN)
+		s->gogc = GCTUNE_OFF;
+	s->gomemlimit = read_setting(t, g->rt.memory_limit, 8);
+	if (s->gomemlimit == INT64_MAX)
+		s->gomemlimit = GCTUNE_NO_LIMIT;
+	s->gomaxprocs = read_setting(t, g->rt.gomaxprocs, 4);
+	s->memory_limit = limit == -1 ? GCTUNE_NO_LIMIT : limit < 0 ? GC_UNKNOWN : limit;
+}
+
 /* Runtime addresses need the load bias: known once the target is located. */
 static void publish(struct gctrace *g, const struct target *t)
 {
@@ -160,6 +189,7 @@ static void publish(struct gctrace *g, const struct target *t)
 	if (g->rt.runtime_init_time &&
 	    target_read(t, g->rt.runtime_init_time, &init, sizeof(init)) == 0 && init > 0)
 		g->time_base = init;
+	read_settings(g, t);
 }
 
 static int load(struct gctrace *g, char *err, size_t errlen)
@@ -349,6 +379,7 @@ void gctrace_init(struct gctrace *g, const struct cli_target *tgt)
 	g->btf = tgt->btf;
 	g->ringbuf_kib = tgt->ringbuf_kib;
 	g->verbose = tgt->verbose;
+	g->settings = (struct gc_settings){GC_UNKNOWN, GC_UNKNOWN, GC_UNKNOWN, GC_UNKNOWN};
 	g->set = (struct probe_set){
 	    .attach = gt_attach,
 	    .located = gt_located,

@@ -11,6 +11,7 @@
 
 #include "gcdecode.h"
 #include "gcruntime.h"
+#include "gctune.h"
 #include "session.h"
 
 struct gc_bpf;
@@ -44,6 +45,7 @@ struct gctrace {
 	/* ns a hit costs: a probe on the jump after a stack-bound check, one stepped out of line */
 	double jump_hit_ns, step_hit_ns;
 	int64_t time_base; /* runtime.runtimeInitTime (CLOCK_MONOTONIC ns); 0 when unknown */
+	struct gc_settings settings; /* as the probes went in */
 	uint64_t counters[HS_GC_CNT_MAX];
 	int error; /* first error from decoding */
 	/* Called for each cycle as it completes (from the event loop), or NULL. */

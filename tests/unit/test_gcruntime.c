@@ -162,6 +162,14 @@ static void check_binary(const char *version, const char *experiments,
 	}
 	for (int i = 0; i < GCW_COUNT; i++)
 		CHECK(r.words[i] != 0);
+	/* GOGC and GOMEMLIMIT in gcController, before its heap goal, wherever offsets are known. */
+	if (r.offsets != GC_OFFSETS_CODE)
+		CHECK(r.gc_percent && r.memory_limit == r.gc_percent + 8 &&
+		      r.gc_percent < r.words[GCW_HEAP_GOAL] &&
+		      r.words[GCW_HEAP_GOAL] - r.gc_percent < 256);
+	/* runtime.gomaxprocs by its symbol: wherever the symbol table is. */
+	CHECK(!!r.gomaxprocs ==
+	      (variant == DEFAULT || variant == NODWARF || variant == NODWARF_UNKNOWN));
 	memcpy(words_of[variant], r.words, sizeof(words_of[variant]));
 	if (variant == DEFAULT)
 		preemptoff_of_default = r.cfg.m_preemptoff_offset;

@@ -2,7 +2,8 @@
 // small pointer-rich nodes (-live MiB) gives every cycle marking work, workers turn out
 // short-lived garbage as fast as they can so the heap trigger starts cycle after cycle, a ticker
 // forces a cycle with runtime.GC() every -force, and another stops the world for reasons other
-// than GC (ReadMemStats, a goroutine stack dump, GOMAXPROCS) every -stw. Run it with
+// than GC (ReadMemStats, a goroutine stack dump, GOMAXPROCS) every -stw; -rate paces the garbage
+// as a service's steady load would (the GC tuning tests). Run it with
 // GODEBUG=gctrace=1 and the runtime prints every cycle: the ground truth the tests compare with.
 //
 // The workers hold a read lock while they allocate and the forcing ticker takes the write lock
@@ -70,6 +71,7 @@ func main() {
 	workers := flag.Int("workers", 2, "goroutines producing garbage")
 	force := flag.Duration("force", 100*time.Millisecond, "runtime.GC() this often (0: never)")
 	stw := flag.Duration("stw", 250*time.Millisecond, "a non-GC stop-the-world this often (0: never)")
+	rate := flag.Int("rate", 0, "MiB/s of garbage in all (0: as fast as the workers can)")
 	flag.Parse()
 
 	build(*liveMiB)
@@ -81,12 +83,20 @@ func main() {
 		wg.Add(1)
 		go func(id int) {
 			defer wg.Done()
+			start, made := time.Now(), 0
 			for !stop.Load() {
 				mu.RLock()
 				for i := 0; i < 256; i++ {
 					churn(id)
 				}
 				mu.RUnlock()
+				// A steady allocation rate, as a service's, rather than a flood that
+				// outruns the collector's marking.
+				made += 256 * (1024 + id)
+				if *rate > 0 {
+					due := start.Add(time.Duration(float64(made) / float64(*rate<<20) * float64(*workers) * float64(time.Second)))
+					time.Sleep(time.Until(due))
+				}
 			}
 		}(w)
 	}
