@@ -18,6 +18,11 @@ const volatile struct hs_heap_config cfg = {};
 /* Runtime addresses of runtime.mProfCycle and runtime.MemProfileRate; 0 while unknown. */
 __u64 mprof_cycle_addr;
 __u64 mem_profile_rate_addr;
+/*
+ * Frames the runtime's record of a sample keeps (gostack_record_depth), 0 while unknown: each
+ * physical frame is at least one of the runtime's, so a walk that far holds all it keeps.
+ */
+__u32 record_frames;
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
@@ -111,6 +116,8 @@ static __always_inline __u32 walk_stack(struct pt_regs *regs, __u64 *pcs)
 		return 0;
 	}
 	for (n = 1; n < HS_MAX_FRAMES; n++) {
+		if (record_frames && n >= record_frames)
+			return n;
 		if (!f.fp || bpf_probe_read_user(&f, sizeof(f), (void *)f.fp) != 0 || !f.ret)
 			return n;
 		pcs[n] = f.ret;

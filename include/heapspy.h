@@ -13,8 +13,8 @@
  * Frames the allocation probe walks at most. The runtime's record of a sample keeps 32 frames
  * before Go 1.23, since then debug.profstackdepth (128 by default, at most 1024), after up to 5
  * frames of the allocator itself; an inlined call is one frame more to it than to a frame-pointer
- * walk. So this covers every stack the runtime keeps whole, and user space cuts at the target's
- * own depth (gostack). An event carries only the frames it has (nframes).
+ * walk. So this covers every stack the runtime keeps whole; the walk stops at the target's own
+ * depth once user space has read it (gostack). An event carries only the frames it has.
  */
 #define HS_MAX_FRAMES 1032
 

@@ -108,6 +108,7 @@ static void set_runtime_addrs(struct session *s)
 	if (s->hp.mem_profile_rate)
 		s->skel->bss->mem_profile_rate_addr =
 		    target_runtime_addr(&s->t, s->hp.mem_profile_rate);
+	s->skel->bss->record_frames = s->t.record_frames;
 }
 
 /*
