@@ -79,3 +79,95 @@ def test_predictions_match_gctrace():
                   abs(pp / peak - 1) <= PEAK_TOLERANCE,
                   "%s GOGC=%d off:\n%s" % (what, o["gogc"], "\n".join(rows)))
     print("\n".join(rows))
+
+
+def own_memory_cgroup():
+    """A new memory cgroup inside this process's own, and the file that limits it: v1's memory
+    hierarchy where the machine has one (a hybrid mount keeps the memory controller there), else
+    cgroup v2."""
+    lines = [l.split(":", 2) for l in open("/proc/self/cgroup").read().splitlines()]
+    v1 = [path for _, ctl, path in lines if "memory" in ctl.split(",")]
+    name = "heapspy-tune-%d" % os.getpid()
+    if v1:
+        return os.path.join("/sys/fs/cgroup/memory" + v1[0].rstrip("/"), name), \
+            "memory.limit_in_bytes"
+    v2 = [path for _, ctl, path in lines if ctl == ""][0]
+    return os.path.join("/sys/fs/cgroup" + v2.rstrip("/"), name), "memory.max"
+
+
+@needs([build(v, "gcload") for v in VERSIONS])
+def test_settings_and_memory_limit():
+    """GOGC, GOMEMLIMIT and a cgroup's memory limit read from outside as they were set; no
+    advice over the smaller limit less its headroom, and GOGC=off with the GOMEMLIMIT predicted
+    peaks where gctrace then shows."""
+    group, limit_file = own_memory_cgroup()
+    os.mkdir(group)
+    try:
+        for version in VERSIONS:
+            limits(go_build(version, "gcload"), group, limit_file, "go%s" % version)
+    finally:
+        os.rmdir(group)
+
+
+def limits(binary, group, limit_file, what):
+    cgroup_limit, gomemlimit = 96 * MIB, 40 * MIB
+    with open(os.path.join(group, limit_file), "w") as f:
+        f.write(str(cgroup_limit))
+    js = os.path.join(tmpdir("tuning-limit-" + os.path.basename(binary)), "gc.json")
+
+    def enter():
+        with open(os.path.join(group, "cgroup.procs"), "w") as f:
+            f.write(str(os.getpid()))
+
+    prog = subprocess.Popen([binary, "-duration", "4s"] + GCLOAD_ARGS, stdout=subprocess.PIPE,
+                            stderr=subprocess.DEVNULL, text=True, preexec_fn=enter,
+                            env=dict(os.environ, GOGC="150", GOMEMLIMIT="40MiB"))
+    try:
+        check(prog.stdout.readline().strip() == "ready", "%s: gcload did not start" % what)
+        _, stdout, _ = heapspy("gc", "--pid", prog.pid, "--duration", "2", "--json", js,
+                               check_rc=0)
+        prog.communicate(timeout=60)
+    finally:
+        if prog.poll() is None:
+            prog.kill()
+            prog.communicate()
+    t = json.load(open(js))["tuning"]
+    check(t["gogc"] == 150 and t["gomemlimit_bytes"] == gomemlimit and
+          t["memory_limit_bytes"] == cgroup_limit,
+          "%s: read GOGC %s, GOMEMLIMIT %s, cgroup limit %s; set 150, %d, %d" % (
+              what, t["gogc"], t["gomemlimit_bytes"], t["memory_limit_bytes"], gomemlimit,
+              cgroup_limit))
+    check("cgroup memory limit 96.0 MiB" in stdout and "GOMEMLIMIT 40.0 MiB" in stdout,
+          "%s: the summary does not name the limits:\n%s" % (what, stdout[-3000:]))
+    check(t["advice"], "%s: no prediction: %s" % (what, t["not_predicted_because"]))
+    room = gomemlimit * 0.9
+    offs = [o for o in t["options"] if o["gogc"] is None]
+    check(len(offs) == 1 and offs[0]["gomemlimit_bytes"] == int(room),
+          "%s: no GOGC=off option with GOMEMLIMIT at 90%% of the smaller limit: %s" % (
+              what, t["options"]))
+    for o in t["options"]:
+        if o["gogc"] is not None:
+            check(o["fits"] == (o["peak_heap_bytes"] * (1 + o["peak_uncertainty"]) <= room),
+                  "%s: GOGC=%s fits=%s, peak %.1f MiB +-%.0f%% against %.1f MiB" % (
+                      what, o["gogc"], o["fits"], o["peak_heap_bytes"] / MIB,
+                      100 * o["peak_uncertainty"], room / MIB))
+    check(not all(o["fits"] for o in t["options"]),
+          "%s: every option fits: the limit is not put to the test" % what)
+    advised = t["options"][t["advised_option"]]
+    check(advised["fits"] and advised["peak_heap_bytes"] <= room,
+          "%s: advice %r names a peak of %.1f MiB, over %.1f MiB" % (
+              what, t["advice"], advised["peak_heap_bytes"] / MIB, room / MIB))
+    # The GOGC=off row against the runtime running that way.
+    p = subprocess.run([binary, "-duration", "2s"] + GCLOAD_ARGS, capture_output=True,
+                       text=True, timeout=60,
+                       env=dict(os.environ, GOGC="off", GOMEMLIMIT=str(offs[0]["gomemlimit_bytes"]),
+                                GODEBUG="gctrace=1"))
+    cycles = [tuple(map(int, m.groups())) for m in
+              (GCTRACE.match(line) for line in p.stderr.splitlines()) if m]
+    check(len(cycles) >= WARMUP + 3, "%s GOGC=off: only %d cycles" % (what, len(cycles)))
+    peak = statistics.median(c[2] for c in cycles[WARMUP:])
+    predicted = offs[0]["peak_heap_bytes"] / MIB
+    print("%s GOGC=off GOMEMLIMIT=%.1fMiB: peak %.1f predicted, %.1f MiB measured" % (
+        what, offs[0]["gomemlimit_bytes"] / MIB, predicted, peak))
+    check(abs(predicted / peak - 1) <= PEAK_TOLERANCE,
+          "%s GOGC=off: peak %.1f MiB predicted, %.1f measured" % (what, predicted, peak))

@@ -183,6 +183,9 @@ int cmd_gc(int argc, char **argv)
 	}
 	end = session_run(&cmd.s, on_tick, &cmd);
 	cmd.secs = (double)(evloop_now_ns() - cmd.s.start_ns) / 1e9;
+	/* The settings as the cycles ended, not only as they began. */
+	if (cmd.s.t.mem_fd >= 0)
+		gctrace_read_settings(&cmd.gt, &cmd.s.t);
 	session_stop(&cmd.s, end);
 	gctrace_finish(&cmd.gt);
 	rc = write_outputs(&cmd, end);

@@ -322,6 +322,7 @@ static json_object *json_tuning(const struct gc_report *r)
 	json_object_object_add(o, "gomemlimit_bytes", opt_setting(r->settings->gomemlimit));
 	json_object_object_add(o, "gomaxprocs", opt_setting(r->settings->gomaxprocs));
 	json_object_object_add(o, "memory_limit_bytes", opt_setting(r->settings->memory_limit));
+	json_object_object_add(o, "runtime_nonheap_bytes", opt_setting(r->settings->nonheap));
 	json_object_object_add(o, "gc_cpu_fraction", opt_double(t->predicted, t->gc_cpu));
 	json_object_object_add(o, "cycles_per_gib_allocated",
 			       opt_double(t->predicted, t->cycles_per_gib));

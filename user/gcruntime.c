@@ -362,6 +362,27 @@ static void preemptoff_from_code(const struct target *t, struct gc_runtime *r)
 			}
 }
 
+/*
+ * gcController.heapFree, totalAlloc, totalFree and mappedReady, four adjacent words from Go 1.19
+ * to 1.27: the memory beside the heap that a GOMEMLIMIT must leave room for. By DWARF only: 0
+ * without it, or where they are not adjacent.
+ */
+static uint64_t heap_free_of(const struct target *t, uint64_t gc_controller)
+{
+	static const char *const names[] = {"heapFree", "totalAlloc", "totalFree", "mappedReady"};
+	struct godwarf_member want[4];
+	int64_t off[4];
+
+	for (int i = 0; i < 4; i++)
+		want[i] = (struct godwarf_member){"runtime.gcControllerState", names[i]};
+	if (godwarf_offsets(t->path, want, 4, off) != 0 || off[0] < 0)
+		return 0;
+	for (int i = 1; i < 4; i++)
+		if (off[i] != off[0] + 8 * i)
+			return 0;
+	return gc_controller + (uint64_t)off[0];
+}
+
 static void resolve_words(const struct target *t, struct gc_runtime *r)
 {
 	uint64_t base[V_COUNT] = {0};
@@ -403,6 +424,8 @@ static void resolve_words(const struct target *t, struct gc_runtime *r)
 		r->memory_limit = ctl + (uint64_t)off[F_MEMORY_LIMIT];
 	}
 	r->gomaxprocs = variable(t, "runtime.gomaxprocs");
+	if (r->gc_percent)
+		r->heap_free = heap_free_of(t, r->gc_percent - (uint64_t)off[F_GC_PERCENT]);
 	r->numgc = r->words[GCW_NUMGC];
 	r->num_forced = r->words[GCW_NUM_FORCED];
 	r->runtime_init_time = variable(t, "runtime.runtimeInitTime");

@@ -52,6 +52,8 @@ struct gc_runtime {
 	uint64_t runtime_init_time; /* &runtime.runtimeInitTime: gctrace's "@" counts from it */
 	/* The settings: &gcController.gcPercent (GOGC), .memoryLimit (GOMEMLIMIT), &gomaxprocs. */
 	uint64_t gc_percent, memory_limit, gomaxprocs;
+	/* &gcController.heapFree, then totalAlloc, totalFree, mappedReady; 0 without DWARF. */
+	uint64_t heap_free;
 	bool stop_reason_arg;	 /* 1.21+: stopTheWorldWithSema(reason stwReason) */
 	bool resume_returns_now; /* resume is on startTheWorldWithSema's return: RAX = now */
 	enum gc_offsets_source offsets;

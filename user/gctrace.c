@@ -159,10 +159,28 @@ static int64_t read_setting(const struct target *t, uint64_t addr, size_t size)
 	return size == 4 ? v32 : v64;
 }
 
-static void read_settings(struct gctrace *g, const struct target *t)
+/* The memory limit's view of the runtime's memory beside the heap; GC_UNKNOWN when unread. */
+static int64_t read_nonheap(const struct target *t, uint64_t heap_free)
+{
+	uint64_t w[4]; /* heapFree, totalAlloc, totalFree, mappedReady */
+
+	if (!heap_free || target_read(t, heap_free, w, sizeof(w)) != 0 || w[2] > w[1] ||
+	    w[0] + (w[1] - w[2]) > w[3])
+		return GC_UNKNOWN;
+	return (int64_t)(w[3] - w[0] - (w[1] - w[2]));
+}
+
+void gctrace_read_settings(struct gctrace *g, const struct target *t)
 {
 	struct gc_settings *s = &g->settings;
-	int64_t limit = cgroup_memory_limit(t->pid);
+	int64_t limit = cgroup_memory_limit(t->pid), nonheap;
+
+	/* A process gone keeps what was read before. */
+	if (!target_alive(t))
+		return;
+	nonheap = read_nonheap(t, g->rt.heap_free);
+	if (nonheap != GC_UNKNOWN)
+		s->nonheap = nonheap;
 
 	s->gogc = read_setting(t, g->rt.gc_percent, 4);
 	/* The runtime holds "off" as a negative percentage, and no limit as the largest int64. */
@@ -189,7 +207,7 @@ static void publish(struct gctrace *g, const struct target *t)
 	if (g->rt.runtime_init_time &&
 	    target_read(t, g->rt.runtime_init_time, &init, sizeof(init)) == 0 && init > 0)
 		g->time_base = init;
-	read_settings(g, t);
+	gctrace_read_settings(g, t);
 }
 
 static int load(struct gctrace *g, char *err, size_t errlen)
@@ -379,7 +397,8 @@ void gctrace_init(struct gctrace *g, const struct cli_target *tgt)
 	g->btf = tgt->btf;
 	g->ringbuf_kib = tgt->ringbuf_kib;
 	g->verbose = tgt->verbose;
-	g->settings = (struct gc_settings){GC_UNKNOWN, GC_UNKNOWN, GC_UNKNOWN, GC_UNKNOWN};
+	g->settings =
+	    (struct gc_settings){GC_UNKNOWN, GC_UNKNOWN, GC_UNKNOWN, GC_UNKNOWN, GC_UNKNOWN};
 	g->set = (struct probe_set){
 	    .attach = gt_attach,
 	    .located = gt_located,

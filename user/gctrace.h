@@ -56,6 +56,11 @@ struct gctrace {
 /* Prepares g; pass gctrace_probes(g) as session_opts.extra. */
 void gctrace_init(struct gctrace *g, const struct cli_target *tgt);
 struct probe_set *gctrace_probes(struct gctrace *g);
+/*
+ * Reads the target's settings (GOGC, GOMEMLIMIT, GOMAXPROCS, its cgroup's memory limit) again, as
+ * they are now; done once as the probes go in. A process gone keeps those.
+ */
+void gctrace_read_settings(struct gctrace *g, const struct target *t);
 /* Reads the probes' counters; call after session_stop. */
 void gctrace_finish(struct gctrace *g);
 void gctrace_free(struct gctrace *g);

@@ -26,6 +26,7 @@
  */
 #define MODEL_UNC_PER_DOUBLING 0.05
 #define LIMIT_UNC	       0.15
+#define LIMIT_GOAL_HEADROOM    0.03
 /*
  * GC CPU is counted as gctrace's floor: the dedicated mark workers' quarter of GOMAXPROCS while
  * marking, and every P during the pauses; assists and idle-time marking come on top.
@@ -170,14 +171,14 @@ static double trigger_at(const struct gc_tuning *t, double runway, double *sprea
 	return (lo + hi) / 2;
 }
 
-static double live_at(const struct gc_tuning *t, double gogc, double *runway, double *marking,
-		      double *trigger, double *spread)
+static double live_at(const struct gc_tuning *t, double gogc, double limit_goal, double *runway,
+		      double *marking, double *trigger, double *spread)
 {
 	double survives = t->live_heap > t->mark_alloc ? t->live_heap - t->mark_alloc : 0;
 	double live = t->live_heap;
 
 	for (int i = 0; i < 16; i++) {
-		*runway = goal_at(t, live, gogc) - live;
+		*runway = (limit_goal > 0 ? limit_goal : goal_at(t, live, gogc)) - live;
 		*trigger = trigger_at(t, *runway, spread);
 		*marking = (1 - *trigger) * *runway;
 		if (*marking > t->mark_alloc)
@@ -192,17 +193,25 @@ static void option(struct gc_tuning *t, struct gc_option *o, double gogc_now, do
 	double alloc, live = t->live_heap, stat = alloc_cv / sqrt((double)t->steady), model;
 	double spread = 0;
 
-	if (o->gogc == GCTUNE_OFF) {
-		/* GOMEMLIMIT bounds all the runtime's memory, the heap most of it. */
-		o->peak_heap = (double)o->gomemlimit * (1 - GCTUNE_HEADROOM / 2);
-		model = LIMIT_UNC - stat;
-	} else {
-		double runway, marking, trigger;
+	double runway, marking, trigger, limit_goal = 0;
 
-		live = live_at(t, (double)o->gogc, &runway, &marking, &trigger, &spread);
-		o->peak_heap = live + trigger * runway + marking;
+	if (o->gogc == GCTUNE_OFF) {
+		/*
+		 * GOMEMLIMIT bounds all the runtime's memory: the heap's goal is what the memory
+		 * beside it leaves, less 3% (at least 1 MiB) for the pacer's errors (mgcpacer.go's
+		 * memoryLimitHeapGoal). Unread, that memory is taken as a tenth of the limit.
+		 */
+		double room = (double)o->gomemlimit -
+			      (t->nonheap >= 0 ? (double)t->nonheap : (double)o->gomemlimit / 10);
+
+		limit_goal =
+		    room - (room * LIMIT_GOAL_HEADROOM > MIB ? room * LIMIT_GOAL_HEADROOM : MIB);
+		model = t->nonheap >= 0 ? MODEL_UNC_PER_DOUBLING * 2 : LIMIT_UNC;
+	} else {
 		model = MODEL_UNC_PER_DOUBLING * (1 + fabs(log2((double)o->gogc / gogc_now)));
 	}
+	live = live_at(t, (double)o->gogc, limit_goal, &runway, &marking, &trigger, &spread);
+	o->peak_heap = live + trigger * runway + marking;
 	alloc = o->peak_heap - live;
 	o->cycles_per_gib = alloc > 0 ? GIB / alloc : INFINITY;
 	spread = alloc > 0 ? spread / alloc : 0;
@@ -322,6 +331,7 @@ void gctune_predict(const struct gc_cycle *cycles, size_t n, const struct gc_set
 		t->limit = s->memory_limit;
 	if (s->gomemlimit >= 0 && (t->limit < 0 || s->gomemlimit < t->limit))
 		t->limit = s->gomemlimit;
+	t->nonheap = s->nonheap;
 	if (s->gogc == GC_UNKNOWN) {
 		why(t, "GOGC unread: the cycles cannot be compared with other settings");
 		return;

@@ -30,6 +30,9 @@ struct gc_settings {
 	int64_t gomemlimit; /* GOMEMLIMIT in bytes; GCTUNE_NO_LIMIT when unset */
 	int64_t gomaxprocs;
 	int64_t memory_limit; /* the cgroup's; GCTUNE_NO_LIMIT when none */
+	/* The runtime's memory beside the heap (mappedReady - heapFree - heap in use), as the
+	 * memory limit's heap goal counts it. */
+	int64_t nonheap;
 };
 
 #define GCTUNE_OFF	(-2)
@@ -62,6 +65,7 @@ struct gc_tuning {
 	double lead; /* goal - heap at the cycle's start: the pacer's lead, bytes */
 	/* The smaller of the cgroup's limit and GOMEMLIMIT; GCTUNE_NO_LIMIT when neither. */
 	int64_t limit;
+	int64_t nonheap; /* as in the settings */
 	struct gc_option options[GCTUNE_OPTIONS];
 	size_t noptions;
 	char advice[256];

@@ -42,7 +42,7 @@ static void steady(struct gc_cycle *c, size_t n, int64_t survives, int64_t roots
 	}
 }
 
-static const struct gc_settings gogc100 = {100, GCTUNE_NO_LIMIT, 4, GCTUNE_NO_LIMIT};
+static const struct gc_settings gogc100 = {100, GCTUNE_NO_LIMIT, 4, GCTUNE_NO_LIMIT, GC_UNKNOWN};
 
 static const struct gc_option *option(const struct gc_tuning *t, int64_t gogc)
 {
@@ -175,6 +175,19 @@ static void test_limit(void)
 	CHECK(t.advised >= 0 && t.options[t.advised].fits);
 	CHECK(t.options[t.advised].peak_heap <= room);
 	CHECK(!option(&t, 800)->fits && option(&t, 200)->fits);
+	/* With the memory beside the heap known, the limit's goal is what it leaves, less 3%. */
+	s.nonheap = 20 * (int64_t)MIB;
+	gctune_predict(c, N, &s, &t);
+	off = option(&t, GCTUNE_OFF);
+	{
+		double goal = (room - 20 * MIB) * 0.97, runway = goal - t.live_heap;
+		double trigger = fmin(1 - t.lead / runway, 61.0 / 64);
+
+		CHECK(off &&
+		      near(off->peak_heap, t.live_heap + trigger * runway + t.mark_alloc, 1e-6));
+		CHECK(off->peak_heap <= room);
+	}
+	s.nonheap = GC_UNKNOWN;
 	CHECK(strstr(t.advice, "under the 800 MiB limit less 10% headroom"));
 	/* A limit the live heap leaves no room under: no advice grows the heap. */
 	s.gomemlimit = GCTUNE_NO_LIMIT;
