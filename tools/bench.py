@@ -1047,8 +1047,27 @@ def write_report(path, quick, when, cfg, mach, load, paired, hit, pipe, pb, atta
       "target, alternating targets; each target runs alone, started afresh for each attach. "
       "The go command is attached while `go run` waits for its child; the others are busy "
       "(running their workload on one core).\n" % cfg["attach_reps"])
+    kept = carried_sections(path)
     with open(path, "w") as f:
-        f.write("\n".join(L))
+        f.write("\n".join(L) + kept)
+
+
+# Sections of BENCHMARKS.md that other tools write (tools/probestats.py): a rerun keeps them.
+CARRIED = ("## Where a probe hit's time goes",)
+
+
+def carried_sections(path):
+    try:
+        text = open(path).read()
+    except OSError:
+        return ""
+    out = ""
+    for heading in CARRIED:
+        at = text.find("\n" + heading + "\n")
+        if at >= 0:
+            end = text.find("\n## ", at + 1)
+            out += text[at:end if end >= 0 else len(text)].rstrip("\n") + "\n"
+    return out
 
 
 # ---------------------------------------------------------------------------------------------
