@@ -7,6 +7,7 @@ import os
 import re
 import statistics
 import subprocess
+import xml.etree.ElementTree as ET
 
 from harness import NEWEST_GO, build, check, go_build, heapspy, needs, tmpdir
 
@@ -22,10 +23,16 @@ MIB = 1 << 20
 
 
 def observe(binary, what, env=None, duration="2s"):
-    js = os.path.join(tmpdir("tuning-" + os.path.basename(binary)), "gc.json")
-    _, stdout, _ = heapspy("gc", "--json", js, "--", binary, "-duration", duration,
+    out = tmpdir("tuning-" + os.path.basename(binary))
+    js, svg = os.path.join(out, "gc.json"), os.path.join(out, "gc.svg")
+    _, stdout, _ = heapspy("gc", "--json", js, "--svg", svg, "--", binary, "-duration", duration,
                            *GCLOAD_ARGS, check_rc=0, env=dict({"GOGC": "100"}, **(env or {})))
     tuning = json.load(open(js))["tuning"]
+    drawn = [g for g in ET.parse(svg).getroot().iter("{http://www.w3.org/2000/svg}g")
+             if g.get("class") == "predicted-goal"]
+    check(len(drawn) == sum(o["fits"] for o in tuning["options"]) > 0,
+          "%s: the SVG draws %d predicted goals, %d options fit" % (
+              what, len(drawn), sum(o["fits"] for o in tuning["options"])))
     check(tuning["advice"], "%s: no prediction: %s\n%s" % (
         what, tuning["not_predicted_because"], stdout[-3000:]))
     check("tuning (the Go GC guide's model" in stdout and "advice: " in stdout,

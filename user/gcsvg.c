@@ -3,7 +3,8 @@
  * live after it, with the goal as a dashed step line), and under it one lane each for the GC's
  * pauses, its concurrent marking and the other stop-the-worlds, drawn to scale, then a tick per
  * cycle (taller when forced). The longest pauses (the run's p99 and above) also get a band across
- * the heap, so they stand out. Every cycle is a <g class="gc-cycle"> with a <title>: a browser
+ * the heap, so they stand out. The goals other settings would set, where they fit, are dotted
+ * lines beside the observed goal. Every cycle is a <g class="gc-cycle"> with a <title>: a browser
  * shows its gctrace line on hover.
  */
 #include <errno.h>
@@ -124,6 +125,9 @@ static void frame(struct plot *p, const struct gc_report *r)
 			if ((double)vals[k] > p->ymax)
 				p->ymax = (double)vals[k];
 	}
+	for (size_t i = 0; r->tune && p->ymax > 0 && i < r->tune->noptions; i++)
+		if (r->tune->options[i].fits && r->tune->options[i].goal > p->ymax)
+			p->ymax = r->tune->options[i].goal;
 	for (size_t i = 0; i < d->nstws; i++) {
 		const struct gc_stw *s = &d->stws[i];
 
@@ -321,6 +325,27 @@ static void other_stws(const struct plot *p, const struct gcdecode *d)
 	}
 }
 
+/* What the goal would be under each setting that fits, labelled at the right. */
+static void predicted_goals(const struct plot *p, const struct gc_tuning *t)
+{
+	for (size_t i = 0; t && p->ymax > 0 && i < t->noptions; i++) {
+		const struct gc_option *o = &t->options[i];
+		char name[64];
+
+		if (!o->fits)
+			continue;
+		gctune_setting(name, sizeof(name), o);
+		fprintf(p->f,
+			"<g class=\"predicted-goal\"><title>%s: predicted goal %.1f MiB</title>"
+			"<path fill=\"none\" stroke=\"#999\" stroke-width=\"1\" "
+			"stroke-dasharray=\"1 3\" d=\"M%.1f %.1f H%.1f\"/>"
+			"<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"end\" fill=\"#777\" "
+			"font-size=\"10\">%s</text></g>\n",
+			name, o->goal / MIB, LEFT, py(p, (int64_t)o->goal), LEFT + PW,
+			LEFT + PW - 2, py(p, (int64_t)o->goal) - 2, name);
+	}
+}
+
 static void heading(const struct plot *p, const struct gc_report *r)
 {
 	const struct gc_summary *s = r->sum;
@@ -349,6 +374,7 @@ static void legend(const struct plot *p)
 	} items[] = {
 	    {"#0072b2", "heap (at GC start, mark termination, live)"},
 	    {"#e69f00", "goal"},
+	    {"#999", "predicted"},
 	    {"#d55e00", "GC pause (band: p99 or longer)"},
 	    {"#56b4e9", "marking"},
 	    {"#cc79a7", "forced cycle"},
@@ -388,6 +414,7 @@ int gcout_svg(const struct gc_report *r, const char *path, char *err, size_t err
 	time_axis(&p, r);
 	other_stws(&p, r->d);
 	cycles(&p, r->d);
+	predicted_goals(&p, r->tune);
 	heap_lines(&p, r->d);
 	legend(&p);
 	fputs("</svg>\n", p.f);

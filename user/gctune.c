@@ -212,6 +212,7 @@ static void option(struct gc_tuning *t, struct gc_option *o, double gogc_now, do
 	}
 	live = live_at(t, (double)o->gogc, limit_goal, &runway, &marking, &trigger, &spread);
 	o->peak_heap = live + trigger * runway + marking;
+	o->goal = live + runway;
 	alloc = o->peak_heap - live;
 	o->cycles_per_gib = alloc > 0 ? GIB / alloc : INFINITY;
 	spread = alloc > 0 ? spread / alloc : 0;

@@ -47,6 +47,7 @@ struct gc_option {
 	int64_t gogc;	    /* GCTUNE_OFF for off */
 	int64_t gomemlimit; /* GCTUNE_NO_LIMIT for none */
 	double cycles_per_gib, peak_heap, gc_cpu;
+	double goal; /* the heap goal it would set, bytes */
 	/* Relative uncertainties (one standard deviation, as a fraction of the value). */
 	double cycles_unc, peak_unc, cpu_unc;
 	bool fits; /* the peak, with its uncertainty, stays under the limit less the headroom */
