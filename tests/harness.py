@@ -318,11 +318,12 @@ SELF_CHECK = re.compile(r"self-check: (\d+) sites, in-use objects within ([\d.]+
 
 def check_self_check(stdout, what, comments=None, published=True):
     """The summary (and the profile's comments, when given) report a self-check that agreed:
-    heapspy's in-use objects per site within 5% of the runtime's own records (heapspy's tolerance). Where the runtime
-    published no heap-profile cycle while heapspy ran (published=False), the line must say so."""
+    heapspy's in-use objects per site within 5% of the runtime's own records (heapspy's own
+    tolerance). Where the runtime may have published no heap-profile cycle while heapspy ran, or
+    be gone at the end (published=False), a line saying why no check was made will do."""
     m = SELF_CHECK.search(stdout)
     if not published and not m:
-        check("self-check: not made: the runtime published no heap-profile cycle" in stdout,
+        check("  self-check: not made: " in stdout,
               "%s: no self-check line in the summary:\n%s" % (what, stdout))
         return
     check(m and float(m.group(2)) <= 5.0, "%s: no agreeing self-check in the summary:\n%s" % (

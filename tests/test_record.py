@@ -198,6 +198,7 @@ def test_launch_mode_target_runs_on():
     check(rc == 0, "heapspy exited %d (the program's status should be 0):\n%s" % (rc, stderr))
     check(time.time() - t0 >= 3.5, "heapspy did not wait for the program")
     check("3072 192 12288" in stdout, "the program did not finish normally:\n" + stdout)
+    check_self_check(stdout, "launched for 1s", published=False)
     check(os.path.exists(out), "no profile written")
     pprof_top(out)
 
@@ -218,6 +219,7 @@ def test_sigterm_writes_profile_and_restores_rate():
         stdout, stderr = hs.communicate(timeout=30)
         check(hs.returncode == 0, "heapspy exited %d on SIGTERM:\n%s" % (hs.returncode, stderr))
         check("SIGTERM" in stdout, "the summary does not say why it ended:\n" + stdout)
+        check_self_check(stdout, "ended by SIGTERM", published=False)
         check(mem_profile_rate(binary, prog.pid) == 0, "MemProfileRate not restored to 0")
         check(prog.proc.poll() is None, "the target died")
     finally:
@@ -236,6 +238,7 @@ def test_target_exit_writes_profile():
     finally:
         prog.kill()
     check("target exited" in stdout, stdout)
+    check_self_check(stdout, "ended by the target's exit", published=False)
     pprof_top(out)
 
 

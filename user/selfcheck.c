@@ -30,6 +30,7 @@ void selfcheck_free(struct selfcheck *c)
 	forget_sites(c);
 	free(c->sites);
 	u64map_free(&c->runtime_pc);
+	u64map_free(&c->origin);
 	memset(c, 0, sizeof(*c));
 }
 
@@ -49,6 +50,18 @@ static bool in_runtime(struct selfcheck *c, const struct target *t, uint64_t pc)
 	return rt;
 }
 
+static uint64_t site_key(struct selfcheck *c, const struct target *t, uint64_t size,
+			 const uint64_t *pcs, uint32_t n)
+{
+	uint64_t pc = 0;
+
+	for (uint32_t i = 0; i < n && !pc; i++)
+		if (!in_runtime(c, t, pcs[i]))
+			pc = pcs[i];
+	/* Two sites sharing a key would only be compared as one, on both sides alike. */
+	return u64_mix(size, pc);
+}
+
 /*
  * A site as both sides can name it: the object size and the first return address outside the
  * runtime's own functions. The runtime's stacks and heapspy's begin at different depths in the
@@ -58,14 +71,9 @@ static bool in_runtime(struct selfcheck *c, const struct target *t, uint64_t pc)
 static struct selfcheck_site *site(struct selfcheck *c, const struct target *t, uint64_t size,
 				   const uint64_t *pcs, uint32_t n)
 {
-	uint64_t pc = 0, key, *idx;
+	uint64_t key = site_key(c, t, size, pcs, n), *idx, *before;
 	struct selfcheck_site *s;
 
-	for (uint32_t i = 0; i < n && !pc; i++)
-		if (!in_runtime(c, t, pcs[i]))
-			pc = pcs[i];
-	/* Two sites sharing a key would only be compared as one, on both sides alike. */
-	key = u64_mix(size, pc);
 	idx = u64map_get(&c->index, key);
 	if (idx)
 		return &c->sites[*idx];
@@ -73,7 +81,8 @@ static struct selfcheck_site *site(struct selfcheck *c, const struct target *t, 
 	    u64map_put(&c->index, key, c->nsites))
 		return NULL;
 	s = &c->sites[c->nsites++];
-	*s = (struct selfcheck_site){.size = size, .pc = pc};
+	before = u64map_get(&c->origin, key);
+	*s = (struct selfcheck_site){.runtime = before ? -(int64_t)*before : 0};
 	return s;
 }
 
@@ -91,6 +100,38 @@ static int add_runtime(void *ctx, const struct go_bucket_record *b)
 		return -ENOMEM;
 	s->runtime += (int64_t)b->r.active.allocs - (int64_t)b->r.active.frees;
 	return 0;
+}
+
+/* Everything a bucket holds, published or not: all of it predates heapspy. */
+static int add_origin(void *ctx, const struct go_bucket_record *b)
+{
+	struct walk_ctx *w = ctx;
+	uint64_t key = site_key(w->c, w->t, b->size, b->pcs, b->nframes), *n;
+	struct heap_counts all = b->r.active;
+
+	for (int j = 0; j < 3; j++) {
+		all.allocs += b->r.future[j].allocs;
+		all.frees += b->r.future[j].frees;
+	}
+	if (all.allocs <= all.frees)
+		return 0;
+	n = u64map_get(&w->c->origin, key);
+	if (n)
+		*n += all.allocs - all.frees;
+	return n ? 0 : u64map_put(&w->c->origin, key, all.allocs - all.frees);
+}
+
+int selfcheck_origin(struct selfcheck *c, const struct target *t, uint64_t mbuckets,
+		     unsigned record_words)
+{
+	struct walk_ctx w = {c, t};
+	char err[256];
+	long n;
+
+	if (!mbuckets)
+		return -ENOENT;
+	n = mbuckets_walk(t, mbuckets, record_words, add_origin, &w, err, sizeof(err));
+	return n < 0 ? (int)n : 0;
 }
 
 int selfcheck_snapshot(struct selfcheck *c, const struct target *t, uint64_t mbuckets,

@@ -39,9 +39,9 @@ struct selfcheck_result {
 	uint64_t apart;			       /* sum over the sites of |heapspy - runtime| */
 };
 
+/* One site's objects in use, on each side. */
 struct selfcheck_site {
-	uint64_t size, pc;
-	int64_t runtime, heapspy; /* objects in use */
+	int64_t runtime, heapspy;
 };
 
 struct selfcheck {
@@ -50,6 +50,12 @@ struct selfcheck {
 	struct selfcheck_site *sites;
 	size_t nsites, sites_cap;
 	struct u64map runtime_pc; /* return address -> 1 in the runtime's own code, 2 not */
+	/*
+	 * Site -> objects the runtime's records held when heapspy began, where it did not read
+	 * them as its own baseline (the runtime was not sampling: only what the runtime sampled
+	 * while it started, say m0's first allocation). Counted out of the runtime's side.
+	 */
+	struct u64map origin;
 	int64_t pending;       /* cycle of a snapshot not yet compared, or HEAPAGG_UNKNOWN_CYCLE */
 	uint64_t pending_ns;   /* when it was taken (CLOCK_MONOTONIC, the probes' clock) */
 	int64_t last_snapshot; /* cycle of the last snapshot */
@@ -75,6 +81,12 @@ void selfcheck_free(struct selfcheck *c);
  */
 int selfcheck_snapshot(struct selfcheck *c, const struct target *t, uint64_t mbuckets,
 		       uint64_t mprof_cycle, unsigned record_words, int64_t every);
+/*
+ * Notes what the runtime's records hold before heapspy's probes see anything, for a recording that
+ * does not read them as its baseline. 0 or -errno.
+ */
+int selfcheck_origin(struct selfcheck *c, const struct target *t, uint64_t mbuckets,
+		     unsigned record_words);
 /* Compares a pending snapshot with heapspy's totals at its cycle. */
 void selfcheck_compare(struct selfcheck *c, const struct target *t, const struct heapagg *a);
 

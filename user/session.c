@@ -317,6 +317,20 @@ static int located(struct session *s, char *err, size_t errlen)
 	return rc;
 }
 
+/*
+ * Without a baseline, the self-check must leave out what the runtime's records held before: the
+ * runtime samples its first allocations at start-up even when it is then told not to.
+ */
+static void self_check_origin(struct session *s)
+{
+	if (!s->o->heap)
+		return;
+	if (!s->hp.mbuckets)
+		s->hp.mbuckets =
+		    mbuckets_confirm(&s->t, s->hp.mbuckets_candidates, s->hp.nmbuckets_candidates);
+	selfcheck_origin(&s->check, &s->t, s->hp.mbuckets, s->hp.layout.record_words);
+}
+
 static int start_running(struct session *s, char *err, size_t errlen)
 {
 	struct freeze freeze = {0};
@@ -347,6 +361,8 @@ static int start_running(struct session *s, char *err, size_t errlen)
 		rc = attach_all(s, err, errlen);
 	if (!rc && frozen)
 		rc = read_baseline(s, err, errlen);
+	else if (!rc)
+		self_check_origin(s);
 	if (!rc && s->o->heap)
 		rc = ensure_sampling(s, err, errlen);
 	if (frozen) {
@@ -376,6 +392,8 @@ static int start_launched(struct session *s, char *err, size_t errlen)
 	/* Stopped in runtime.main: the runtime is initialized, no package init has run yet. */
 	bpfload_destroy_links(&s->links[SESSION_LINK_STOP], 1);
 	rc = located(s, err, errlen);
+	if (!rc)
+		self_check_origin(s);
 	if (!rc && s->o->heap)
 		rc = ensure_sampling(s, err, errlen);
 	proc_signal(s->t.pidfd, SIGCONT);
