@@ -92,6 +92,9 @@ static void on_tick(void *ctx, double elapsed)
 	char extra[64];
 
 	snprintf(extra, sizeof(extra), "%zu GC cycles", cmd->gt.dec.ncycles);
+	/* Kept fresh: a launched program may have exited by the end. */
+	if (cmd->s.t.mem_fd >= 0)
+		gctrace_read_settings(&cmd->gt, &cmd->s.t);
 	session_progress(&cmd->s, elapsed, extra);
 }
 

@@ -154,10 +154,16 @@ static void tuning_summary(const struct gc_report *r, void (*line)(void *ctx, co
 		     name, o->cycles_per_gib, 100 * o->cycles_unc, o->peak_heap / MIB,
 		     100 * o->peak_unc, 100 * o->gc_cpu, 100 * o->cpu_unc, over);
 	}
-	emit(line, ctx,
-	     "GC CPU: a quarter of GOMAXPROCS through marking (the dedicated workers) and all "
-	     "of it in the pauses, as a share of GOMAXPROCS; assists and idle-time marking "
-	     "are not counted");
+	if (t->gc_cpu_measured)
+		emit(line, ctx,
+		     "GC CPU: the runtime's own account (work.cpuStats: assists, mark workers, "
+		     "pauses; not idle-time marking), as a share of GOMAXPROCS x wall time, as "
+		     "GCCPUFraction and gctrace count it");
+	else
+		emit(line, ctx,
+		     "GC CPU: a quarter of GOMAXPROCS through marking (the dedicated workers) and "
+		     "all of it in the pauses, as a share of GOMAXPROCS; assists and idle-time "
+		     "marking are not counted");
 	emit(line, ctx, "advice: %s", t->advice);
 }
 
@@ -324,6 +330,10 @@ static json_object *json_tuning(const struct gc_report *r)
 	json_object_object_add(o, "memory_limit_bytes", opt_setting(r->settings->memory_limit));
 	json_object_object_add(o, "runtime_nonheap_bytes", opt_setting(r->settings->nonheap));
 	json_object_object_add(o, "gc_cpu_fraction", opt_double(t->predicted, t->gc_cpu));
+	json_object_object_add(
+	    o, "gc_cpu_source",
+	    t->predicted ? json_object_new_string(t->gc_cpu_measured ? "runtime" : "estimate")
+			 : NULL);
 	json_object_object_add(o, "cycles_per_gib_allocated",
 			       opt_double(t->predicted, t->cycles_per_gib));
 	json_object_object_add(o, "peak_heap_bytes", opt_double(t->predicted, t->peak_heap));

@@ -383,6 +383,31 @@ static uint64_t heap_free_of(const struct target *t, uint64_t gc_controller)
 	return gc_controller + (uint64_t)off[0];
 }
 
+/*
+ * work.cpuStats (Go 1.20+): the GC's CPU time and all CPU time (GOMAXPROCS x wall), both
+ * accumulated at each cycle's end, as runtime/metrics reads them; the field names gained capitals
+ * in 1.22. By DWARF only: 0 without it.
+ */
+static void cpu_stats_of(const struct target *t, uint64_t work, struct gc_runtime *r)
+{
+	static const struct godwarf_member want[] = {
+	    {"runtime.workType", "cpuStats"},	 {"runtime.cpuStats", "gcTotalTime"},
+	    {"runtime.cpuStats", "GCTotalTime"}, {"runtime.cpuStats", "gcIdleTime"},
+	    {"runtime.cpuStats", "GCIdleTime"},	 {"runtime.cpuStats", "totalTime"},
+	    {"runtime.cpuStats", "TotalTime"},
+	};
+	int64_t off[7], field[3];
+
+	if (godwarf_offsets(t->path, want, 7, off) != 0 || off[0] < 0)
+		return;
+	for (int i = 0; i < 3; i++)
+		if ((field[i] = off[1 + 2 * i] >= 0 ? off[1 + 2 * i] : off[2 + 2 * i]) < 0)
+			return;
+	r->gc_cpu_time = work + (uint64_t)(off[0] + field[0]);
+	r->gc_idle_time = work + (uint64_t)(off[0] + field[1]);
+	r->cpu_time = work + (uint64_t)(off[0] + field[2]);
+}
+
 static void resolve_words(const struct target *t, struct gc_runtime *r)
 {
 	uint64_t base[V_COUNT] = {0};
@@ -426,6 +451,8 @@ static void resolve_words(const struct target *t, struct gc_runtime *r)
 	r->gomaxprocs = variable(t, "runtime.gomaxprocs");
 	if (r->gc_percent)
 		r->heap_free = heap_free_of(t, r->gc_percent - (uint64_t)off[F_GC_PERCENT]);
+	if (r->offsets == GC_OFFSETS_DWARF && r->words[GCW_T_SWEEP_TERM])
+		cpu_stats_of(t, r->words[GCW_T_SWEEP_TERM] - (uint64_t)off[GCW_T_SWEEP_TERM], r);
 	r->numgc = r->words[GCW_NUMGC];
 	r->num_forced = r->words[GCW_NUM_FORCED];
 	r->runtime_init_time = variable(t, "runtime.runtimeInitTime");

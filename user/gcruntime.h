@@ -54,6 +54,9 @@ struct gc_runtime {
 	uint64_t gc_percent, memory_limit, gomaxprocs;
 	/* &gcController.heapFree, then totalAlloc, totalFree, mappedReady; 0 without DWARF. */
 	uint64_t heap_free;
+	/* &work.cpuStats' GC total, its idle-time marking, and all CPU (Go 1.20+, DWARF); 0 when
+	 * unknown. */
+	uint64_t gc_cpu_time, gc_idle_time, cpu_time;
 	bool stop_reason_arg;	 /* 1.21+: stopTheWorldWithSema(reason stwReason) */
 	bool resume_returns_now; /* resume is on startTheWorldWithSema's return: RAX = now */
 	enum gc_offsets_source offsets;

@@ -173,11 +173,21 @@ static int64_t read_nonheap(const struct target *t, uint64_t heap_free)
 void gctrace_read_settings(struct gctrace *g, const struct target *t)
 {
 	struct gc_settings *s = &g->settings;
-	int64_t limit = cgroup_memory_limit(t->pid), nonheap;
+	int64_t limit = cgroup_memory_limit(t->pid), nonheap, gc, idle, all;
 
 	/* A process gone keeps what was read before. */
 	if (!target_alive(t))
 		return;
+	/* As GCCPUFraction and gctrace's share count it: idle-time marking is free. */
+	gc = read_setting(t, g->rt.gc_cpu_time, 8);
+	idle = read_setting(t, g->rt.gc_idle_time, 8);
+	all = read_setting(t, g->rt.cpu_time, 8);
+	if (gc >= 0 && idle >= 0 && all > 0) {
+		int k = s->cpu_ns[0] == GC_UNKNOWN ? 0 : 1;
+
+		s->gc_cpu_ns[k] = gc - idle;
+		s->cpu_ns[k] = all;
+	}
 	nonheap = read_nonheap(t, g->rt.heap_free);
 	if (nonheap != GC_UNKNOWN)
 		s->nonheap = nonheap;
@@ -397,8 +407,13 @@ void gctrace_init(struct gctrace *g, const struct cli_target *tgt)
 	g->btf = tgt->btf;
 	g->ringbuf_kib = tgt->ringbuf_kib;
 	g->verbose = tgt->verbose;
-	g->settings =
-	    (struct gc_settings){GC_UNKNOWN, GC_UNKNOWN, GC_UNKNOWN, GC_UNKNOWN, GC_UNKNOWN};
+	g->settings = (struct gc_settings){GC_UNKNOWN,
+					   GC_UNKNOWN,
+					   GC_UNKNOWN,
+					   GC_UNKNOWN,
+					   GC_UNKNOWN,
+					   {GC_UNKNOWN, GC_UNKNOWN},
+					   {GC_UNKNOWN, GC_UNKNOWN}};
 	g->set = (struct probe_set){
 	    .attach = gt_attach,
 	    .located = gt_located,

@@ -306,6 +306,13 @@ static void predict(const struct gc_cycle *cycles, size_t n, const struct gc_set
 		    100 * live_spread, 100 * alloc_spread, 100 * MAX_LIVE_CV, 100 * MAX_ALLOC_CV);
 		return;
 	}
+	/* The runtime's own account, where read at both ends of the observation, is exact. */
+	if (s->gc_cpu_ns[0] >= 0 && s->cpu_ns[0] >= 0 && s->cpu_ns[1] > s->cpu_ns[0] &&
+	    s->gc_cpu_ns[1] >= s->gc_cpu_ns[0]) {
+		t->gc_cpu = (double)(s->gc_cpu_ns[1] - s->gc_cpu_ns[0]) /
+			    (double)(s->cpu_ns[1] - s->cpu_ns[0]);
+		t->gc_cpu_measured = true;
+	}
 	t->predicted = true;
 	for (size_t i = 0; i < sizeof(gogcs) / sizeof(gogcs[0]); i++)
 		t->options[t->noptions++] =

@@ -33,6 +33,9 @@ struct gc_settings {
 	/* The runtime's memory beside the heap (mappedReady - heapFree - heap in use), as the
 	 * memory limit's heap goal counts it. */
 	int64_t nonheap;
+	/* The runtime's own CPU accounting (work.cpuStats: GC CPU, and GOMAXPROCS x wall), ns, at
+	 * the first and the last read; GC_UNKNOWN where unread. */
+	int64_t gc_cpu_ns[2], cpu_ns[2];
 };
 
 #define GCTUNE_OFF	(-2)
@@ -59,6 +62,7 @@ struct gc_tuning {
 	size_t steady; /* the cycles the model was fitted on */
 	/* Observed over the steady cycles. */
 	double cycles_per_gib, peak_heap, live_heap, roots, gc_cpu;
+	bool gc_cpu_measured; /* from the runtime's accounting, else the estimate from the cycles */
 	/* Allocated while marking (all of it marked live), and its share of the runway. */
 	double mark_alloc, mark_share;
 	/* Where in its runway a cycle started: the pacer's trigger, as a share. */

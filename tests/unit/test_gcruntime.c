@@ -167,6 +167,16 @@ static void check_binary(const char *version, const char *experiments,
 		CHECK(r.gc_percent && r.memory_limit == r.gc_percent + 8 &&
 		      r.gc_percent < r.words[GCW_HEAP_GOAL] &&
 		      r.words[GCW_HEAP_GOAL] - r.gc_percent < 256);
+	/* By DWARF only: the memory beside the heap, and work.cpuStats from Go 1.20. */
+	if (variant == DEFAULT) {
+		CHECK(r.heap_free > r.gc_percent && r.heap_free - r.gc_percent < 1024);
+		CHECK(!!r.gc_cpu_time == (strcmp(version, "1.19") > 0));
+		CHECK(!r.gc_cpu_time ||
+		      (r.gc_idle_time < r.gc_cpu_time && r.gc_cpu_time < r.cpu_time &&
+		       r.cpu_time - r.gc_cpu_time < 128));
+	} else {
+		CHECK(!r.heap_free && !r.gc_cpu_time);
+	}
 	/* runtime.gomaxprocs by its symbol: wherever the symbol table is. */
 	CHECK(!!r.gomaxprocs ==
 	      (variant == DEFAULT || variant == NODWARF || variant == NODWARF_UNKNOWN));

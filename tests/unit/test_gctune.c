@@ -42,7 +42,13 @@ static void steady(struct gc_cycle *c, size_t n, int64_t survives, int64_t roots
 	}
 }
 
-static const struct gc_settings gogc100 = {100, GCTUNE_NO_LIMIT, 4, GCTUNE_NO_LIMIT, GC_UNKNOWN};
+static const struct gc_settings gogc100 = {.gogc = 100,
+					   .gomemlimit = GCTUNE_NO_LIMIT,
+					   .gomaxprocs = 4,
+					   .memory_limit = GCTUNE_NO_LIMIT,
+					   .nonheap = GC_UNKNOWN,
+					   .gc_cpu_ns = {GC_UNKNOWN, GC_UNKNOWN},
+					   .cpu_ns = {GC_UNKNOWN, GC_UNKNOWN}};
 
 static const struct gc_option *option(const struct gc_tuning *t, int64_t gogc)
 {
@@ -92,6 +98,17 @@ static void test_model(void)
 	/* GC CPU: a quarter of the 4 ms mark and the 0.2 ms of pauses, every 100 ms. */
 	CHECK(near(t.gc_cpu, (0.25 * 4 + 0.2) / 100, 1e-3));
 	CHECK(strstr(t.advice, "GOGC="));
+	CHECK(!t.gc_cpu_measured);
+	/* The runtime's own account, read at both ends, replaces the estimate; scaled the same. */
+	{
+		struct gc_settings s = gogc100;
+
+		s.gc_cpu_ns[0] = 1000, s.gc_cpu_ns[1] = 61000;
+		s.cpu_ns[0] = 5000, s.cpu_ns[1] = 1005000;
+		gctune_predict(c, N, &s, &t);
+		CHECK(t.gc_cpu_measured && near(t.gc_cpu, 0.06, 1e-9));
+		CHECK(near(option(&t, 400)->gc_cpu, 0.06 * (112 - 25 + 2) / (448 - 25 + 2), 1e-6));
+	}
 }
 
 /* A trigger held at the pacer's earliest: the lead is a range, and so is the prediction. */
