@@ -109,6 +109,7 @@ static void print_summary(const struct session *s, const struct heapprof *h, enu
 struct tick_ctx {
 	struct session *s;
 	struct leaks *l;
+	struct gctrace *gc;
 };
 
 static void on_tick(void *ctx, double elapsed)
@@ -116,6 +117,9 @@ static void on_tick(void *ctx, double elapsed)
 	struct tick_ctx *tc = ctx;
 
 	leaks_tick(tc->l, tc->s, elapsed);
+	/* The GC settings and CPU account kept fresh for the summary's tuning table. */
+	if (tc->s->t.mem_fd >= 0)
+		gctrace_read_settings(tc->gc, &tc->s->t);
 	session_progress(tc->s, elapsed, NULL);
 }
 
@@ -192,7 +196,7 @@ int cmd_record(int argc, char **argv)
 	struct argp argp = {record_options, parse_record, NULL, record_doc, NULL, NULL, NULL};
 	struct session s;
 	struct leaks leaks;
-	struct tick_ctx tc = {&s, &leaks};
+	struct tick_ctx tc = {&s, &leaks, &o.gc};
 	enum evloop_end end;
 	char err[512] = "";
 	int rc, status;
