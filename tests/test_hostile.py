@@ -156,11 +156,11 @@ def test_output_symlink_not_followed():
     pprof_top(link)
 
 
-def claim_release(out, release, variant=""):
-    """A copy of a real binary of the newest Go whose build info and runtime.buildVersion claim
-    another release."""
-    data = open(go_variant(NEWEST_GO, "retain", variant), "rb").read()
-    version = re.search(rb"go" + re.escape(NEWEST_GO.encode()) + rb"\.\d+", data).group(0)
+def claim_release(out, release, variant="", go=NEWEST_GO):
+    """A copy of a real binary of Go `go` (the newest by default) whose build info and
+    runtime.buildVersion claim another release."""
+    data = open(go_variant(go, "retain", variant), "rb").read()
+    version = re.search(rb"go" + re.escape(go.encode()) + rb"\.\d+", data).group(0)
     patched = os.path.join(out, "retain-" + release.decode() + variant)
     with open(patched, "wb") as f:
         f.write(data.replace(version, release + version[len(release):]))
@@ -190,6 +190,23 @@ def test_newer_go_release():
         check("3072 192 12288" in stdout, "the target did not finish normally")
         check_self_check(stdout, "go1.99 %s" % variant, pprofdec.load(prof).comments)
         pprof_top(prof)
+
+
+@needs([build_variant(v, "retain", "stripped") for v in ("1.19", NEWEST_GO)])
+def test_patch_release_without_table():
+    """A stripped binary of a patch release that no table names (go1.19.9, go1.NN.9: the
+    release strings changed): every layout from the code, or, for mProf_Malloc's parameters
+    before Go 1.23, from its release line; the profile as the runtime's own records say."""
+    out = tmpdir("patchrelease")
+    for go in ("1.19", NEWEST_GO):
+        claim = ("go%s.9" % go).encode()
+        patched = claim_release(out, claim, "stripped", go=go)
+        prof = os.path.join(out, "h%s.pb.gz" % go)
+        rc, stdout, stderr = heapspy("record", "--rate", "16384", "-o", prof, "--", patched,
+                                     "-duration", "3s", "-garbage", "20", env={"GOGC": "50"})
+        check(rc == 0, "heapspy failed on %s: %s" % (claim.decode(), stderr))
+        check("3072 192 12288" in stdout, "the target did not finish normally")
+        check_self_check(stdout, claim.decode(), pprofdec.load(prof).comments)
 
 
 @needs(build(NEWEST_GO, "retain"))

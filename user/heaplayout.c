@@ -112,6 +112,16 @@ static void from_table(const struct target *t, int64_t *v, enum layout_source *s
 {
 	size_t newest = sizeof(rows) / sizeof(rows[0]) - 1;
 
+	/*
+	 * mProf_Malloc(p, size) from Go 1.18 to 1.22, in every patch release: before 1.23 there is
+	 * no profStack check in its code to tell the parameters by, and a signature does not change
+	 * within a release line, so a patch release without a row of its own still has this one.
+	 */
+	if (t->go_minor >= 18 && t->go_minor < 23 && src[LF_MALLOC_ARGS] == LAYOUT_UNKNOWN) {
+		v[LF_MALLOC_ARGS] = 0;
+		src[LF_MALLOC_ARGS] = LAYOUT_TABLE;
+	}
+
 	for (size_t k = 0; k <= newest; k++) {
 		/* A newer release gets the newest row, said to be a guess. */
 		if (t->newer_release ? k != newest

@@ -114,7 +114,8 @@ static void vars_from_code(const struct target *t, struct heap_probes *hp)
 	hp->from_code = true;
 }
 
-int probes_resolve_heap(const struct target *t, struct heap_probes *hp, char *err, size_t errlen)
+int probes_resolve_heap(const struct target *t, struct heap_probes *hp, bool layout, char *err,
+			size_t errlen)
 {
 	memset(hp, 0, sizeof(*hp));
 	if (probes_resolve(t, "runtime.mProf_Malloc", &hp->mprof_malloc) ||
@@ -130,6 +131,9 @@ int probes_resolve_heap(const struct target *t, struct heap_probes *hp, char *er
 	hp->mprof_cycle = data_symbol(t, "runtime.mProfCycle");
 	if (!elfbin_has_symtab(t->elf))
 		vars_from_code(t, hp);
+	if (!layout)
+		return 0;
+	hp->has_layout = true;
 	return heaplayout_resolve(t, &hp->layout, err, errlen);
 }
 
@@ -164,5 +168,6 @@ void probes_describe(const struct target *t, const struct heap_probes *hp, FILE 
 	for (int i = 0; i < hp->nmbuckets_candidates; i++)
 		fprintf(f, "heapspy: runtime.mbuckets candidate 0x%llx\n",
 			(unsigned long long)hp->mbuckets_candidates[i]);
-	heaplayout_describe(&hp->layout, f);
+	if (hp->has_layout)
+		heaplayout_describe(&hp->layout, f);
 }

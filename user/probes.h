@@ -43,6 +43,7 @@ struct heap_probes {
 	/* MemProfileRate from code: the second function that agrees on it, NULL otherwise */
 	const char *rate_confirmed_by;
 	struct heap_layout layout; /* the BPF side's configuration, and what heapspy reads */
+	bool has_layout;	   /* resolved: the command samples the heap */
 };
 
 /* Resolves a function's entry and file offset. 0 or -ENOENT. */
@@ -52,8 +53,12 @@ int probes_resolve(const struct target *t, const char *name, struct probe_point 
  * returns (uretprobes would crash Go). -ENOENT when it has none or several.
  */
 int probes_resolve_return(const struct target *t, const char *name, struct probe_point *p);
-/* Resolves the heap-sampling probes; errors name what is missing and what it costs. */
-int probes_resolve_heap(const struct target *t, struct heap_probes *hp, char *err, size_t errlen);
+/*
+ * Resolves the heap-sampling probes and, with layout, the runtime's heap-profiling layouts, which
+ * only the commands that sample the heap need (gc does not); errors name what is missing.
+ */
+int probes_resolve_heap(const struct target *t, struct heap_probes *hp, bool layout, char *err,
+			size_t errlen);
 
 /* Says where each probe and variable was found, for --verbose. */
 void probes_describe(const struct target *t, const struct heap_probes *hp, FILE *f);

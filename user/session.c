@@ -471,7 +471,7 @@ int session_start(struct session *s, const struct session_opts *o, char *err, si
 		rc = target_open_pid(&s->t, o->tgt.pid, err, errlen);
 	}
 	if (!rc)
-		rc = probes_resolve_heap(&s->t, &s->hp, err, errlen);
+		rc = probes_resolve_heap(&s->t, &s->hp, o->heap, err, errlen);
 	if (!rc && s->t.newer_release)
 		fprintf(stderr,
 			"heapspy: %s is newer than the go1.18-go1.27 runtimes heapspy knows: its "

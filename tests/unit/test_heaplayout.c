@@ -93,7 +93,7 @@ static void check_binary(size_t r, int variant)
 		return;
 	}
 	CHECK(target_open_path(&t, path, 0, err, sizeof(err)) == 0);
-	if (probes_resolve_heap(&t, &hp, err, sizeof(err)) != 0) {
+	if (probes_resolve_heap(&t, &hp, true, err, sizeof(err)) != 0) {
 		fprintf(stderr, "  go%s %s: %s\n", releases[r].version, variants[variant], err);
 		CHECK(0);
 		target_close(&t);
@@ -173,7 +173,7 @@ static void test_override(void)
 	}
 	setenv("HEAPSPY_TEST_PROFILE_KIND", "7", 1);
 	CHECK(target_open_path(&t, path, 0, err, sizeof(err)) == 0);
-	CHECK(probes_resolve_heap(&t, &hp, err, sizeof(err)) == 0);
+	CHECK(probes_resolve_heap(&t, &hp, true, err, sizeof(err)) == 0);
 	CHECK(hp.layout.cfg.profile_kind == 7 && hp.layout.src[LF_PROFILE_KIND] == LAYOUT_TEST);
 	unsetenv("HEAPSPY_TEST_PROFILE_KIND");
 	target_close(&t);
