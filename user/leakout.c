@@ -9,10 +9,15 @@
 #include "gostack.h"
 #include "pprof.h"
 
-#define MAX_FRAMES    (HS_MAX_FRAMES * 4)
-#define TEXT_FRAMES   12
-#define THIN_SHOWN    5
-#define STOPPED_SHOWN 5
+/*
+ * Frames of one stack once its inlined calls are unfolded: the probe keeps up to HS_MAX_FRAMES
+ * PCs and each may stand for several inlined frames, so four per PC is allowed (frames_of cuts
+ * the outermost beyond that). Each array of them is about 132 KB of stack.
+ */
+#define UNFOLDED_FRAMES (HS_MAX_FRAMES * 4)
+#define TEXT_FRAMES	12
+#define THIN_SHOWN	5
+#define STOPPED_SHOWN	5
 
 static const char *const age_names[LEAKS_AGE_BUCKETS] = {
     "0-1", "2-3", "4-7", "8-15", "16-31", "32-63", "64+", "before attach",
@@ -26,9 +31,9 @@ static int frames_of(struct heapprof *h, uint32_t stack, struct hs_frame *out)
 	int n = 0;
 
 	gostack_shown(h->t, st->pcs, st->nframes, &first, &end);
-	for (uint32_t k = first; k < end && n < MAX_FRAMES; k++) {
-		int got =
-		    gosym_lookup(h->t->sym, st->pcs[k] - 1 - h->t->bias, out + n, MAX_FRAMES - n);
+	for (uint32_t k = first; k < end && n < UNFOLDED_FRAMES; k++) {
+		int got = gosym_lookup(h->t->sym, st->pcs[k] - 1 - h->t->bias, out + n,
+				       UNFOLDED_FRAMES - n);
 
 		if (got > 0)
 			n += got;
@@ -59,7 +64,7 @@ static const char *size_str(double bytes, char *buf, size_t len)
 /* "main.leak (main.go:61)": the leaf frame, which names the site. */
 static const char *site_str(struct heapprof *h, uint32_t stack, char *buf, size_t len)
 {
-	struct hs_frame f[MAX_FRAMES];
+	struct hs_frame f[UNFOLDED_FRAMES];
 	int n = frames_of(h, stack, f);
 
 	if (!n)
@@ -114,7 +119,7 @@ static void print_ages(FILE *f, const struct leak_site *s)
 
 static void print_candidate(FILE *f, const struct leak_site *s, int rank, struct heapprof *h)
 {
-	struct hs_frame fr[MAX_FRAMES];
+	struct hs_frame fr[UNFOLDED_FRAMES];
 	char site[512], a[32], b[32], c[32];
 	int n = frames_of(h, s->stack, fr);
 
@@ -222,7 +227,7 @@ static struct json_object *site_json(const struct leak_site *s, const struct lea
 	struct json_object *o = json_object_new_object(), *stack = json_object_new_array();
 	struct json_object *frames = json_object_new_array(), *ages = json_object_new_object();
 	struct json_object *timeline = json_object_new_array(), *ev = json_object_new_object();
-	struct hs_frame fr[MAX_FRAMES];
+	struct hs_frame fr[UNFOLDED_FRAMES];
 	int n = frames_of(h, s->stack, fr);
 
 	for (int i = 0; i < n; i++) {
