@@ -513,19 +513,12 @@ static int buildinfo_string(const struct elfbin *eb, int index, const uint8_t **
 	}
 }
 
-int elfbin_go_version(const struct elfbin *eb, char *buf, size_t len)
+const char *elfbin_go_version(const struct elfbin *eb, size_t *len)
 {
-	if (len)
-		buf[0] = '\0';
 	const uint8_t *s;
-	size_t sl;
-	if (buildinfo_string(eb, 0, &s, &sl) != 0 || sl == 0 || memchr(s, '\0', sl))
-		return -ENOENT;
-	if (sl >= len)
-		return -ENOSPC;
-	memcpy(buf, s, sl);
-	buf[sl] = '\0';
-	return 0;
+	if (buildinfo_string(eb, 0, &s, len) != 0 || *len == 0 || memchr(s, '\0', *len))
+		return NULL;
+	return (const char *)s;
 }
 
 const char *elfbin_go_modinfo(const struct elfbin *eb, size_t *len)

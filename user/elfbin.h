@@ -49,10 +49,10 @@ int elfbin_read_vaddr(const struct elfbin *eb, uint64_t vaddr, void *buf, size_t
 /* GNU build ID as lowercase hex, else the Go build ID string; "" if neither. */
 void elfbin_build_id(const struct elfbin *eb, char *buf, size_t len);
 /*
- * Go version ("go1.23.5") from .go.buildinfo, "" when absent. Returns 0, -ENOENT, or -ENOSPC when
- * buf is too small.
+ * Go version ("go1.23.5") from .go.buildinfo, *len bytes, not NUL-terminated; NULL when absent
+ * (gorelease_version also reads the runtime's own copy).
  */
-int elfbin_go_version(const struct elfbin *eb, char *buf, size_t len);
+const char *elfbin_go_version(const struct elfbin *eb, size_t *len);
 /*
  * The module info of .go.buildinfo (runtime/debug.BuildInfo as text, with its "build\tKEY=VALUE"
  * settings), *len bytes, not NUL-terminated; NULL when absent.

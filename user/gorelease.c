@@ -84,23 +84,30 @@ static const char *runtime_string(const struct elfbin *eb, const struct gosym *s
 	return s;
 }
 
+/* The len bytes at s as a C string in buf ("" unless it fits): 0, -ENOENT for none, or -ENOSPC. */
+static int copy_out(const char *s, size_t len, char *buf, size_t size)
+{
+	if (size)
+		buf[0] = '\0';
+	if (!s)
+		return -ENOENT;
+	if (len >= size)
+		return -ENOSPC;
+	memcpy(buf, s, len);
+	buf[len] = '\0';
+	return 0;
+}
+
 int gorelease_version(const struct elfbin *eb, const struct gosym *sym, char *buf, size_t len,
 		      const char **source)
 {
-	int rc = elfbin_go_version(eb, buf, len);
+	size_t sl = 0;
+	const char *s = elfbin_go_version(eb, &sl);
 	*source = "build info";
-	if (rc != -ENOENT)
-		return rc;
-	size_t sl;
-	const char *s =
-	    runtime_string(eb, sym, "runtime.buildVersion", looks_like_version, &sl, source);
 	if (!s)
-		return -ENOENT;
-	if (sl >= len)
-		return -ENOSPC;
-	memcpy(buf, s, sl);
-	buf[sl] = '\0';
-	return 0;
+		s = runtime_string(eb, sym, "runtime.buildVersion", looks_like_version, &sl,
+				   source);
+	return copy_out(s, sl, buf, len);
 }
 
 int gorelease_goexperiment(const struct elfbin *eb, const struct gosym *sym, char *buf, size_t len)
@@ -112,18 +119,11 @@ int gorelease_goexperiment(const struct elfbin *eb, const struct gosym *sym, cha
 	if (!info)
 		info = runtime_string(eb, sym, "runtime.modinfo", looks_like_modinfo, &n, &source);
 	const char *at = info ? memmem(info, n, key, sizeof(key) - 1) : NULL;
-	if (len)
-		buf[0] = '\0';
 	if (!at)
-		return -ENOENT;
+		return copy_out(NULL, 0, buf, len);
 	const char *val = at + sizeof(key) - 1, *stop = info + n;
 	const char *nl = memchr(val, '\n', (size_t)(stop - val));
-	size_t vl = (size_t)((nl ? nl : stop) - val);
-	if (vl >= len)
-		return -ENOSPC;
-	memcpy(buf, val, vl);
-	buf[vl] = '\0';
-	return 0;
+	return copy_out(val, (size_t)((nl ? nl : stop) - val), buf, len);
 }
 
 /* Parses the decimal number at *p (no sign, no spaces), advancing *p; -1 when there is none. */

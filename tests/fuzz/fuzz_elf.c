@@ -77,8 +77,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	elfbin_has_symtab(eb);
 	elfbin_build_id(eb, small, sizeof(small));
 	elfbin_build_id(eb, big, sizeof(big));
-	elfbin_go_version(eb, small, sizeof(small));
-	elfbin_go_version(eb, big, sizeof(big));
+	const char *source;
+	gorelease_version(eb, NULL, small, sizeof(small), &source);
+	gorelease_version(eb, NULL, big, sizeof(big), &source);
 	exercise_symbols(eb);
 	exercise_gosym(eb);
 	elfbin_close(eb);

@@ -404,9 +404,14 @@ static void test_elf(void)
 		check_text_offset(eb);
 
 		char version[64], small[4];
-		CHECK(elfbin_go_version(eb, version, sizeof(version)) == 0);
-		CHECK(strcmp(version, r.version) == 0);
-		CHECK(elfbin_go_version(eb, small, sizeof(small)) == -ENOSPC);
+		const char *source;
+		size_t vl;
+		const char *v = elfbin_go_version(eb, &vl);
+		CHECK(v && vl == strlen(r.version) && memcmp(v, r.version, vl) == 0);
+		CHECK(gorelease_version(eb, NULL, version, sizeof(version), &source) == 0);
+		CHECK(strcmp(version, r.version) == 0 && strcmp(source, "build info") == 0);
+		CHECK(gorelease_version(eb, NULL, small, sizeof(small), &source) == -ENOSPC);
+		CHECK(small[0] == '\0');
 
 		/*
 		 * The system linker adds a GNU build ID (hex), and so does Go's own linker from
@@ -511,9 +516,9 @@ static void test_release(void)
 			 fixture_path(fixtures[i]), copy);
 		CHECK(system(cmd) == 0);
 		struct elfbin *eb;
-		char version[128];
+		size_t vl;
 		CHECK(elfbin_open(copy, &eb, NULL, 0) == 0);
-		CHECK(elfbin_go_version(eb, version, sizeof(version)) == -ENOENT);
+		CHECK(elfbin_go_version(eb, &vl) == NULL);
 		elfbin_close(eb);
 		bool stripped = strstr(fixtures[i], "stripped") != NULL;
 		check_release(fixtures[i], copy, &r,
@@ -687,7 +692,8 @@ static void exercise_elf(const void *data, size_t size)
 	char buf[128];
 	uint64_t v, s;
 	elfbin_build_id(eb, buf, sizeof(buf));
-	elfbin_go_version(eb, buf, sizeof(buf));
+	const char *source;
+	gorelease_version(eb, NULL, buf, sizeof(buf), &source);
 	elfbin_symbol(eb, "runtime.MemProfileRate", &v, &s);
 	elfbin_section(eb, ".gopclntab", &v, NULL);
 	elfbin_vaddr_to_offset(eb, 0x401000, &v);
