@@ -1,5 +1,6 @@
 """heapspy record against real Go programs: the runtime's own heap profile and known retained sizes
 are the ground truth."""
+import functools
 import os
 import re
 import signal
@@ -46,7 +47,10 @@ def compare_shares(got, want, what):
                                               SHARE_TOLERANCE_PP, got, want))
 
 
+@functools.lru_cache(maxsize=None)
 def mem_profile_rate_address(binary):
+    """runtime.MemProfileRate's address, from the binary's own symbol table (go tool nm); cached,
+    as callers poll the rate by the millisecond."""
     nm = subprocess.run([go_bin(NEWEST_GO), "tool", "nm", binary], capture_output=True, text=True,
                         check=True, env=dict(os.environ, GOTOOLCHAIN="local")).stdout
     return int(re.search(r"^\s*([0-9a-f]+) [BD] runtime\.MemProfileRate$", nm, re.M).group(1), 16)
@@ -57,6 +61,13 @@ def mem_profile_rate(binary, pid):
     with open("/proc/%d/mem" % pid, "rb") as mem:
         mem.seek(mem_profile_rate_address(binary))
         return int.from_bytes(mem.read(8), "little")
+
+
+def set_mem_profile_rate(binary, pid, rate):
+    """Writes runtime.MemProfileRate into a live process, as a heapspy that left it would."""
+    with open("/proc/%d/mem" % pid, "r+b", buffering=0) as mem:
+        mem.seek(mem_profile_rate_address(binary))
+        mem.write(rate.to_bytes(8, "little"))
 
 
 def late_attach(version, variant="", hs_env=None):

@@ -3,13 +3,13 @@ phase of attach, the target is never left stopped and its MemProfileRate is what
 phases are found from outside, by watching the target (its threads stopped, its rate switched,
 the launched program stopped in runtime.main), never through a hook in heapspy."""
 import os
-import re
 import signal
 import subprocess
 import time
 
-from harness import (GO_VERSIONS, HEAPSPY, NEWEST_GO, Program, build, check, go_bin, go_build,
-                     heapspy, needs, tmpdir)
+from harness import (GO_VERSIONS, HEAPSPY, NEWEST_GO, Program, build, check, go_build, heapspy,
+                     needs, tmpdir)
+from test_record import mem_profile_rate, mem_profile_rate_address, set_mem_profile_rate
 
 # The oldest and the newest release heapspy attaches to.
 SAFETY_VERSIONS = [GO_VERSIONS[0], NEWEST_GO]
@@ -17,26 +17,6 @@ SIGNALS = [signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGPIPE, signal.
 RATE = 512 * 1024
 # They watch for states that last milliseconds and time heapspy's freeze: nothing runs beside.
 RUN_ALONE = True
-
-_rate_addrs = {}
-
-
-def rate_addr(binary):
-    """runtime.MemProfileRate's address, from the binary's own symbol table (go tool nm)."""
-    if binary not in _rate_addrs:
-        nm = subprocess.run([go_bin("1.19"), "tool", "nm", binary], capture_output=True,
-                            text=True, check=True, env=dict(os.environ, GOTOOLCHAIN="local"))
-        _rate_addrs[binary] = int(re.search(r"^\s*([0-9a-f]+) D runtime\.MemProfileRate$",
-                                            nm.stdout, re.M).group(1), 16)
-    return _rate_addrs[binary]
-
-
-def read_rate(binary, pid):
-    """The target's MemProfileRate read from /proc/PID/mem, independently of heapspy."""
-    with open("/proc/%d/mem" % pid, "rb") as mem:
-        mem.seek(rate_addr(binary))
-        return int.from_bytes(mem.read(8), "little")
-
 
 def thread_states(pid):
     states = []
@@ -129,15 +109,15 @@ def attach_phases(version, out, failures):
         prog = Program([binary, "-duration", "120s"])
         try:
             prog.wait_for("ready")
-            before = read_rate(binary, prog.pid)
+            before = mem_profile_rate(binary, prog.pid)
             check(before == (RATE if binary == sampling else 0), "unexpected rate %d" % before)
             for sig in SIGNALS:
                 what = "go%s, %s while %s" % (version, sig.name, phase)
                 if phase == "frozen":
                     at = lambda hs: wait_until(lambda: stopped(prog.pid), 10, "the freeze")
                 elif phase == "switched":
-                    at = lambda hs: wait_until(lambda: read_rate(binary, prog.pid) == RATE, 10,
-                                               "the rate switch")
+                    at = lambda hs: wait_until(
+                        lambda: mem_profile_rate(binary, prog.pid) == RATE, 10, "the rate switch")
                 else:
                     at = lambda hs: wait_until(lambda: opened(hs.pid, binary), 10,
                                                "heapspy to open the executable")
@@ -147,13 +127,11 @@ def attach_phases(version, out, failures):
                     failures.append("%s: the target was left stopped" % what)
                     os.kill(prog.pid, signal.SIGCONT)
                 check(prog.proc.poll() is None, "%s: the target died" % what)
-                now = read_rate(binary, prog.pid)
+                now = mem_profile_rate(binary, prog.pid)
                 expect(failures, now == before, "%s: MemProfileRate %d, was %d before heapspy"
                        % (what, now, before))
                 if now != before:
-                    with open("/proc/%d/mem" % prog.pid, "r+b") as mem:
-                        mem.seek(rate_addr(binary))
-                        mem.write(before.to_bytes(8, "little"))
+                    set_mem_profile_rate(binary, prog.pid, before)
                 # heapspy ends normally on every signal it reads; SIGPIPE it ignores (a kill
                 # -PIPE is no reason to stop) and ends with --duration.
                 expect(failures, rc == 0, "%s: heapspy exited %d, wanted 0 %s"
@@ -230,7 +208,7 @@ def test_closed_pipe_is_not_fatal():
             os.close(w)
             check(p.returncode == 0, "go%s: heapspy exited %d into a closed pipe"
                   % (version, p.returncode))
-            check(read_rate(binary, prog.pid) == 0, "go%s: MemProfileRate not restored"
+            check(mem_profile_rate(binary, prog.pid) == 0, "go%s: MemProfileRate not restored"
                   % version)
             check(os.path.getsize(out) > 0, "go%s: no profile written" % version)
         finally:
@@ -297,7 +275,8 @@ def test_thread_in_d_state_freeze_bounded():
                                                 for l in err.strip().splitlines()[:-1]),
                   "go%s: heapspy exited %d: %s" % (version, hs.returncode, err))
             check(not left_stopped(prog.pid), "go%s: the target was left stopped" % version)
-            check(read_rate(binary, prog.pid) == RATE, "go%s: MemProfileRate changed" % version)
+            check(mem_profile_rate(binary, prog.pid) == RATE,
+                  "go%s: MemProfileRate changed" % version)
             # The vfork child ends: the stuck thread and the program carry on.
             end_children(prog.pid)
             prog.wait_for("released", timeout=10)
@@ -335,7 +314,7 @@ def test_exec_during_attach():
     for version in SAFETY_VERSIONS:
         execer = go_build(version, "execer")
         binary = go_build(version, "retain")
-        rate_addr(binary)  # go tool nm opens the file: not while execer watches it
+        mem_profile_rate_address(binary)  # go tool nm opens the file: not while execer watches it
         prog = Program([execer, binary, "-duration", "3s"])
         try:
             prog.wait_for("watching")
@@ -346,8 +325,8 @@ def test_exec_during_attach():
                   "go%s: heapspy exited %d after the target exec'd: %s" % (version, rc, err))
             # Read once the new program is up: its runtime clears MemProfileRate at start-up.
             prog.wait_for("ready")
-            check(read_rate(binary, prog.pid) == 0, "go%s: sampling switched on in the program "
-                  "exec'd" % version)
+            check(mem_profile_rate(binary, prog.pid) == 0,
+                  "go%s: sampling switched on in the program exec'd" % version)
             prc, out, perr = prog.finish(timeout=30)
             check(prc == 0 and "3072 192 12288" in out,
                   "go%s: the program exec'd did not end normally: %d %s %s"
@@ -363,7 +342,7 @@ def test_pid_reused_during_attach():
     for version in SAFETY_VERSIONS:
         execer = go_build(version, "execer")
         binary = go_build(version, "retain")
-        rate_addr(binary)
+        mem_profile_rate_address(binary)
         out = tmpdir("reuse")
         for _ in range(5):  # another process on the machine may take the pid first
             first = subprocess.Popen([execer, "exit"], stdout=subprocess.PIPE, text=True)
@@ -391,8 +370,8 @@ def test_pid_reused_during_attach():
                                         or "no process with pid" in last[0]),
                   "go%s: heapspy exited %d with pid %d reused: %s" % (version, rc, pid, err))
             second.wait_for("ready")
-            check(read_rate(binary, pid) == 0, "go%s: sampling switched on in the program that "
-                  "reused the pid" % version)
+            check(mem_profile_rate(binary, pid) == 0,
+                  "go%s: sampling switched on in the program that reused the pid" % version)
             prc, sout, serr = second.finish(timeout=30)
             check(prc == 0 and "3072 192 12288" in sout,
                   "go%s: the program that reused the pid did not end normally: %d %s"

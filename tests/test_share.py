@@ -9,7 +9,7 @@ import time
 
 from harness import (GO_VERSIONS, HEAPSPY, NEWEST_GO, Failure, build, check, go_build, heapspy,
                      needs, tmpdir)
-from test_record import mem_profile_rate, mem_profile_rate_address
+from test_record import mem_profile_rate, set_mem_profile_rate
 
 VERSIONS = (GO_VERSIONS[0], NEWEST_GO)
 RATE = 512 * 1024
@@ -57,9 +57,7 @@ def wait_line(proc, text, timeout=30):
 
 def switch_off(binary, pid):
     """What a heapspy without the registry did when it left: MemProfileRate back to 0."""
-    with open("/proc/%d/mem" % pid, "r+b", buffering=0) as mem:
-        mem.seek(mem_profile_rate_address(binary))
-        mem.write((0).to_bytes(8, "little"))
+    set_mem_profile_rate(binary, pid, 0)
 
 
 def first_session(binary, out, launched):
