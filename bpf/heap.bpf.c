@@ -9,8 +9,7 @@
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_tracing.h>
 
-#include "heapspy.h"
-#include "ringbuf.h"
+#include "heapevents.h"
 
 char LICENSE[] SEC("license") = "GPL";
 
@@ -23,23 +22,6 @@ __u64 mem_profile_rate_addr;
  * physical frame is at least one of the runtime's, so a walk that far holds all it keeps.
  */
 __u32 record_frames;
-
-struct {
-	__uint(type, BPF_MAP_TYPE_RINGBUF);
-	__uint(max_entries, HS_RINGBUF_BYTES);
-} events SEC(".maps");
-
-/*
- * An allocation event is built here, then only its frames are copied to the ring buffer: a
- * reservation must have a constant size, and the largest event is 8 KiB where most use a few
- * hundred bytes.
- */
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct hs_alloc_event);
-} scratch SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -145,13 +127,11 @@ SEC("uprobe")
 int mprof_malloc(struct pt_regs *regs)
 {
 	struct hs_alloc_event *e;
-	__u32 zero = 0;
-	__u64 size;
 
 	if (runtime_drops(regs))
 		return 0;
 	count(HS_CNT_ALLOCS);
-	e = bpf_map_lookup_elem(&scratch, &zero);
+	e = hs_alloc_scratch();
 	if (!e)
 		return 0;
 	e->hdr.type = HS_EV_ALLOC;
@@ -161,8 +141,7 @@ int mprof_malloc(struct pt_regs *regs)
 	malloc_args(regs, &e->addr, &e->size);
 	e->rate = mem_profile_rate();
 	e->nframes = walk_stack(regs, e->pcs);
-	size = HS_ALLOC_EVENT_BYTES(e->nframes <= HS_MAX_FRAMES ? e->nframes : HS_MAX_FRAMES);
-	if (bpf_ringbuf_output(&events, e, size, hs_output_flags(&events, size)))
+	if (hs_alloc_output(e))
 		count(HS_CNT_LOST);
 	return 0;
 }

@@ -7,8 +7,7 @@
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
 
-#include "heapspy.h"
-#include "ringbuf.h"
+#include "heapevents.h"
 
 char LICENSE[] SEC("license") = "GPL";
 
@@ -16,19 +15,6 @@ char LICENSE[] SEC("license") = "GPL";
 #define NSLOTS	  (1u << 17)	  /* live objects once every slot holds one */
 #define GC_EVERY  (1u << 16)	  /* allocations per heap-profile cycle */
 #define HEAP_BASE 0xc000000000ull /* where Go's heap arenas start on amd64 */
-
-struct {
-	__uint(type, BPF_MAP_TYPE_RINGBUF);
-	__uint(max_entries, HS_RINGBUF_BYTES);
-} events SEC(".maps");
-
-/* Allocation events are built here and output with their frames only, as the probe does. */
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct hs_alloc_event);
-} scratch SEC(".maps");
 
 __u64 stack_pcs[NSTACKS][HS_MAX_FRAMES];
 __u32 stack_depth[NSTACKS];
@@ -66,8 +52,7 @@ static long step(__u64 i, void *ctx)
 	__u32 a = (r >> 32) & (NSTACKS - 1), b = (r >> 40) & (NSTACKS - 1), s = a < b ? a : b;
 	struct hs_alloc_event *e;
 	struct hs_free_event *f;
-	__u32 zero = 0, n;
-	__u64 size;
+	__u32 n;
 
 	produced++;
 	if (slot_addr[slot]) {
@@ -92,7 +77,7 @@ static long step(__u64 i, void *ctx)
 	refill = 0;
 	live++;
 	cycle += ++allocs % GC_EVERY == 0;
-	e = bpf_map_lookup_elem(&scratch, &zero);
+	e = hs_alloc_scratch();
 	if (!e)
 		return 0;
 	header(&e->hdr, HS_EV_ALLOC, r);
@@ -103,8 +88,7 @@ static long step(__u64 i, void *ctx)
 	n = e->nframes <= HS_MAX_FRAMES ? e->nframes : HS_MAX_FRAMES;
 	for (__u32 j = 0; j < HS_MAX_FRAMES && j < n; j++)
 		e->pcs[j] = stack_pcs[s][j];
-	size = HS_ALLOC_EVENT_BYTES(n);
-	lost += bpf_ringbuf_output(&events, e, size, hs_output_flags(&events, size)) != 0;
+	lost += hs_alloc_output(e);
 	return 0;
 }
 
