@@ -214,10 +214,18 @@ static void test_limit(void)
 	CHECK(t.advised < 0 || t.options[t.advised].peak_heap < t.peak_heap);
 }
 
-static void put(const char *path, const char *text)
+/* root/rel: a directory when text is NULL, else a file holding text. */
+static void put(const char *root, const char *rel, const char *text)
 {
-	FILE *f = fopen(path, "w");
+	char path[256];
+	FILE *f;
 
+	snprintf(path, sizeof(path), "%s/%s", root, rel);
+	if (!text) {
+		CHECK(mkdir(path, 0755) == 0);
+		return;
+	}
+	f = fopen(path, "w");
 	CHECK(f != NULL);
 	if (f) {
 		fputs(text, f);
@@ -231,33 +239,22 @@ static void test_cgroup(void)
 
 	CHECK(mkdtemp(root) != NULL);
 	/* v1 memory beside a hybrid v2 mount: the v1 limit, the smallest up the tree. */
-	snprintf(p, sizeof(p), "%s/memory", root);
-	mkdir(p, 0755);
-	snprintf(p, sizeof(p), "%s/memory/a", root);
-	mkdir(p, 0755);
-	snprintf(p, sizeof(p), "%s/memory/a/b", root);
-	mkdir(p, 0755);
-	snprintf(p, sizeof(p), "%s/memory/memory.limit_in_bytes", root);
-	put(p, "9223372036854771712\n");
-	snprintf(p, sizeof(p), "%s/memory/a/memory.limit_in_bytes", root);
-	put(p, "104857600\n");
-	snprintf(p, sizeof(p), "%s/memory/a/b/memory.limit_in_bytes", root);
-	put(p, "209715200\n");
+	put(root, "memory", NULL);
+	put(root, "memory/a", NULL);
+	put(root, "memory/a/b", NULL);
+	put(root, "memory/memory.limit_in_bytes", "9223372036854771712\n");
+	put(root, "memory/a/memory.limit_in_bytes", "104857600\n");
+	put(root, "memory/a/b/memory.limit_in_bytes", "209715200\n");
 	CHECK(cgroup_memory_limit_at("0::/\n4:memory:/a/b\n", root) == 104857600);
 	CHECK(cgroup_memory_limit_at("4:cpu,memory:/a/b\n0::/\n", root) == 104857600);
 	CHECK(cgroup_memory_limit_at("4:memory:/\n", root) == -1);
 	CHECK(cgroup_memory_limit_at("4:memory:/gone\n", root) < -1);
 	/* v2 alone (cgroup.controllers at the top): memory.max, "max" for none. */
-	snprintf(p, sizeof(p), "%s/cgroup.controllers", root);
-	put(p, "memory\n");
-	snprintf(p, sizeof(p), "%s/s", root);
-	mkdir(p, 0755);
-	snprintf(p, sizeof(p), "%s/s/t", root);
-	mkdir(p, 0755);
-	snprintf(p, sizeof(p), "%s/s/memory.max", root);
-	put(p, "max\n");
-	snprintf(p, sizeof(p), "%s/s/t/memory.max", root);
-	put(p, "536870912\n");
+	put(root, "cgroup.controllers", "memory\n");
+	put(root, "s", NULL);
+	put(root, "s/t", NULL);
+	put(root, "s/memory.max", "max\n");
+	put(root, "s/t/memory.max", "536870912\n");
 	CHECK(cgroup_memory_limit_at("0::/s/t\n", root) == 536870912);
 	CHECK(cgroup_memory_limit_at("0::/s\n", root) == -1);
 	CHECK(cgroup_memory_limit_at("0::/\n", root) == -1);
