@@ -204,22 +204,34 @@ static void compare_stack(const char *name, const struct stack *st, const struct
 	}
 }
 
+/*
+ * Runs fixture name and opens it, with *bias where main.main ran less its link-time entry. 0, or
+ * -1 with the failure reported and nothing left to free.
+ */
+static int run_and_open(const char *name, struct run *r, struct opened *o, uint64_t *bias)
+{
+	uint64_t entry = 0, end = 0;
+	CHECK(run_fixture(fixture_path(name), r) == 0);
+	if (open_both(fixture_path(name), o) != 0) {
+		CHECK(!"open");
+		free_run(r);
+		return -1;
+	}
+	CHECK(gosym_func(o->g, "main.main", &entry, &end) == 0);
+	CHECK(entry < end);
+	*bias = r->main_entry - entry;
+	/* Non-PIE binaries run at their link-time addresses. */
+	CHECK(elfbin_is_pie(o->eb) || *bias == 0);
+	return 0;
+}
+
 static void check_fixture_frames(const char *name)
 {
 	struct run r;
 	struct opened o;
-	CHECK(run_fixture(fixture_path(name), &r) == 0);
-	if (open_both(fixture_path(name), &o) != 0) {
-		CHECK(!"open");
-		free_run(&r);
+	uint64_t bias;
+	if (run_and_open(name, &r, &o, &bias) != 0)
 		return;
-	}
-	uint64_t entry = 0, end = 0;
-	CHECK(gosym_func(o.g, "main.main", &entry, &end) == 0);
-	CHECK(entry < end);
-	/* Non-PIE binaries run at their link-time addresses. */
-	uint64_t bias = r.main_entry - entry;
-	CHECK(elfbin_is_pie(o.eb) || bias == 0);
 	for (int i = 0; i < r.nstacks; i++) {
 		struct hs_frame got[MAX_FRAMES];
 		int n = expand_stack(o.g, &r.stacks[i], bias, got, MAX_FRAMES);
@@ -237,15 +249,10 @@ static void check_physical(const char *name)
 {
 	struct run r;
 	struct opened o;
-	CHECK(run_fixture(fixture_path(name), &r) == 0);
-	if (open_both(fixture_path(name), &o) != 0) {
-		CHECK(!"open");
-		free_run(&r);
+	uint64_t bias;
+	if (run_and_open(name, &r, &o, &bias) != 0)
 		return;
-	}
-	uint64_t entry = 0;
-	CHECK(gosym_func(o.g, "main.main", &entry, NULL) == 0);
-	struct target t = {.sym = o.g, .bias = r.main_entry - entry};
+	struct target t = {.sym = o.g, .bias = bias};
 	bool folded = false;
 	for (int i = 0; i < r.nstacks; i++) {
 		const struct stack *st = &r.stacks[i];
