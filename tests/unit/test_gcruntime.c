@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "gofixture.h"
 #include "gcruntime.h"
 
 static const char *const versions[] = {"1.19", "1.21", "1.22", "1.23",
@@ -36,20 +37,11 @@ static char dir[64];
 /* The fixture built by Go <version> with GOEXPERIMENT=<experiments>, once per run. */
 static int build(const char *version, const char *experiments, int variant, char *out, size_t len)
 {
-	char cmd[1024];
-
 	snprintf(out, len, "%s/gc-%s-%s-%s", dir, version, experiments, variants[variant]);
 	if (access(out, X_OK) == 0)
 		return 0;
-	snprintf(cmd, sizeof(cmd),
-		 "cd tests/unit && GOTOOLCHAIN=local GO111MODULE=off GOFLAGS= GOPROXY=off "
-		 "GOEXPERIMENT='%s' GOCACHE=\"${HEAPSPY_GOCACHE:-$PWD/../../build/tests/gocache}\" "
-		 "CGO_ENABLED=0 /usr/lib/go-%s/bin/go build -ldflags='%s' -o %s "
-		 "gosym_fixture.go%s%s",
-		 experiments, version, ldflags[variant], out,
-		 variant == OBJCOPY_STRIPPED ? " && objcopy --strip-all " : "",
-		 variant == OBJCOPY_STRIPPED ? out : "");
-	return system(cmd) == 0 ? 0 : -EIO;
+	return gofixture_build(version, experiments, ldflags[variant], variant == OBJCOPY_STRIPPED,
+			       out);
 }
 
 /* The words each variant of the toolchain's build found, for its twins to match. */
@@ -236,18 +228,12 @@ static void test_stw_reasons(void)
 int main(void)
 {
 	int failures = 0;
-	char cmd[128];
 
-	snprintf(dir, sizeof(dir), "/tmp/heapspy-gcruntime-XXXXXX");
-	if (!mkdtemp(dir)) {
-		perror("mkdtemp");
+	if (gofixture_dir(dir, sizeof(dir), "gcruntime") != 0)
 		return 1;
-	}
 	RUN(test_build_shapes);
 	RUN(test_tables_match_dwarf);
 	RUN(test_stw_reasons);
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-	if (system(cmd) != 0)
-		fprintf(stderr, "could not remove %s\n", dir);
+	gofixture_dir_remove(dir);
 	return failures;
 }

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "gofixture.h"
 #include "probes.h"
 
 static const struct {
@@ -35,17 +36,8 @@ static char dir[64];
 
 static int build(const char *version, int variant, char *out, size_t len)
 {
-	char cmd[1024];
-
 	snprintf(out, len, "%s/heap-%s-%s", dir, version, variants[variant]);
-	snprintf(cmd, sizeof(cmd),
-		 "cd tests/unit && GOTOOLCHAIN=local GO111MODULE=off GOFLAGS= GOPROXY=off "
-		 "GOCACHE=\"${HEAPSPY_GOCACHE:-$PWD/../../build/tests/gocache}\" CGO_ENABLED=0 "
-		 "/usr/lib/go-%s/bin/go build -ldflags='%s' -o %s gosym_fixture.go%s%s",
-		 version, ldflags[variant], out,
-		 variant == OBJCOPY_STRIPPED ? " && objcopy --strip-all " : "",
-		 variant == OBJCOPY_STRIPPED ? out : "");
-	return system(cmd) == 0 ? 0 : -EIO;
+	return gofixture_build(version, "", ldflags[variant], variant == OBJCOPY_STRIPPED, out);
 }
 
 /* MemProfileRate's address and m.profStack in the default build, for its twins to match. */
@@ -182,17 +174,11 @@ static void test_override(void)
 int main(void)
 {
 	int failures = 0;
-	char cmd[128];
 
-	snprintf(dir, sizeof(dir), "/tmp/heapspy-heaplayout-XXXXXX");
-	if (!mkdtemp(dir)) {
-		perror("mkdtemp");
+	if (gofixture_dir(dir, sizeof(dir), "heaplayout") != 0)
 		return 1;
-	}
 	RUN(test_every_toolchain);
 	RUN(test_override);
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-	if (system(cmd) != 0)
-		fprintf(stderr, "could not remove %s\n", dir);
+	gofixture_dir_remove(dir);
 	return failures;
 }
