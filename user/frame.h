@@ -11,8 +11,10 @@
 struct hs_frame {
 	const char *function; /* Go's full name, e.g. "main.(*cache).put" */
 	const char *file;     /* absolute source path as recorded by the Go linker, or "" */
-	uint32_t line;        /* 0 when unknown */
+	uint32_t line;	      /* 0 when unknown */
 	uint64_t func_entry;  /* link-time entry address of the outermost (physical) function */
+	uint8_t func_id;      /* the runtime's abi.FuncID of this frame's function: its numbering
+				 changes between releases (gostack reads it) */
 };
 
 #endif

@@ -57,6 +57,7 @@ struct gosym {
 	size_t inl_size; /* inlinedCall */
 	size_t inl_name;
 	size_t inl_parent_pc;
+	size_t inl_func_id;
 	struct alias *aliases; /* sorted by nameoff */
 	size_t naliases;
 	char *arena;
@@ -73,6 +74,7 @@ struct func {
 	uint32_t npcdata;
 	uint32_t cuoff;
 	uint32_t nfuncdata;
+	uint8_t func_id;
 	const uint8_t *pcdata; /* npcdata pctab offsets, then nfuncdata go:func.* offsets */
 };
 
@@ -113,12 +115,14 @@ static void set_layout(struct gosym *g)
 		g->inl_size = 20;
 		g->inl_name = 12;
 		g->inl_parent_pc = 16;
+		g->inl_func_id = 2;
 	} else {
 		/* funcID uint8, _ [3]byte, nameOff, parentPc, startLine int32 */
 		g->func_size = 44;
 		g->inl_size = 16;
 		g->inl_name = 4;
 		g->inl_parent_pc = 8;
+		g->inl_func_id = 0;
 	}
 }
 
@@ -315,6 +319,8 @@ static bool decode_func(const struct gosym *g, size_t i, struct func *f)
 	    .pcln = le32(p + 24),
 	    .npcdata = le32(p + 28),
 	    .cuoff = le32(p + 32),
+	    /* _func ends funcID, flag, _ [1]byte, nfuncdata uint8 in every supported layout */
+	    .func_id = p[g->func_size - 4],
 	    .nfuncdata = p[g->func_size - 1],
 	    .pcdata = p + g->func_size,
 	};
@@ -472,9 +478,11 @@ int gosym_lookup(const struct gosym *g, uint64_t pc, struct hs_frame *frames, in
 		const uint8_t *call = tree >= 0 ? inl_call(g, &f, tree, pc) : NULL;
 		if (!call) {
 			fr->function = func_name(g, f.nameoff);
+			fr->func_id = f.func_id;
 			return n;
 		}
 		fr->function = func_name(g, le32(call + g->inl_name));
+		fr->func_id = call[g->inl_func_id];
 		if (n == max)
 			return n;
 		pc = f.entry + (uint64_t)(int64_t)(int32_t)le32(call + g->inl_parent_pc);

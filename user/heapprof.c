@@ -54,11 +54,10 @@ static uint64_t location(struct heapprof *h, uint64_t pc)
 	return pprof_location(h->p, h->mapping, pc - 1, frames, n);
 }
 
-static void leaf(struct heapprof *h, const struct heap_stack *s, uint32_t first, uint32_t end,
-		 struct heap_row *row)
+static void leaf(struct heapprof *h, const uint64_t *pcs, uint32_t npcs, struct heap_row *row)
 {
 	struct hs_frame f[MAX_INLINE];
-	int n = first < end ? symbols(h, s->pcs[first], f) : 0;
+	int n = npcs ? symbols(h, pcs[0], f) : 0;
 
 	row->function = n > 0 ? f[0].function : "?";
 	row->file = n > 0 ? f[0].file : "";
@@ -150,7 +149,8 @@ static struct heap_totals *old_totals(const struct heapagg *agg, const struct he
  */
 struct shown_site {
 	uint32_t site; /* the first of heapagg's sites that show as this one */
-	uint32_t first, end;
+	uint64_t *pcs; /* the frames shown (gostack_shown), owned */
+	uint32_t n;
 	struct heap_totals tot;
 };
 
@@ -168,8 +168,16 @@ static bool same_shown(const void *ctx, uint64_t idx)
 	const struct shown_site *o = &k->shown[idx];
 	const struct heap_site *s = &k->agg->sites[o->site];
 
-	return s->size == k->size && o->end - o->first == k->n &&
-	       memcmp(k->agg->stacks[s->stack].pcs + o->first, k->pcs, k->n * sizeof(*k->pcs)) == 0;
+	return s->size == k->size && o->n == k->n &&
+	       memcmp(o->pcs, k->pcs, k->n * sizeof(*k->pcs)) == 0;
+}
+
+/* shown holds one entry per heapagg site, zeroed where group_sites made none. */
+static void free_shown(struct shown_site *shown, const struct heapagg *agg)
+{
+	for (size_t i = 0; shown && i < agg->nsites; i++)
+		free(shown[i].pcs);
+	free(shown);
 }
 
 static void add_totals(struct heap_totals *to, const struct heap_totals *t)
@@ -182,7 +190,10 @@ static void add_totals(struct heap_totals *to, const struct heap_totals *t)
 	to->est_inuse += t->est_inuse;
 }
 
-/* Groups heapagg's sites with something to show by what they show. Returns the count, or -1. */
+/*
+ * Groups heapagg's sites with something to show by what they show. Returns the count, or -1;
+ * either way free_shown releases what it made.
+ */
 static long group_sites(const struct target *t, const struct heapagg *agg,
 			const struct heapprof_meta *m, const struct heap_totals *old,
 			struct shown_site *shown)
@@ -202,17 +213,23 @@ static long group_sites(const struct target *t, const struct heapagg *agg,
 			heapagg_totals(agg, s, m->cycle, &cur.tot);
 		if (!cur.tot.allocs && !cur.tot.inuse_objects)
 			continue;
-		gostack_shown(t, st->pcs, st->nframes, &cur.first, &cur.end);
-		struct shown_key k = {agg, shown, st->pcs + cur.first, cur.end - cur.first,
-				      s->size};
+		cur.pcs = malloc((st->nframes ? st->nframes : 1) * sizeof(*cur.pcs));
+		if (!cur.pcs) {
+			u64map_free(&index);
+			return -1;
+		}
+		cur.n = gostack_shown(t, st->pcs, st->nframes, cur.pcs);
+		struct shown_key k = {agg, shown, cur.pcs, cur.n, s->size};
 		h = u64_mix(k.n, s->size);
 		for (uint32_t j = 0; j < k.n; j++)
 			h = u64_mix(h, k.pcs[j]);
 		if (u64map_find(&index, h, same_shown, &k, &idx, &key)) {
 			add_totals(&shown[idx].tot, &cur.tot);
+			free(cur.pcs);
 			continue;
 		}
 		if (u64map_put(&index, key, n)) {
+			free(cur.pcs);
 			u64map_free(&index);
 			return -1;
 		}
@@ -249,7 +266,7 @@ int heapprof_build(struct heapprof *h, const struct target *t, const struct heap
 	free(old);
 	if (!h->p || !h->rows || !locs || nshown < 0) {
 		free(locs);
-		free(shown);
+		free_shown(shown, agg);
 		return -ENOMEM;
 	}
 	pprof_sample_type(h->p, "alloc_objects", "count");
@@ -265,7 +282,6 @@ int heapprof_build(struct heapprof *h, const struct target *t, const struct heap
 	for (long i = 0; i < nshown; i++) {
 		const struct shown_site *ss = &shown[i];
 		const struct heap_site *s = &agg->sites[ss->site];
-		const struct heap_stack *st = &agg->stacks[s->stack];
 		const struct heap_totals tot = ss->tot;
 		struct pprof_label bytes = {
 		    .key = "bytes", .num = (int64_t)s->size, .num_unit = "bytes"};
@@ -278,12 +294,12 @@ int heapprof_build(struct heapprof *h, const struct target *t, const struct heap
 		v[1] = (int64_t)(tot.est_allocs * (double)s->size);
 		v[2] = (int64_t)tot.est_inuse;
 		v[3] = (int64_t)(tot.est_inuse * (double)s->size);
-		for (uint32_t k = ss->first; k < ss->end; k++)
-			locs[n++] = location(h, st->pcs[k]);
+		for (uint32_t k = 0; k < ss->n; k++)
+			locs[n++] = location(h, ss->pcs[k]);
 		pprof_sample(h->p, locs, n, v, &bytes, 1);
 
 		row = &h->rows[h->nrows++];
-		leaf(h, st, ss->first, ss->end, row);
+		leaf(h, ss->pcs, ss->n, row);
 		row->alloc_objects = v[0];
 		row->alloc_bytes = v[1];
 		row->inuse_objects = v[2];
@@ -294,7 +310,7 @@ int heapprof_build(struct heapprof *h, const struct target *t, const struct heap
 		h->total.inuse_bytes += v[3];
 	}
 	free(locs);
-	free(shown);
+	free_shown(shown, agg);
 	merge_rows(h);
 	return 0;
 }

@@ -4,6 +4,7 @@
 #include <inttypes.h>
 #include <json-c/json.h>
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "gostack.h"
@@ -27,19 +28,20 @@ static const char *const age_names[LEAKS_AGE_BUCKETS] = {
 static int frames_of(struct heapprof *h, uint32_t stack, struct hs_frame *out)
 {
 	const struct heap_stack *st = &h->agg->stacks[stack];
-	uint32_t first, end;
+	uint64_t *pcs = malloc((st->nframes ? st->nframes : 1) * sizeof(*pcs));
+	uint32_t npcs = pcs ? gostack_shown(h->t, st->pcs, st->nframes, pcs) : 0;
 	int n = 0;
 
-	gostack_shown(h->t, st->pcs, st->nframes, &first, &end);
-	for (uint32_t k = first; k < end && n < UNFOLDED_FRAMES; k++) {
-		int got = gosym_lookup(h->t->sym, st->pcs[k] - 1 - h->t->bias, out + n,
-				       UNFOLDED_FRAMES - n);
+	for (uint32_t k = 0; k < npcs && n < UNFOLDED_FRAMES; k++) {
+		int got =
+		    gosym_lookup(h->t->sym, pcs[k] - 1 - h->t->bias, out + n, UNFOLDED_FRAMES - n);
 
 		if (got > 0)
 			n += got;
 		else
 			out[n++] = (struct hs_frame){.function = "?", .file = ""};
 	}
+	free(pcs);
 	return n;
 }
 

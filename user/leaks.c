@@ -117,11 +117,11 @@ void leaks_judge(const struct leak_timeline *t, struct leak_verdict *v)
 		v->kind = LEAK_THIN;
 }
 
-void leaks_init(struct leaks *l, leaks_trim_fn trim, void *trim_ctx)
+void leaks_init(struct leaks *l, leaks_shown_fn shown, void *shown_ctx)
 {
 	memset(l, 0, sizeof(*l));
-	l->trim = trim;
-	l->trim_ctx = trim_ctx;
+	l->shown = shown;
+	l->shown_ctx = shown_ctx;
 	l->stride = 1;
 	l->start_cycle = l->seen = HEAPAGG_UNKNOWN_CYCLE;
 }
@@ -132,6 +132,7 @@ void leaks_free(struct leaks *l)
 		free(l->series[i].bytes);
 		free(l->series[i].var);
 		free(l->series[i].maxobj);
+		free(l->series[i].shown);
 	}
 	free(l->series);
 	free(l->site);
@@ -158,20 +159,16 @@ static void weight(uint64_t size, double scale, double *w, double *var)
 
 struct shown {
 	const struct leaks *l;
-	const struct heapagg *a;
-	const struct heap_stack *st;
-	uint32_t first;
+	const uint64_t *pcs;
+	uint32_t n;
 };
 
 static bool same_shown(const void *ctx, uint64_t site)
 {
 	const struct shown *k = ctx;
 	const struct leaks_series *s = &k->l->series[site];
-	const struct heap_stack *o = &k->a->stacks[s->stack];
-	uint32_t n = k->st->nframes - k->first;
 
-	return o->nframes - s->first == n &&
-	       memcmp(o->pcs + s->first, k->st->pcs + k->first, n * sizeof(*o->pcs)) == 0;
+	return s->nshown == k->n && memcmp(s->shown, k->pcs, k->n * sizeof(*k->pcs)) == 0;
 }
 
 /* Gives every stack heapagg made since the last call its site. */
@@ -183,27 +180,38 @@ static int assign_sites(struct leaks *l, const struct heapagg *a)
 		return -ENOMEM;
 	l->site = site;
 	for (; l->nstacks < a->nstacks; l->nstacks++) {
-		struct shown k = {l, a, &a->stacks[l->nstacks], 0};
+		const struct heap_stack *st = &a->stacks[l->nstacks];
+		uint64_t *pcs = malloc((st->nframes ? st->nframes : 1) * sizeof(*pcs));
+		struct shown k = {l, pcs, 0};
 		struct leaks_series *n;
 		uint64_t h, found, key;
 
-		if (l->trim)
-			k.first = l->trim(l->trim_ctx, k.st);
-		h = k.st->nframes - k.first;
-		for (uint32_t i = k.first; i < k.st->nframes; i++)
-			h = u64_mix(h, k.st->pcs[i]);
+		if (!pcs)
+			return -ENOMEM;
+		if (l->shown) {
+			k.n = l->shown(l->shown_ctx, st, pcs);
+		} else {
+			memcpy(pcs, st->pcs, st->nframes * sizeof(*pcs));
+			k.n = st->nframes;
+		}
+		h = k.n;
+		for (uint32_t i = 0; i < k.n; i++)
+			h = u64_mix(h, pcs[i]);
 		if (u64map_find(&l->site_index, h, same_shown, &k, &found, &key)) {
 			site[l->nstacks] = (uint32_t)found;
+			free(pcs);
 			continue;
 		}
 		n = realloc(l->series, (l->nseries + 1) * sizeof(*n));
-		if (!n)
+		if (!n || u64map_put(&l->site_index, key, l->nseries)) {
+			free(pcs);
+			if (n)
+				l->series = n;
 			return -ENOMEM;
+		}
 		l->series = n;
-		if (u64map_put(&l->site_index, key, l->nseries))
-			return -ENOMEM;
-		n[l->nseries] =
-		    (struct leaks_series){.stack = (uint32_t)l->nstacks, .first = k.first};
+		n[l->nseries] = (struct leaks_series){
+		    .stack = (uint32_t)l->nstacks, .shown = pcs, .nshown = k.n};
 		site[l->nstacks] = (uint32_t)l->nseries++;
 	}
 	return 0;

@@ -112,13 +112,16 @@ struct leak_verdict {
 void leaks_judge(const struct leak_timeline *t, struct leak_verdict *v);
 
 /*
- * The first frame of a stack that the profile shows. Stacks equal from there on are one site: the
- * runtime's own records (read when attaching late) lack the allocator's frames the probes see.
+ * The frames of a stack that the profile shows, written to out (room for s->nframes); returns how
+ * many. Stacks that show the same frames are one site: the runtime's own records (read when
+ * attaching late) lack the allocator's frames and the wrappers the probes see.
  */
-typedef uint32_t (*leaks_trim_fn)(void *ctx, const struct heap_stack *s);
+typedef uint32_t (*leaks_shown_fn)(void *ctx, const struct heap_stack *s, uint64_t *out);
 
 struct leaks_series {
-	uint32_t stack, first; /* a stack of the site, and its first frame shown */
+	uint32_t stack;	 /* a stack of the site */
+	uint64_t *shown; /* the frames it shows, owned */
+	uint32_t nshown;
 	/* LEAKS_MAX_POINTS + 1 each; NULL until the site holds bytes */
 	double *bytes;
 	double *var;
@@ -128,8 +131,8 @@ struct leaks_series {
 
 /* Timelines of every site, fed from heapagg as the runtime's heap-profile cycle advances. */
 struct leaks {
-	leaks_trim_fn trim; /* NULL: every stack is its own site */
-	void *trim_ctx;
+	leaks_shown_fn shown; /* NULL: every stack is its own site */
+	void *shown_ctx;
 	int64_t cycle[LEAKS_MAX_POINTS + 1];
 	double secs[LEAKS_MAX_POINTS + 1];
 	size_t npoints; /* committed points */
@@ -145,7 +148,7 @@ struct leaks {
 	double seen_secs[4];	   /* when cycle c was first seen, at c % 4 */
 };
 
-void leaks_init(struct leaks *l, leaks_trim_fn trim, void *trim_ctx);
+void leaks_init(struct leaks *l, leaks_shown_fn shown, void *shown_ctx);
 void leaks_free(struct leaks *l);
 /*
  * Call on every tick, after the events so far are in a, with the runtime's current heap-profile

@@ -93,18 +93,15 @@ struct tick_ctx {
 	struct leaks *l;
 };
 
-/* Sites are stacks as the profile shows them: without the allocator's runtime frames. */
-static uint32_t trim_runtime(void *ctx, const struct heap_stack *st)
+/* Sites are stacks as the profile shows them. */
+static uint32_t shown(void *ctx, const struct heap_stack *st, uint64_t *out)
 {
-	uint32_t first, end;
-
-	gostack_shown(ctx, st->pcs, st->nframes, &first, &end);
-	return first;
+	return gostack_shown(ctx, st->pcs, st->nframes, out);
 }
 
 void leaks_start(struct leaks *l, struct session *s)
 {
-	leaks_init(l, trim_runtime, &s->t);
+	leaks_init(l, shown, &s->t);
 }
 
 void leaks_tick(struct leaks *l, struct session *s, double elapsed)

@@ -303,15 +303,18 @@ static uint32_t stack_of(const struct heapagg *a, uint64_t pc)
 	return UINT32_MAX;
 }
 
-/* The allocator's frames are those below 0x1000. */
-static uint32_t trim_allocator(void *ctx, const struct heap_stack *s)
+/* The allocator's frames are those below 0x1000: the rest is shown. */
+static uint32_t trim_allocator(void *ctx, const struct heap_stack *s, uint64_t *out)
 {
 	uint32_t i = 0;
 
 	(void)ctx;
 	while (i < s->nframes && s->pcs[i] < 0x1000)
 		i++;
-	return i < s->nframes ? i : 0;
+	if (i == s->nframes)
+		i = 0;
+	memcpy(out, s->pcs + i, (s->nframes - i) * sizeof(*out));
+	return s->nframes - i;
 }
 
 /*
