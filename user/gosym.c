@@ -476,13 +476,13 @@ int gosym_lookup(const struct gosym *g, uint64_t pc, struct hs_frame *frames, in
 		fr->func_entry = f.entry;
 		file_line(g, &f, pc, fr);
 		const uint8_t *call = tree >= 0 ? inl_call(g, &f, tree, pc) : NULL;
-		if (!call) {
-			fr->function = func_name(g, f.nameoff);
-			fr->func_id = f.func_id;
+		uint32_t nameoff = call ? le32(call + g->inl_name) : f.nameoff;
+		const char *symbol = str_at(g->funcnames, nameoff);
+		fr->function = func_name(g, nameoff);
+		fr->symbol = symbol ? symbol : fr->function;
+		fr->func_id = call ? call[g->inl_func_id] : f.func_id;
+		if (!call)
 			return n;
-		}
-		fr->function = func_name(g, le32(call + g->inl_name));
-		fr->func_id = call[g->inl_func_id];
 		if (n == max)
 			return n;
 		pc = f.entry + (uint64_t)(int64_t)(int32_t)le32(call + g->inl_parent_pc);

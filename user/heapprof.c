@@ -12,8 +12,7 @@
 /* The source frames of the call that return address pc returns from, MAX_INLINE at most. */
 static int lookup(const struct target *t, uint64_t pc, struct hs_frame *frames)
 {
-	/* A return address points after the call: the call itself is at pc-1. */
-	return gosym_lookup(t->sym, pc - 1 - t->bias, frames, MAX_INLINE);
+	return gostack_frames(t, pc, frames, MAX_INLINE);
 }
 
 /*

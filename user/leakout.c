@@ -33,8 +33,7 @@ static int frames_of(struct heapprof *h, uint32_t stack, struct hs_frame *out)
 	int n = 0;
 
 	for (uint32_t k = 0; k < npcs && n < UNFOLDED_FRAMES; k++) {
-		int got =
-		    gosym_lookup(h->t->sym, pcs[k] - 1 - h->t->bias, out + n, UNFOLDED_FRAMES - n);
+		int got = gostack_frames(h->t, pcs[k], out + n, UNFOLDED_FRAMES - n);
 
 		if (got > 0)
 			n += got;

@@ -41,6 +41,8 @@ struct target {
 	 * runtime counts them, that the runtime's own record of a sample keeps; 0: no cut.
 	 */
 	uint32_t record_frames;
+	/* Of those, how many the runtime skips (callers' skip, less mProf_Malloc itself). */
+	uint32_t record_skip;
 	int exe_fd;	  /* the executable, opened once */
 	uint64_t exe_ino; /* its inode, to notice an exec */
 	int pidfd;	  /* the process, from the first look */
