@@ -10,16 +10,18 @@ import (
 	"os/signal"
 	"runtime"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 )
 
 var (
-	keepA   [][]byte
-	keepB   [][]byte
-	keepC   []*[512]byte
-	batches [9][][]byte
-	sink    []byte
+	keepA    [][]byte
+	keepB    [][]byte
+	keepC    []*[512]byte
+	batches  [9][][]byte
+	sink     []byte
+	sinkText string
 )
 
 // RETAIN_RATE sets runtime.MemProfileRate in init, as programs that want a finer heap profile do:
@@ -79,6 +81,17 @@ func (garbager) churn(size int) { garbage(size) }
 
 var churner interface{ churn(int) } = &garbager{}
 
+// text grows a strings.Builder, whose buffer comes from internal/bytealg.MakeNoZero (Go 1.21+):
+// a function outside package runtime that calls mallocgc itself, so the runtime's fixed skip
+// of allocator frames leaves it out of the stacks it records.
+//
+//go:noinline
+func text(size int) {
+	var b strings.Builder
+	b.Grow(size)
+	sinkText = b.String()
+}
+
 //go:noinline
 func garbage(size int) {
 	sink = make([]byte, size)
@@ -128,6 +141,7 @@ func main() {
 			for done := 0; done < perTick; done += 4096 {
 				churner.churn(4096)
 			}
+			text(32768)
 			if *gc {
 				batch(i % 8)
 				runtime.GC()
