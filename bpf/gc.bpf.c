@@ -13,6 +13,7 @@
 
 #include "heapspy.h"
 #include "ringbuf.h"
+#include "target.h"
 
 char LICENSE[] SEC("license") = "GPL";
 
@@ -47,6 +48,9 @@ static __always_inline struct hs_gc_event *begin(struct pt_regs *regs, __u32 typ
 {
 	struct hs_gc_event *e;
 
+	/* Calibration hits heapspy's own process, on purpose. */
+	if (!calibrating && !in_target())
+		return NULL;
 	count(HS_GC_CNT_HITS, calibrating);
 	e = bpf_ringbuf_reserve(&gc_events, sizeof(*e), 0);
 	if (!e) {

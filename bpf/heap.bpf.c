@@ -10,6 +10,7 @@
 #include <bpf/bpf_tracing.h>
 
 #include "heapevents.h"
+#include "target.h"
 
 char LICENSE[] SEC("license") = "GPL";
 
@@ -128,6 +129,8 @@ int mprof_malloc(struct pt_regs *regs)
 {
 	struct hs_alloc_event *e;
 
+	if (!in_target())
+		return 0;
 	if (runtime_drops(regs))
 		return 0;
 	count(HS_CNT_ALLOCS);
@@ -153,6 +156,8 @@ int free_special(struct pt_regs *regs)
 	struct hs_free_event *e;
 	__u8 kind;
 
+	if (!in_target())
+		return 0;
 	/* Finalizers, weak handles and pinners share freeSpecial: keep only profile specials. */
 	if (bpf_probe_read_user(&kind, sizeof(kind), (void *)(special + cfg.kind_offset)) != 0) {
 		count(HS_CNT_READ_ERRORS);
@@ -186,6 +191,8 @@ int mprof_postsweep(struct pt_regs *regs)
 	struct hs_event_header *e;
 
 	(void)regs;
+	if (!in_target())
+		return 0;
 	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
 	if (!e) {
 		count(HS_CNT_LOST);
@@ -211,6 +218,8 @@ SEC("uprobe")
 int stop_before_init(struct pt_regs *regs)
 {
 	(void)regs;
+	if (!in_target())
+		return 0;
 	bpf_send_signal(19 /* SIGSTOP */);
 	return 0;
 }

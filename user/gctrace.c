@@ -360,6 +360,7 @@ static int gt_attach(void *ctx, const struct target *t, const char *btf, char *e
 	costs(g, t, cfg.hit_ns);
 	configure(g, t, &cfg);
 	gcdecode_init(&g->dec, &cfg);
+	g->skel->bss->target_tgid = target_kernel_tgid(t);
 	publish(g, t);
 	if (g->state)
 		rc = attach_state(g, t, err, errlen);

@@ -34,6 +34,8 @@ int64_t session_cycle(const struct session *s)
 
 	if (!s->hp.mprof_cycle)
 		return HEAPAGG_UNKNOWN_CYCLE;
+	if (s->cycle_final)
+		return c;
 	return s->agg.last_cycle > c ? s->agg.last_cycle : c;
 }
 
@@ -109,6 +111,7 @@ static void set_runtime_addrs(struct session *s)
 		s->skel->bss->mem_profile_rate_addr =
 		    target_runtime_addr(&s->t, s->hp.mem_profile_rate);
 	s->skel->bss->record_frames = s->t.record_frames;
+	s->skel->bss->target_tgid = target_kernel_tgid(&s->t);
 }
 
 /*
@@ -599,13 +602,22 @@ void session_stop(struct session *s, enum evloop_end end)
 	    target_read(&s->t, s->hp.mem_profile_rate, &s->end_rate, sizeof(s->end_rate)) == 0;
 	restore_sampling(s);
 	final_snapshot(s);
+	/*
+	 * The profile is published at the runtime's cycle as the probes start coming down: while
+	 * they are taken down one by one (up to a tenth of a second each for perf-event uprobes) a
+	 * later cycle's frees may go unseen where its allocations are not. A target that exited
+	 * has no cycle left to read: all its events are in the ring buffers.
+	 */
+	if (read_cycle(s) == 0) {
+		s->cycle = session_cycle(s);
+		s->cycle_final = true;
+	}
 	/* Detached first, then drained: with no producer left the ring buffers hold all there is,
 	 * so the drain ends however fast the probes were firing. */
 	detach_all(s);
 	evloop_drain(&s->loop);
 	if (s->skel)
 		bpfload_counters(s->skel->maps.counters, s->counters, HS_CNT_MAX);
-	read_cycle(s);
 	if (!rate_read)
 		s->end_rate = heapagg_last_rate(&s->agg);
 	final_self_check(s);

@@ -96,6 +96,7 @@ struct session {
 	long baseline_records; /* runtime records read from before attach */
 	double freeze_ms;      /* how long the target was held still to read them */
 	int64_t cycle;	       /* newest heap-profile cycle read from the runtime */
+	bool cycle_final;      /* session_stop fixed cycle as the probes came down */
 	int64_t start_wall_ns;
 	uint64_t start_ns;
 	double secs; /* recording time, set by session_stop */

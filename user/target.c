@@ -263,3 +263,15 @@ int target_write(const struct target *t, uint64_t vaddr, const void *buf, size_t
 		return -ESRCH;
 	return procmem_write(t->mem_fd, target_runtime_addr(t, vaddr), buf, len);
 }
+
+/* PROC_PID_INIT_INO: the initial pid namespace's inode number, fixed in the kernel. */
+#define INIT_PID_NS_INO 0xEFFFFFFCu
+
+uint32_t target_kernel_tgid(const struct target *t)
+{
+	struct stat st;
+
+	if (stat("/proc/self/ns/pid", &st) != 0 || st.st_ino != INIT_PID_NS_INO)
+		return 0;
+	return (uint32_t)t->pid;
+}

@@ -71,6 +71,11 @@ static inline uint64_t target_runtime_addr(const struct target *t, uint64_t vadd
 	return vaddr ? vaddr + t->bias : 0;
 }
 
+/*
+ * The target's process id as the kernel's BPF helpers see it (the initial pid namespace's), or 0
+ * when heapspy runs in a pid namespace of its own and cannot tell it.
+ */
+uint32_t target_kernel_tgid(const struct target *t);
 /* Whether the process has not exited (a zombie has). */
 bool target_alive(const struct target *t);
 /* Whether it is still the process first looked at, running the executable opened then. */
