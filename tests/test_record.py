@@ -19,8 +19,8 @@ SHARE_TOLERANCE_PP = 3.0
 # samples, its share's sampling error about 0.5 points (0.7 at 16384, where one of the 40 builds
 # the test runs missed the tolerance by chance).
 EARLY_RATE = 8192
-# With perf-event uprobes, a second heapspy probing another process of the same binary at the same
-# time spoils the profile (2 pairs in 3 here; never with uprobe_multi links): run alone.
+# Perf-event uprobes are attached and taken down under a global lock in the kernel, a tenth of a
+# second each: beside other sessions the test would time their contention, not heapspy.
 RUN_ALONE = {"test_perf_event_uprobes"}
 
 
