@@ -60,7 +60,10 @@ struct func_ids {
 	uint8_t wrapper, gopanic, panicwrap, sigpanic;
 };
 
-/* The enum gained members in Go 1.22 and 1.25 (read from each release's internal/abi/symtab.go). */
+/*
+ * The enum gained members in Go 1.22 and 1.25: read from the sources of 1.19 and 1.21 to 1.27
+ * (runtime/symtab.go, then internal/abi/symtab.go); 1.18 and 1.20 are taken to be as 1.19.
+ */
 static struct func_ids func_ids(int minor)
 {
 	if (minor <= 21)
