@@ -326,6 +326,22 @@ def compare_with_own(got, want, what, total_tolerance):
     return mine, theirs
 
 
+# go1.24: a release where the runtime's records start past internal/bytealg.MakeNoZero.
+BUILDER_VERSIONS = ("1.19", "1.24", NEWEST_GO)
+
+
+@needs([build(v, "strbuild") for v in BUILDER_VERSIONS])
+def test_builder_strings_self_check():
+    """Strings kept from strings.Builder: the runtime's records of them start one frame further
+    from the allocator than heapspy's probes see (the runtime skips internal/bytealg.MakeNoZero),
+    and the self-check must still pair the sites (it said FAILED, 199.7% apart, on go1.24)."""
+    for version in BUILDER_VERSIONS:
+        out = os.path.join(tmpdir("builder-%s" % version), "heap.pb.gz")
+        _, stdout, _ = heapspy("record", "--rate", "4096", "-o", out, "--",
+                               go_build(version, "strbuild"), check_rc=0)
+        check_self_check(stdout, "go%s strings.Builder" % version, pprofdec.load(out).comments)
+
+
 @needs([build(v, "retain", tags="withpprof") for v in CORNER_VERSIONS])
 def test_rate_set_in_init():
     """A program that sets MemProfileRate in init, launched: heapspy read the rate before init

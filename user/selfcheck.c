@@ -8,9 +8,8 @@
 
 #include "array.h"
 #include "evloop.h"
+#include "gostack.h"
 #include "mbuckets.h"
-
-#define MAX_INLINE 64
 
 void selfcheck_init(struct selfcheck *c)
 {
@@ -29,44 +28,42 @@ void selfcheck_free(struct selfcheck *c)
 {
 	forget_sites(c);
 	free(c->sites);
-	u64map_free(&c->runtime_pc);
+	free(c->shown);
 	u64map_free(&c->origin);
 	memset(c, 0, sizeof(*c));
 }
 
-/* Whether return address pc is in a function of the runtime itself (not one inlined into it). */
-static bool in_runtime(struct selfcheck *c, const struct target *t, uint64_t pc)
+/*
+ * A site's first frame as the profile shows it (gostack_shown): a probe's stack cut where the
+ * runtime's callers starts its record, leading runtime frames hidden. 0 when it shows none.
+ */
+static uint64_t first_shown(struct selfcheck *c, const struct target *t, const uint64_t *pcs,
+			    uint32_t n)
 {
-	struct hs_frame frames[MAX_INLINE];
-	uint64_t *known = u64map_get(&c->runtime_pc, pc);
-	bool rt;
-	int n;
+	if (n > c->shown_cap) {
+		uint64_t *p = realloc(c->shown, n * sizeof(*p));
 
-	if (known)
-		return *known == 1;
-	n = gosym_lookup(t->sym, pc - 1 - t->bias, frames, MAX_INLINE);
-	rt = n > 0 && strncmp(frames[n - 1].function, "runtime.", 8) == 0;
-	u64map_put(&c->runtime_pc, pc, rt ? 1 : 2);
-	return rt;
+		if (!p)
+			return 0;
+		c->shown = p;
+		c->shown_cap = n;
+	}
+	return n && gostack_shown(t, pcs, n, c->shown) ? c->shown[0] : 0;
 }
 
 static uint64_t site_key(struct selfcheck *c, const struct target *t, uint64_t size,
 			 const uint64_t *pcs, uint32_t n)
 {
-	uint64_t pc = 0;
-
-	for (uint32_t i = 0; i < n && !pc; i++)
-		if (!in_runtime(c, t, pcs[i]))
-			pc = pcs[i];
 	/* Two sites sharing a key would only be compared as one, on both sides alike. */
-	return u64_mix(size, pc);
+	return u64_mix(size, first_shown(c, t, pcs, n));
 }
 
 /*
- * A site as both sides can name it: the object size and the first return address outside the
- * runtime's own functions. The runtime's stacks and heapspy's begin at different depths in the
- * allocator (and the runtime's carry extra PCs for inlined calls), but from the first frame of the
- * program on they are the same physical frames.
+ * A site as both sides can name it: the object size and the first frame the profile shows. The
+ * runtime's stacks and heapspy's begin at different depths in the allocator (and the runtime's
+ * carry extra PCs for inlined calls), but from there on they are the same: the runtime's record
+ * starts past a fixed count of allocator frames, which on a short path (a buffer from
+ * internal/bytealg.MakeNoZero) is already past a frame of the program.
  */
 static struct selfcheck_site *site(struct selfcheck *c, const struct target *t, uint64_t size,
 				   const uint64_t *pcs, uint32_t n)

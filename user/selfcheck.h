@@ -45,11 +45,12 @@ struct selfcheck_site {
 };
 
 struct selfcheck {
-	/* Sites by (object size, first return address outside the runtime). */
+	/* Sites by (object size, first frame the profile shows). */
 	struct u64map index;
 	struct selfcheck_site *sites;
 	size_t nsites, sites_cap;
-	struct u64map runtime_pc; /* return address -> 1 in the runtime's own code, 2 not */
+	uint64_t *shown; /* gostack_shown's output, reused */
+	size_t shown_cap;
 	/*
 	 * Site -> objects the runtime's records held when heapspy began, where it did not read
 	 * them as its own baseline (the runtime was not sampling: only what the runtime sampled
