@@ -28,6 +28,17 @@ static int read_cycle(struct session *s)
 	return 0;
 }
 
+/* runtime.MemProfileRate as the target holds it now, and a new value for it: 0, or -errno. */
+static int read_rate(const struct session *s, int64_t *v)
+{
+	return target_read(&s->t, s->hp.mem_profile_rate, v, sizeof(*v));
+}
+
+static int write_rate(const struct session *s, int64_t v)
+{
+	return target_write(&s->t, s->hp.mem_profile_rate, &v, sizeof(v));
+}
+
 int64_t session_cycle(const struct session *s)
 {
 	int64_t c = s->cycle;
@@ -149,7 +160,7 @@ static int ensure_sampling(struct session *s, char *err, size_t errlen)
 	}
 	if (!s->o->no_write)
 		share_lock(s);
-	rc = target_read(&s->t, s->hp.mem_profile_rate, &rate, sizeof(rate));
+	rc = read_rate(s, &rate);
 	if (rc) {
 		snprintf(err, errlen, "cannot read runtime.MemProfileRate: %s", strerror(-rc));
 		goto out;
@@ -183,7 +194,7 @@ static int ensure_sampling(struct session *s, char *err, size_t errlen)
 		return 0;
 	}
 	rate = s->o->rate;
-	rc = target_write(&s->t, s->hp.mem_profile_rate, &rate, sizeof(rate));
+	rc = write_rate(s, rate);
 	if (rc == -ESRCH) {
 		rc = target_changed_error(&s->t, err, errlen);
 		goto out;
@@ -220,16 +231,14 @@ static void keep_sampling(struct session *s)
 	struct rateshare *sh = &s->share;
 	int64_t now, rate = s->rate;
 
-	if (!s->rate_switched || s->exited ||
-	    target_read(&s->t, s->hp.mem_profile_rate, &now, sizeof(now)) != 0 || now != 0)
+	if (!s->rate_switched || s->exited || read_rate(s, &now) != 0 || now != 0)
 		return;
 	if (sh->fd >= 0) {
 		if (rateshare_relock(sh) != 0)
 			return;
 		rate = sh->set;
 	}
-	if (rate > 0 && target_read(&s->t, s->hp.mem_profile_rate, &now, sizeof(now)) == 0 &&
-	    now == 0 && target_write(&s->t, s->hp.mem_profile_rate, &rate, sizeof(rate)) == 0)
+	if (rate > 0 && read_rate(s, &now) == 0 && now == 0 && write_rate(s, rate) == 0)
 		fprintf(
 		    stderr,
 		    "heapspy: MemProfileRate was set to 0 while heapspy recorded (by the program, "
@@ -264,8 +273,7 @@ static void restore_sampling(struct session *s)
 	}
 	if (s->exited || !target_alive(&s->t))
 		goto out;
-	if (!target_same_image(&s->t) ||
-	    target_read(&s->t, s->hp.mem_profile_rate, &now, sizeof(now)) != 0) {
+	if (!target_same_image(&s->t) || read_rate(s, &now) != 0) {
 		fprintf(stderr, "heapspy: not restoring MemProfileRate: the program exec'd since "
 				"heapspy set it\n");
 		goto out;
@@ -277,7 +285,7 @@ static void restore_sampling(struct session *s)
 			old, now);
 		goto out;
 	}
-	if (target_write(&s->t, s->hp.mem_profile_rate, &old, sizeof(old)) != 0)
+	if (write_rate(s, old) != 0)
 		fprintf(stderr, "heapspy: could not restore MemProfileRate to %" PRId64 "\n", old);
 out:
 	rateshare_leave(sh);
@@ -346,8 +354,7 @@ static int start_running(struct session *s, char *err, size_t errlen)
 	if (rc)
 		return rc;
 	/* A sampling runtime has records to read; hold it still so they match the probes' start. */
-	if (s->o->heap && s->hp.mem_profile_rate &&
-	    target_read(&s->t, s->hp.mem_profile_rate, &rate, sizeof(rate)) == 0 && rate > 0) {
+	if (s->o->heap && s->hp.mem_profile_rate && read_rate(s, &rate) == 0 && rate > 0) {
 		/* The runtime's records were sampled at this rate, as far as anyone can tell. */
 		s->agg.rate = rate;
 		t0 = evloop_now_ns();
@@ -597,9 +604,7 @@ void session_stop(struct session *s, enum evloop_end end)
 	 * more. */
 	s->secs = (double)(evloop_now_ns() - s->start_ns) / 1e9;
 	/* runtime/pprof's period is the rate as it writes (before heapspy restores it). */
-	rate_read =
-	    s->hp.mem_profile_rate && !s->exited &&
-	    target_read(&s->t, s->hp.mem_profile_rate, &s->end_rate, sizeof(s->end_rate)) == 0;
+	rate_read = s->hp.mem_profile_rate && !s->exited && read_rate(s, &s->end_rate) == 0;
 	restore_sampling(s);
 	final_snapshot(s);
 	/*
