@@ -68,6 +68,8 @@ static __always_inline struct hs_gc_event *begin(struct pt_regs *regs, __u32 typ
 		e->caller = 0;
 	e->read_ok = 0;
 	e->reason_len = 0;
+	e->reason_addr = 0;
+	e->reason_copied = 0;
 	return e;
 }
 
@@ -128,7 +130,8 @@ struct go_string {
 /*
  * stopTheWorld leaves its reason in m.preemptoff (a string) before it stops the world on the
  * system stack, where R14 is the M's g0. A fixed-size read keeps the verifier simple; the length
- * says how much of it is the reason.
+ * says how much of it is the reason. The bytes are a string literal whose page the process may
+ * never have touched: where they cannot be copied here, user space reads them at reason_addr.
  */
 static __always_inline void read_reason(struct pt_regs *regs, struct hs_gc_event *e)
 {
@@ -138,12 +141,14 @@ static __always_inline void read_reason(struct pt_regs *regs, struct hs_gc_event
 	if (!cfg.g_m_offset)
 		return;
 	if (bpf_probe_read_user(&m, sizeof(m), (void *)(regs->r14 + cfg.g_m_offset)) != 0 ||
-	    bpf_probe_read_user(&s, sizeof(s), (void *)(m + cfg.m_preemptoff_offset)) != 0 ||
-	    (s.len && bpf_probe_read_user(e->reason, sizeof(e->reason), (void *)s.ptr) != 0)) {
+	    bpf_probe_read_user(&s, sizeof(s), (void *)(m + cfg.m_preemptoff_offset)) != 0) {
 		count(HS_GC_CNT_READ_ERRORS, false);
 		return;
 	}
+	e->reason_addr = s.ptr;
 	e->reason_len = s.len < HS_GC_REASON_LEN ? (__u32)s.len : HS_GC_REASON_LEN;
+	e->reason_copied =
+	    !s.len || bpf_probe_read_user(e->reason, sizeof(e->reason), (void *)s.ptr) == 0;
 }
 
 SEC("uprobe")

@@ -133,6 +133,14 @@ struct hs_gc_event {
 	__u32 read_ok;               /* CYCLE: bit i set when vals[i] was read */
 	__u32 reason_len;            /* OTHER_STOP, and STOP on Go 1.19: bytes of reason */
 	char reason[HS_GC_REASON_LEN];
+	/*
+	 * Where the reason's bytes are in the target, and whether the probe could copy them: a
+	 * string literal on a page the process never touched is not mapped yet, and a probe cannot
+	 * fault it in. User space reads it then.
+	 */
+	__u64 reason_addr;
+	__u32 reason_copied;
+	__u32 pad;
 };
 
 /* Per-target constants, in the GC object's read-only data. */

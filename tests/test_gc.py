@@ -110,7 +110,8 @@ def check_report(report, offsets, what):
     check(s["probe_hit_ns"] and s["probe_hit_ns"] > 0, "%s: probe cost not measured" % what)
     check(s["cycles"] == len(report["gc_cycles"]) and s["gc_pause_ns"]["max"] > 0,
           "%s: summary %s" % (what, s))
-    check(s["lost_events"] == 0 and s["missed_cycles"] == 0, "%s: lost events: %s" % (what, s))
+    check(s["lost_events"] == 0 and s["missed_cycles"] == 0 and s["read_errors"] == 0,
+          "%s: lost events: %s" % (what, s))
     # gcload reads MemStats, dumps all stacks ("stack trace" before Go 1.21), changes GOMAXPROCS.
     reasons = {o["reason"] for o in report["other_stw"]}
     check({"read mem stats", "GOMAXPROCS"} <= reasons and

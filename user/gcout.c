@@ -302,6 +302,7 @@ static json_object *json_summary(const struct gc_report *r)
 	json_object_object_add(o, "cycles_ended_while_attaching",
 			       json_object_new_int64((int64_t)r->d->attaching));
 	json_object_object_add(o, "lost_events", json_object_new_int64((int64_t)r->lost));
+	json_object_object_add(o, "read_errors", json_object_new_int64((int64_t)r->read_errors));
 	json_object_object_add(o, "runtime_offsets", json_object_new_string(r->offsets));
 	return o;
 }

@@ -360,6 +360,7 @@ static int gt_attach(void *ctx, const struct target *t, const char *btf, char *e
 	costs(g, t, cfg.hit_ns);
 	configure(g, t, &cfg);
 	gcdecode_init(&g->dec, &cfg);
+	g->target = t;
 	g->skel->bss->target_tgid = target_kernel_tgid(t);
 	publish(g, t);
 	if (g->state)
@@ -386,15 +387,30 @@ static int gt_ringbuf_fd(void *ctx)
 	return bpf_map__fd(((struct gctrace *)ctx)->skel->maps.gc_events);
 }
 
+/* The probe found the reason but could not copy its bytes (a page not yet mapped): read them. */
+static const struct hs_gc_event *with_reason(struct gctrace *g, const struct hs_gc_event *e,
+					     struct hs_gc_event *copy)
+{
+	if (!e->reason_len || e->reason_copied)
+		return e;
+	*copy = *e;
+	if (!g->target || target_read(g->target, e->reason_addr, copy->reason, e->reason_len)) {
+		g->unread_reasons++;
+		copy->reason_len = 0;
+	}
+	return copy;
+}
+
 static int gt_event(void *ctx, void *data, size_t len)
 {
 	struct gctrace *g = ctx;
 	size_t before = g->dec.ncycles;
+	struct hs_gc_event copy;
 	int rc;
 
 	if (len < sizeof(struct hs_gc_event))
 		return 0;
-	rc = gcdecode_event(&g->dec, data);
+	rc = gcdecode_event(&g->dec, with_reason(g, data, &copy));
 	if (rc && !g->error)
 		g->error = rc;
 	for (size_t i = before; g->on_cycle && i < g->dec.ncycles; i++)
@@ -435,6 +451,7 @@ void gctrace_finish(struct gctrace *g)
 {
 	if (g->skel)
 		bpfload_counters(g->skel->maps.gc_counters, g->counters, HS_GC_CNT_MAX);
+	g->counters[HS_GC_CNT_READ_ERRORS] += g->unread_reasons;
 }
 
 void gctrace_free(struct gctrace *g)

@@ -47,6 +47,8 @@ struct gctrace {
 	int64_t time_base; /* runtime.runtimeInitTime (CLOCK_MONOTONIC ns); 0 when unknown */
 	struct gc_settings settings; /* as the probes went in */
 	uint64_t counters[HS_GC_CNT_MAX];
+	const struct target *target; /* as attached, to read what the probes could not */
+	uint64_t unread_reasons;     /* stop reasons neither the probe nor heapspy could read */
 	int error; /* first error from decoding */
 	/* Called for each cycle as it completes (from the event loop), or NULL. */
 	void (*on_cycle)(void *ctx, const struct gc_cycle *c);
