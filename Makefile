@@ -12,7 +12,11 @@ PREFIX   ?= /usr/local
 BUILD    := build
 GEN      := $(BUILD)/gen
 CFLAGS   ?= -O2 -g
-CFLAGS   += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Iinclude -Iuser -I$(GEN)
+# user/ is grouped by stage: cmd (the commands) over attach (BPF, the event loop), goproc (the Go
+# binary and the live process), model (accounting, no I/O), out (renderers) and util.
+USER_DIRS := cmd attach goproc model out util
+CFLAGS   += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Iinclude $(addprefix -Iuser/,$(USER_DIRS)) \
+	    -I$(GEN)
 LDLIBS   := -lbpf -ldw -lelf -lz -lprotobuf-c -lcapstone -ljson-c -lm
 # The static binary also takes the compressors libdw's archive calls (its shared library brings them
 # along by itself).
@@ -23,8 +27,9 @@ BPF_OBJS := $(patsubst bpf/%.bpf.c,$(BUILD)/%.bpf.o,$(BPF_SRCS))
 SKELS    := $(patsubst bpf/%.bpf.c,$(GEN)/%.skel.h,$(BPF_SRCS))
 PROTO_C  := $(GEN)/profile.pb-c.c
 
-# Every user/*.c but the CLI entry point is a library module that unit tests link against.
-LIB_SRCS := $(filter-out user/main.c,$(wildcard user/*.c)) $(PROTO_C)
+# Every user/*/*.c but the CLI entry point is a library module that unit tests link against.
+LIB_SRCS := $(filter-out user/cmd/main.c,$(wildcard $(addprefix user/,$(addsuffix /*.c,$(USER_DIRS))))) \
+	    $(PROTO_C)
 LIB_OBJS := $(patsubst %.c,$(BUILD)/obj/%.o,$(LIB_SRCS))
 
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
@@ -53,7 +58,7 @@ all: $(BUILD)/heapspy
 deps:
 	./tools/install-deps
 
-$(GEN) $(BUILD)/obj/user $(BUILD)/obj/build/gen $(BUILD)/unit $(BUILD)/fuzz:
+$(GEN) $(BUILD)/unit $(BUILD)/fuzz:
 	mkdir -p $@
 
 $(GEN)/profile.pb-c.c $(GEN)/profile.pb-c.h: proto/profile.proto | $(GEN)
@@ -79,13 +84,13 @@ $(SAN_LIB): $(SAN_OBJS)
 	rm -f $@
 	ar rcs $@ $^
 
-$(BUILD)/heapspy: $(LIB_OBJS) $(BUILD)/obj/user/main.o
+$(BUILD)/heapspy: $(LIB_OBJS) $(BUILD)/obj/user/cmd/main.o
 	$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS)
 
 # One self-contained binary for hosts without the libraries: the BPF objects are in it already (the
 # skeletons embed them).
 static: $(BUILD)/heapspy-static
-$(BUILD)/heapspy-static: $(LIB_OBJS) $(BUILD)/obj/user/main.o
+$(BUILD)/heapspy-static: $(LIB_OBJS) $(BUILD)/obj/user/cmd/main.o
 	$(CC) $(CFLAGS) -static $^ -o $@ $(STATIC_LDLIBS)
 
 # The manual is generated from the binary's own --help, so it says what this build does. Tests
@@ -106,7 +111,7 @@ $(BUILD)/heapspy.deb: $(BUILD)/heapspy $(BUILD)/heapspy.1 tools/heapspy.bash too
 	tools/deb $(BUILD)/deb $@
 
 # The release tarball: the static binary, its manual, the README and their checksums.
-VERSION  := $(shell sed -n 's/^\#define HEAPSPY_VERSION "\(.*\)"/\1/p' user/main.c)
+VERSION  := $(shell sed -n 's/^\#define HEAPSPY_VERSION "\(.*\)"/\1/p' user/cmd/main.c)
 DIST     := heapspy-$(VERSION)-linux-x86_64
 dist: $(BUILD)/$(DIST).tar.gz
 $(BUILD)/$(DIST).tar.gz: $(BUILD)/heapspy-static $(BUILD)/heapspy.1 README.md
@@ -131,7 +136,7 @@ $(BUILD)/pipebench: $(LIB_OBJS) $(BUILD)/obj/tools/pipebench.o
 unit: $(UNIT_BINS)
 fuzz: $(FUZZ_BINS)
 
--include $(patsubst %.o,%.d,$(LIB_OBJS) $(SAN_OBJS) $(BUILD)/obj/user/main.o \
+-include $(patsubst %.o,%.d,$(LIB_OBJS) $(SAN_OBJS) $(BUILD)/obj/user/cmd/main.o \
 	   $(BUILD)/obj/tools/pipebench.o) $(patsubst %,%.d,$(UNIT_BINS) $(FUZZ_BINS))
 
 # deps is a no-op once everything is installed, so the quick start works on a fresh machine.
@@ -150,7 +155,7 @@ bench: deps
 	python3 tools/bench.py
 
 format:
-	clang-format -i bpf/*.c user/*.c user/*.h include/*.h tests/unit/*.c tests/fuzz/*.c tools/*.c
+	clang-format -i bpf/*.c user/*/*.c user/*/*.h include/*.h tests/unit/*.c tests/fuzz/*.c tools/*.c
 
 clean:
 	rm -rf $(BUILD)

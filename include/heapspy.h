@@ -90,7 +90,7 @@ struct hs_heap_config {
 	__u32 profstack_offset;
 };
 
-/* ---- GC tracing: bpf/gc.bpf.c and user/gctrace.c ---- */
+/* ---- GC tracing: bpf/gc.bpf.c and user/attach/gctrace.c ---- */
 
 /* GC events are a few per cycle; 1 MiB holds seconds of them at hundreds of cycles a second. */
 #define HS_GC_RINGBUF_BYTES (1u << 20)

@@ -295,7 +295,7 @@ def prologue(binary, func):
 
 
 def uprobe_multi():
-    """Whether heapspy attaches uprobe_multi links here (user/bpfload.c decides the same way)."""
+    """Whether heapspy attaches uprobe_multi links here (user/attach/bpfload.c decides the same way)."""
     if os.environ.get("HEAPSPY_PERF_UPROBES", "0") not in ("", "0"):
         return False
     major, minor = (int(x) for x in re.match(r"(\d+)\.(\d+)", platform.release()).groups())
