@@ -17,10 +17,12 @@ CFLAGS   ?= -O2 -g
 USER_DIRS := cmd attach goproc model out util
 CFLAGS   += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Iinclude $(addprefix -Iuser/,$(USER_DIRS)) \
 	    -I$(GEN)
-LDLIBS   := -lbpf -ldw -lelf -lz -lprotobuf-c -lcapstone -ljson-c -lm
+LDLIBS   := -lbpf -ldw -lelf -lz -lprotobuf-c -lcapstone -ljson-c -lmicrohttpd -lpthread -lm
 # The static binary also takes the compressors libdw's archive calls (its shared library brings them
-# along by itself).
-STATIC_LDLIBS := $(LDLIBS) -lzstd -llzma -lbz2
+# along by itself). It leaves `heapspy serve` out: Debian 12's libmicrohttpd is built with GnuTLS,
+# whose p11-kit has no static archive.
+STATIC_LDLIBS := $(filter-out -lmicrohttpd,$(LDLIBS)) -lzstd -llzma -lbz2
+SERVE_SRCS := user/cmd/serve.c user/cmd/servetarget.c user/cmd/serveroute.c
 
 BPF_SRCS := $(wildcard bpf/*.bpf.c)
 BPF_OBJS := $(patsubst bpf/%.bpf.c,$(BUILD)/%.bpf.o,$(BPF_SRCS))
@@ -90,8 +92,13 @@ $(BUILD)/heapspy: $(LIB_OBJS) $(BUILD)/obj/user/cmd/main.o
 # One self-contained binary for hosts without the libraries: the BPF objects are in it already (the
 # skeletons embed them).
 static: $(BUILD)/heapspy-static
-$(BUILD)/heapspy-static: $(LIB_OBJS) $(BUILD)/obj/user/cmd/main.o
+STATIC_OBJS := $(filter-out $(patsubst %.c,$(BUILD)/obj/%.o,$(SERVE_SRCS)),$(LIB_OBJS))
+$(BUILD)/heapspy-static: $(STATIC_OBJS) $(BUILD)/obj/user/cmd/main-static.o
 	$(CC) $(CFLAGS) -static $^ -o $@ $(STATIC_LDLIBS)
+
+$(BUILD)/obj/user/cmd/main-static.o: user/cmd/main.c Makefile | $(GEN_HDRS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -DHEAPSPY_NO_SERVE $(DEPFLAGS) -c $< -o $@
 
 # The manual is generated from the binary's own --help, so it says what this build does. Tests
 # that install and package may make it at once: each writes its own file and renames it.
@@ -137,6 +144,7 @@ unit: $(UNIT_BINS)
 fuzz: $(FUZZ_BINS)
 
 -include $(patsubst %.o,%.d,$(LIB_OBJS) $(SAN_OBJS) $(BUILD)/obj/user/cmd/main.o \
+	   $(BUILD)/obj/user/cmd/main-static.o \
 	   $(BUILD)/obj/tools/pipebench.o) $(patsubst %,%.d,$(UNIT_BINS) $(FUZZ_BINS))
 
 # deps is a no-op once everything is installed, so the quick start works on a fresh machine.

@@ -179,7 +179,7 @@ int main(int argc, char **argv)
 	fill_stacks(skel->bss);
 	rc = pipebench_bpf__load(skel);
 	if (!rc)
-		rc = evloop_init(&loop, self, 0, 100);
+		rc = evloop_init(&loop, self, 0, 100, true);
 	if (!rc)
 		rc = evloop_add_ringbuf(&loop, bpf_map__fd(skel->maps.events), on_event, &c);
 	if (rc) {

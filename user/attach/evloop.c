@@ -10,7 +10,7 @@
 #include <time.h>
 #include <unistd.h>
 
-enum { TAG_SIG = 1, TAG_PID, TAG_TIMER, TAG_RB /* + the ring buffer's index */ };
+enum { TAG_SIG = 1, TAG_PID, TAG_TIMER, TAG_WAKE, TAG_RB /* + the ring buffer's index */ };
 
 /*
  * Events one wake-up may consume before the loop looks at its other sources again. A producer that
@@ -55,7 +55,7 @@ int evloop_block_signals(void)
 	return 0;
 }
 
-int evloop_init(struct evloop *l, int pidfd, double duration_s, unsigned tick_ms)
+int evloop_init(struct evloop *l, int pidfd, double duration_s, unsigned tick_ms, bool signals)
 {
 	struct itimerspec tick = {
 	    .it_interval = {.tv_sec = tick_ms / 1000, .tv_nsec = (tick_ms % 1000) * 1000000L},
@@ -63,7 +63,7 @@ int evloop_init(struct evloop *l, int pidfd, double duration_s, unsigned tick_ms
 	sigset_t mask;
 
 	memset(l, 0, sizeof(*l));
-	l->sigfd = l->pidfd = l->timerfd = -1;
+	l->sigfd = l->pidfd = l->timerfd = l->wakefd = -1;
 	l->duration_s = duration_s;
 	l->start_ns = evloop_now_ns();
 	tick.it_value = tick.it_interval;
@@ -72,17 +72,26 @@ int evloop_init(struct evloop *l, int pidfd, double duration_s, unsigned tick_ms
 	if (evloop_block_signals())
 		return -errno;
 	l->epfd = epoll_create1(EPOLL_CLOEXEC);
-	l->sigfd = signalfd(-1, &mask, SFD_CLOEXEC);
+	if (signals)
+		l->sigfd = signalfd(-1, &mask, SFD_CLOEXEC);
 	l->pidfd = fcntl(pidfd, F_DUPFD_CLOEXEC, 0);
 	l->timerfd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC);
-	if (l->epfd < 0 || l->sigfd < 0 || l->pidfd < 0 || l->timerfd < 0)
+	if (l->epfd < 0 || (signals && l->sigfd < 0) || l->pidfd < 0 || l->timerfd < 0)
 		return -errno;
 	if (timerfd_settime(l->timerfd, 0, &tick, NULL))
 		return -errno;
-	if (watch(l, l->sigfd, TAG_SIG) || watch(l, l->pidfd, TAG_PID) ||
+	if ((signals && watch(l, l->sigfd, TAG_SIG)) || watch(l, l->pidfd, TAG_PID) ||
 	    watch(l, l->timerfd, TAG_TIMER))
 		return -errno;
 	return 0;
+}
+
+int evloop_add_wake(struct evloop *l, int fd, int (*wake)(void *ctx), void *ctx)
+{
+	l->wakefd = fd;
+	l->wake = wake;
+	l->wake_ctx = ctx;
+	return watch(l, fd, TAG_WAKE);
 }
 
 /* Stops ring_buffer__consume once the budget is spent; libbpf has consumed the record already. */
@@ -128,7 +137,7 @@ void evloop_drain(struct evloop *l)
 
 enum evloop_end evloop_run(struct evloop *l, void (*on_tick)(void *ctx, double elapsed), void *ctx)
 {
-	struct epoll_event evs[3 + EVLOOP_MAX_RINGBUFS];
+	struct epoll_event evs[4 + EVLOOP_MAX_RINGBUFS];
 
 	for (;;) {
 		int n = epoll_wait(l->epfd, evs, sizeof(evs) / sizeof(evs[0]), -1);
@@ -149,6 +158,10 @@ enum evloop_end evloop_run(struct evloop *l, void (*on_tick)(void *ctx, double e
 				return EVLOOP_SIGNAL;
 			case TAG_PID:
 				return EVLOOP_TARGET_EXIT;
+			case TAG_WAKE:
+				if (l->wake(l->wake_ctx))
+					return EVLOOP_STOPPED;
+				break;
 			case TAG_TIMER:
 				if (read(l->timerfd, &expirations, sizeof(expirations)) < 0)
 					break;
@@ -199,6 +212,8 @@ const char *evloop_end_str(enum evloop_end e, int signal)
 		}
 	case EVLOOP_TARGET_EXIT:
 		return "target exited";
+	case EVLOOP_STOPPED:
+		return "heapspy stopping";
 	default:
 		return "error";
 	}

@@ -7,6 +7,7 @@
 #define HEAPSPY_EVLOOP_H
 
 #include <bpf/libbpf.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -14,6 +15,7 @@ enum evloop_end {
 	EVLOOP_DURATION = 1, /* --duration elapsed */
 	EVLOOP_SIGNAL,	     /* SIGINT, SIGTERM, SIGHUP or SIGQUIT */
 	EVLOOP_TARGET_EXIT,  /* the target process is gone */
+	EVLOOP_STOPPED,	     /* another thread asked (evloop_add_wake) */
 	EVLOOP_ERROR,
 };
 
@@ -29,6 +31,10 @@ struct evloop_ringbuf {
 
 struct evloop {
 	int epfd, sigfd, pidfd, timerfd;
+	/* Another thread's wake-ups (an eventfd, say): wake runs in the loop's thread. */
+	int wakefd;
+	int (*wake)(void *ctx);
+	void *wake_ctx;
 	struct evloop_ringbuf rbs[EVLOOP_MAX_RINGBUFS];
 	size_t nrbs;
 	uint64_t start_ns;
@@ -44,10 +50,17 @@ struct evloop {
  */
 int evloop_block_signals(void);
 /*
- * Reads those signals through a signalfd and watches the exit of the process behind pidfd (the
- * loop keeps a copy): the very process heapspy first looked at, whoever has its pid since.
+ * Reads those signals through a signalfd (unless signals is false: where several loops run, one
+ * per thread, only the main thread may take them) and watches the exit of the process behind
+ * pidfd (the loop keeps a copy): the very process heapspy first looked at, whoever has its pid
+ * since.
  */
-int evloop_init(struct evloop *l, int pidfd, double duration_s, unsigned tick_ms);
+int evloop_init(struct evloop *l, int pidfd, double duration_s, unsigned tick_ms, bool signals);
+/*
+ * Watches fd (readable when another thread wants the loop): wake(ctx) runs in the loop's thread,
+ * and the loop ends (EVLOOP_STOPPED) when it returns nonzero. The caller owns fd.
+ */
+int evloop_add_wake(struct evloop *l, int fd, int (*wake)(void *ctx), void *ctx);
 int evloop_add_ringbuf(struct evloop *l, int map_fd, ring_buffer_sample_fn fn, void *ctx);
 /* Runs until one of enum evloop_end; on_tick gets the seconds since evloop_init. */
 enum evloop_end evloop_run(struct evloop *l, void (*on_tick)(void *ctx, double elapsed), void *ctx);

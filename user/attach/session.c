@@ -39,6 +39,22 @@ static int write_rate(const struct session *s, int64_t v)
 	return target_write(&s->t, s->hp.mem_profile_rate, &v, sizeof(v));
 }
 
+double session_secs(const struct session *s)
+{
+	return s->secs > 0 ? s->secs : (double)(evloop_now_ns() - s->start_ns) / 1e9;
+}
+
+int64_t session_period(const struct session *s)
+{
+	int64_t rate;
+
+	if (s->secs > 0)
+		return s->end_rate;
+	if (s->hp.mem_profile_rate && !s->exited && read_rate(s, &rate) == 0)
+		return rate;
+	return heapagg_last_rate(&s->agg);
+}
+
 int64_t session_cycle(const struct session *s)
 {
 	int64_t c = s->cycle;
@@ -430,7 +446,7 @@ static void detach_all(struct session *s)
 
 static int start_loop(struct session *s)
 {
-	int rc = evloop_init(&s->loop, s->t.pidfd, s->o->tgt.duration, 100);
+	int rc = evloop_init(&s->loop, s->t.pidfd, s->o->tgt.duration, 100, !s->o->no_signals);
 
 	if (!rc && s->o->heap)
 		rc = evloop_add_ringbuf(&s->loop, bpf_map__fd(s->skel->maps.events), on_heap_event,
@@ -580,6 +596,12 @@ enum evloop_end session_run(struct session *s, void (*on_tick)(void *ctx, double
 	return evloop_run(&s->loop, session_tick, &tc);
 }
 
+void session_read_counters(struct session *s)
+{
+	if (s->skel)
+		bpfload_counters(s->skel->maps.counters, s->counters, HS_CNT_MAX);
+}
+
 void session_progress(struct session *s, double elapsed, const char *extra)
 {
 	if (!isatty(STDERR_FILENO))
@@ -588,7 +610,7 @@ void session_progress(struct session *s, double elapsed, const char *extra)
 	if (s->o->tgt.duration > 0)
 		fprintf(stderr, "/%.0fs", s->o->tgt.duration);
 	if (s->skel && s->o->heap) {
-		bpfload_counters(s->skel->maps.counters, s->counters, HS_CNT_MAX);
+		session_read_counters(s);
 		fprintf(stderr, "  %" PRIu64 " samples  %" PRIu64 " frees  %" PRIu64 " lost",
 			s->agg.samples, s->agg.frees, s->counters[HS_CNT_LOST]);
 	}
@@ -621,8 +643,7 @@ void session_stop(struct session *s, enum evloop_end end)
 	 * so the drain ends however fast the probes were firing. */
 	detach_all(s);
 	evloop_drain(&s->loop);
-	if (s->skel)
-		bpfload_counters(s->skel->maps.counters, s->counters, HS_CNT_MAX);
+	session_read_counters(s);
 	if (!rate_read)
 		s->end_rate = heapagg_last_rate(&s->agg);
 	final_self_check(s);
@@ -657,11 +678,11 @@ void session_rate_text(const struct session *s, char *buf, size_t len)
 {
 	const struct heapagg *a = &s->agg;
 	bool switched = s->rate_switched || s->old_rate != s->rate;
-	int64_t shown = s->rate;
+	int64_t shown = s->rate, end = session_period(s);
 	size_t n;
 
-	n = (size_t)snprintf(buf, len, "sampling every %" PRId64 " bytes", s->end_rate);
-	if (!a->rate_changes && s->end_rate == s->rate) {
+	n = (size_t)snprintf(buf, len, "sampling every %" PRId64 " bytes", end);
+	if (!a->rate_changes && end == s->rate) {
 		if (switched && n < len)
 			snprintf(buf + n, len - n, " (switched on by heapspy)");
 		return;
@@ -681,8 +702,8 @@ void session_rate_text(const struct session *s, char *buf, size_t len)
 	if (a->rate_changes >= HEAPAGG_RATE_PERIODS && n < len)
 		n += (size_t)snprintf(buf + n, len - n, ", %" PRIu64 " changes in all",
 				      a->rate_changes);
-	if (shown != s->end_rate && n < len)
-		n += (size_t)snprintf(buf + n, len - n, ", %" PRId64 " at the end", s->end_rate);
+	if (shown != end && n < len)
+		n += (size_t)snprintf(buf + n, len - n, ", %" PRId64 " at the end", end);
 	if (n < len)
 		snprintf(buf + n, len - n, "; each sample counts at its own rate)");
 }

@@ -46,6 +46,7 @@ struct session_opts {
 	long rate; /* MemProfileRate heapspy sets when the runtime is not sampling */
 	bool rate_given;
 	bool no_write;		 /* never write to the target's memory */
+	bool no_signals;	 /* the event loop leaves the ending signals to the main thread */
 	struct probe_set *extra; /* or NULL */
 };
 
@@ -120,8 +121,14 @@ void session_stop(struct session *s, enum evloop_end end);
 int session_wait(struct session *s, enum evloop_end end);
 void session_close(struct session *s);
 
+/* The probes' counters into s->counters (done by session_stop and session_progress). */
+void session_read_counters(struct session *s);
 /* Heap progress on stderr (a terminal only): "pid N  12s/30s  1234 samples ...". */
 void session_progress(struct session *s, double elapsed, const char *extra);
+/* Seconds recorded: so far while running, the whole recording after session_stop. */
+double session_secs(const struct session *s);
+/* A profile's period: MemProfileRate now (at the end after session_stop), as runtime/pprof's. */
+int64_t session_period(const struct session *s);
 /* The heap-profile cycle to publish at, HEAPAGG_UNKNOWN_CYCLE if the runtime's is unknown. */
 int64_t session_cycle(const struct session *s);
 

@@ -213,10 +213,22 @@ void gc_pprof_comments(const struct gctrace *g, const struct session *s, struct 
 	struct gc_tuning tune;
 	struct gc_report r;
 
-	if (gcstats_summarize(&g->dec, s->secs, &sum))
+	if (gcstats_summarize(&g->dec, session_secs(s), &sum))
 		return;
 	report_init(&r, &sum, &tune, g, s);
 	gcout_summary(&r, comment_line, p);
+}
+
+char *gc_json_text(const struct gctrace *g, const struct session *s)
+{
+	struct gc_summary sum;
+	struct gc_tuning tune;
+	struct gc_report r;
+
+	if (gcstats_summarize(&g->dec, session_secs(s), &sum))
+		return NULL;
+	report_init(&r, &sum, &tune, g, s);
+	return gcout_json_text(&r);
 }
 
 void gc_record_summary(const struct gctrace *g, const struct session *s, FILE *out,

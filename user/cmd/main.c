@@ -9,6 +9,9 @@
 #include "gc.h"
 #include "leakscmd.h"
 #include "record.h"
+#ifndef HEAPSPY_NO_SERVE
+#include "serve.h"
+#endif
 
 #ifndef HEAPSPY_VERSION
 #define HEAPSPY_VERSION "0.1.0"
@@ -24,6 +27,9 @@ static const struct command commands[] = {
     {"record", cmd_record, "heap profile (pprof) of a running or launched Go program"},
     {"leaks", cmd_leaks, "leak candidates: allocation sites whose memory keeps growing"},
     {"gc", cmd_gc, "every GC cycle and stop-the-world pause, like GODEBUG=gctrace=1"},
+#ifndef HEAPSPY_NO_SERVE
+    {"serve", cmd_serve, "an agent serving heap profiles of running Go programs over HTTP"},
+#endif
 };
 
 static void usage(FILE *f)
@@ -68,6 +74,14 @@ int main(int argc, char **argv)
 			return commands[i].run(argc - 1, argv + 1);
 		}
 	}
+#ifdef HEAPSPY_NO_SERVE
+	if (!strcmp(argv[1], "serve")) {
+		fprintf(stderr, "heapspy: this static build has no serve command (Debian's "
+				"libmicrohttpd needs GnuTLS, which has no static build): use the "
+				"Debian package or `make`\n");
+		return 2;
+	}
+#endif
 	fprintf(stderr, "heapspy: unknown command '%s'\n\n", argv[1]);
 	usage(stderr);
 	return 2;

@@ -12,9 +12,8 @@
 
 #include "cli.h"
 #include "gc.h"
-#include "heapprof.h"
 #include "leakscmd.h"
-#include "session.h"
+#include "recording.h"
 
 #define TOP_SITES 10
 #define TOP_LEAKS 3
@@ -23,7 +22,6 @@ struct record_opts {
 	struct session_opts s;
 	const char *output;
 	int top;
-	struct gctrace gc; /* the GC summary and heap timeline the profile carries */
 };
 
 static const struct argp_option record_options[] = {
@@ -106,80 +104,28 @@ static void print_summary(const struct session *s, const struct heapprof *h, enu
 	}
 }
 
-struct tick_ctx {
-	struct session *s;
-	struct leaks *l;
-	struct gctrace *gc;
-};
-
 static void on_tick(void *ctx, double elapsed)
 {
-	struct tick_ctx *tc = ctx;
+	struct recording *r = ctx;
 
-	leaks_tick(tc->l, tc->s, elapsed);
-	/* The GC settings and CPU account kept fresh for the summary's tuning table. */
-	if (tc->s->t.mem_fd >= 0)
-		gctrace_read_settings(tc->gc, &tc->s->t);
-	session_progress(tc->s, elapsed, NULL);
+	recording_tick(r, elapsed);
+	session_progress(&r->s, elapsed, NULL);
 }
 
-static int write_profile(struct session *s, const struct record_opts *o, enum evloop_end end,
-			 struct leaks *l, char *err, size_t errlen)
+static int write_profile(struct recording *r, const struct record_opts *o, enum evloop_end end,
+			 char *err, size_t errlen)
 {
-	struct heapprof_meta m = {
-	    .rate = s->end_rate,
-	    .cycle = heapagg_profile_cycle(&s->agg, session_cycle(s)),
-	    .time_ns = s->start_wall_ns,
-	    .duration_ns = (int64_t)(s->secs * 1e9),
-	};
 	struct heapprof h;
-	char line[512];
 	int rc;
 
-	rc = heapprof_build(&h, &s->t, &s->agg, &m);
-	if (rc) {
-		snprintf(err, errlen, "cannot build the profile: %s", strerror(-rc));
+	rc = recording_profile(r, NULL, &h, err, errlen);
+	if (rc)
 		return rc;
-	}
-	pprof_comment(h.p, "heapspy record: pid %d %s %s", (int)s->t.pid, s->t.display,
-		      s->t.go_version);
-	if (s->baseline_records)
-		pprof_comment(h.p, "includes %ld runtime heap records from before heapspy attached",
-			      s->baseline_records);
-	else
-		pprof_comment(h.p, "covers allocations since heapspy attached (the runtime %s)",
-			      s->o->tgt.argv ? "was launched by heapspy"
-					     : "was not sampling before");
-	if (m.cycle != HEAPAGG_UNKNOWN_CYCLE)
-		pprof_comment(h.p,
-			      "in use as of heap-profile cycle %" PRId64
-			      " (the last completed GC), as runtime/pprof reports it",
-			      m.cycle);
-	else if (session_cycle(s) != HEAPAGG_UNKNOWN_CYCLE)
-		pprof_comment(h.p, "in use as of the end of recording: no GC has published "
-				   "anything yet, and runtime/pprof then counts every sample");
-	else
-		pprof_comment(h.p,
-			      "in use as of the end of recording (runtime.mProfCycle unknown)");
-	if (s->agg.rate_changes || s->end_rate != s->rate) {
-		char rate[512];
-
-		session_rate_text(s, rate, sizeof(rate));
-		pprof_comment(h.p, "%s", rate);
-	}
-	if (s->counters[HS_CNT_LOST])
-		pprof_comment(h.p, "%" PRIu64 " events lost: the ring buffer was full",
-			      s->counters[HS_CNT_LOST]);
-	if (session_truncated_text(s, line, sizeof(line)))
-		pprof_comment(h.p, "%s", line);
-	selfcheck_line(&s->check, line, sizeof(line));
-	pprof_comment(h.p, "%s", line);
-	gc_pprof_comments(&o->gc, s, h.p);
 	rc = pprof_write(h.p, o->output, err, errlen);
 	if (!rc) {
-		print_summary(s, &h, end, o->top);
-		leaks_brief(stdout, l, s, &h, TOP_LEAKS);
-		gc_record_summary(&o->gc, s, stdout, o->output);
+		print_summary(&r->s, &h, end, o->top);
+		leaks_brief(stdout, &r->leaks, &r->s, &h, TOP_LEAKS);
+		gc_record_summary(&r->gc, &r->s, stdout, o->output);
 		printf("  wrote %s: go tool pprof %s\n", o->output, o->output);
 	}
 	heapprof_free(&h);
@@ -194,9 +140,7 @@ int cmd_record(int argc, char **argv)
 	    .top = TOP_SITES,
 	};
 	struct argp argp = {record_options, parse_record, NULL, record_doc, NULL, NULL, NULL};
-	struct session s;
-	struct leaks leaks;
-	struct tick_ctx tc = {&s, &leaks, &o.gc};
+	struct recording r;
 	enum evloop_end end;
 	char err[512] = "";
 	int rc, status;
@@ -207,27 +151,20 @@ int cmd_record(int argc, char **argv)
 		fprintf(stderr, "heapspy: %s\n", err);
 		return 1;
 	}
-	gctrace_init(&o.gc, &o.s.tgt);
-	o.s.extra = gctrace_probes(&o.gc);
-	if (session_start(&s, &o.s, err, sizeof(err)) != 0) {
+	if (recording_start(&r, "record", &o.s, err, sizeof(err)) != 0) {
 		fprintf(stderr, "heapspy: %s\n", err);
-		session_close(&s);
-		gctrace_free(&o.gc);
+		recording_close(&r);
 		return 1;
 	}
-	leaks_start(&leaks, &s);
-	end = session_run(&s, on_tick, &tc);
-	session_stop(&s, end);
-	gctrace_finish(&o.gc);
-	rc = write_profile(&s, &o, end, &leaks, err, sizeof(err));
+	end = session_run(&r.s, on_tick, &r);
+	recording_stop(&r, end);
+	rc = write_profile(&r, &o, end, err, sizeof(err));
 	if (rc)
 		fprintf(stderr, "heapspy: %s\n", err);
-	else if (s.error)
+	else if (r.s.error)
 		fprintf(stderr, "heapspy: out of memory while recording: the profile is partial\n");
-	status = session_wait(&s, end);
-	leaks_free(&leaks);
-	session_close(&s);
-	gctrace_free(&o.gc);
+	status = session_wait(&r.s, end);
+	recording_close(&r);
 	if (rc)
 		return 1;
 	return status > 0 ? status : 0;

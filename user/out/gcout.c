@@ -5,6 +5,7 @@
 #include <json-c/json.h>
 #include <math.h>
 #include <stdarg.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define MIB 1048576.0
@@ -419,19 +420,27 @@ static int write_file(const char *path, const char *text, char *err, size_t errl
 	return rc;
 }
 
-int gcout_json(const struct gc_report *r, const char *path, char *err, size_t errlen)
+char *gcout_json_text(const struct gc_report *r)
 {
 	json_object *root = json_report(r);
 	const char *text = json_object_to_json_string_ext(root, JSON_C_TO_STRING_PRETTY |
 								    JSON_C_TO_STRING_NOSLASHESCAPE);
+	char *copy = text ? strdup(text) : NULL;
+
+	json_object_put(root);
+	return copy;
+}
+
+int gcout_json(const struct gc_report *r, const char *path, char *err, size_t errlen)
+{
+	char *text = gcout_json_text(r);
 	int rc;
 
 	if (!text) {
-		json_object_put(root);
 		snprintf(err, errlen, "cannot write %s: out of memory", path);
 		return -ENOMEM;
 	}
 	rc = write_file(path, text, err, errlen);
-	json_object_put(root);
+	free(text);
 	return rc;
 }

@@ -38,6 +38,8 @@ void gcout_cycle(FILE *f, const struct gc_cycle *c, int64_t time_base);
 void gcout_other_stws(FILE *f, const struct gc_report *r, size_t max);
 /* The summary, one line per call of line() (no newline), shared by the text and pprof comments. */
 void gcout_summary(const struct gc_report *r, void (*line)(void *ctx, const char *s), void *ctx);
+/* The JSON document (malloc'd, the caller frees it), or NULL when out of memory. */
+char *gcout_json_text(const struct gc_report *r);
 /* 0, or -errno with err set. */
 int gcout_json(const struct gc_report *r, const char *path, char *err, size_t errlen);
 int gcout_svg(const struct gc_report *r, const char *path, char *err, size_t errlen);

@@ -210,6 +210,17 @@ static long group_sites(const struct target *t, const struct heapagg *agg,
 			cur.tot = old[i];
 		else
 			heapagg_totals(agg, s, m->cycle, &cur.tot);
+		if (m->base && i < m->base->nsites) {
+			const struct heap_totals *b = &m->base->sites[i];
+
+			cur.tot.allocs -= b->allocs < cur.tot.allocs ? b->allocs : cur.tot.allocs;
+			cur.tot.alloc_bytes -= b->alloc_bytes < cur.tot.alloc_bytes
+						   ? b->alloc_bytes
+						   : cur.tot.alloc_bytes;
+			cur.tot.est_allocs -= b->est_allocs;
+			if (cur.tot.est_allocs < 0)
+				cur.tot.est_allocs = 0;
+		}
 		if (!cur.tot.allocs && !cur.tot.inuse_objects)
 			continue;
 		cur.pcs = malloc((st->nframes ? st->nframes : 1) * sizeof(*cur.pcs));
@@ -321,4 +332,23 @@ void heapprof_free(struct heapprof *h)
 	free(h->frames);
 	free(h->rows);
 	memset(h, 0, sizeof(*h));
+}
+
+int heapprof_base_take(struct heapprof_base *b, const struct heapagg *agg, int64_t now,
+		       int64_t time_ns)
+{
+	b->nsites = agg->nsites;
+	b->time_ns = time_ns;
+	b->sites = calloc(agg->nsites ? agg->nsites : 1, sizeof(*b->sites));
+	if (!b->sites)
+		return -ENOMEM;
+	for (size_t i = 0; i < agg->nsites; i++)
+		heapagg_totals(agg, &agg->sites[i], now, &b->sites[i]);
+	return 0;
+}
+
+void heapprof_base_free(struct heapprof_base *b)
+{
+	free(b->sites);
+	memset(b, 0, sizeof(*b));
 }

@@ -13,6 +13,13 @@
 #include "pprof.h"
 #include "target.h"
 
+/* What each site had allocated at a moment, for a profile of what was allocated since. */
+struct heapprof_base {
+	struct heap_totals *sites; /* by heapagg site; sites added since count from zero */
+	size_t nsites;
+	int64_t time_ns; /* wall clock */
+};
+
 struct heapprof_meta {
 	int64_t rate;	 /* the period: MemProfileRate at the end, as in runtime/pprof */
 	int64_t cycle;	 /* heap-profile cycle to publish at, or HEAPAGG_UNKNOWN_CYCLE */
@@ -25,6 +32,8 @@ struct heapprof_meta {
 	 */
 	int64_t min_age;
 	int64_t attach_cycle;
+	/* Or NULL; else alloc values are less what base holds (in-use values stay absolute). */
+	const struct heapprof_base *base;
 };
 
 /* One allocation site as the summary shows it: the first frame that is not the runtime's. */
@@ -52,5 +61,9 @@ struct heapprof {
 int heapprof_build(struct heapprof *h, const struct target *t, const struct heapagg *agg,
 		   const struct heapprof_meta *m);
 void heapprof_free(struct heapprof *h);
+/* Every site's counts as a profile at cycle now shows them, at wall-clock time_ns. -ENOMEM. */
+int heapprof_base_take(struct heapprof_base *b, const struct heapagg *agg, int64_t now,
+		       int64_t time_ns);
+void heapprof_base_free(struct heapprof_base *b);
 
 #endif

@@ -1,0 +1,207 @@
+"""heapspy serve against real clients: go tool pprof reads every endpoint over HTTP, and what it reads
+is compared with the runtime's own heap profile of the same process."""
+import json
+import os
+import re
+import signal
+import subprocess
+import threading
+import time
+import urllib.error
+import urllib.request
+
+import pprofdec
+from harness import (GO_VERSIONS, HEAPSPY, NEWEST_GO, BUILD, Failure, Program, build, check,
+                     go_bin, go_build, needs, tmpdir)
+from test_record import compare_shares, mem_profile_rate, shares
+
+
+class Serve:
+    """heapspy serve in the background on a free loopback port; stderr collected as it comes."""
+
+    def __init__(self, *args):
+        self.proc = subprocess.Popen([HEAPSPY, "serve", "--listen", "127.0.0.1:0"] +
+                                     [str(a) for a in args], stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE, text=True)
+        self.lines = []
+        self.port = None
+        ready = threading.Event()
+
+        def read():
+            for line in self.proc.stderr:
+                self.lines.append(line)
+                m = re.search(r"serving on http://127\.0\.0\.1:(\d+)/", line)
+                if m:
+                    self.port = int(m.group(1))
+                if "heapspy: recording pid" in line and self.port:
+                    ready.set()
+            ready.set()
+        self.reader = threading.Thread(target=read, daemon=True)
+        self.reader.start()
+        ready.wait(30)
+        check(self.port, "heapspy serve did not say where it listens:\n" + self.stderr())
+
+    def url(self, path):
+        return "http://127.0.0.1:%d%s" % (self.port, path)
+
+    def get(self, path):
+        """(status, body) of a GET."""
+        try:
+            with urllib.request.urlopen(self.url(path), timeout=60) as r:
+                return r.status, r.read()
+        except urllib.error.HTTPError as e:
+            return e.code, e.read()
+
+    def stderr(self):
+        return "".join(self.lines)
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        try:
+            rc = self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            rc = self.proc.wait()
+            raise Failure("heapspy serve did not end within 30 s of SIGTERM:\n" + self.stderr())
+        self.reader.join(5)
+        return rc
+
+
+def pprof_fetch(url, out, *flags):
+    """go tool pprof reads url over HTTP and saves what it read (-proto) in out."""
+    p = subprocess.run([go_bin(NEWEST_GO), "tool", "pprof", "-proto", "-output", out] +
+                       list(flags) + [url], capture_output=True, text=True, timeout=120,
+                       env=dict(os.environ, GOTOOLCHAIN="local", PPROF_TMPDIR=BUILD))
+    check(p.returncode == 0, "go tool pprof %s failed: %s" % (url, p.stderr))
+    return pprofdec.load(out)
+
+
+def pprof_top(url):
+    p = subprocess.run([go_bin(NEWEST_GO), "tool", "pprof", "-top", url], capture_output=True,
+                       text=True, timeout=120,
+                       env=dict(os.environ, GOTOOLCHAIN="local", PPROF_TMPDIR=BUILD))
+    check(p.returncode == 0, "go tool pprof -top %s failed: %s" % (url, p.stderr))
+    return p.stdout
+
+
+def total(profile, sample_type):
+    i = profile.index(sample_type)
+    return sum(s["values"][i] for s in profile.samples)
+
+
+OLDEST = GO_VERSIONS[0]
+
+
+@needs(build(OLDEST, "retain", tags="withpprof"), build(NEWEST_GO, "retain", tags="withpprof"),
+       build(NEWEST_GO, "retain"))
+def test_serve_heap_matches_runtime_profile():
+    """One heapspy serve, three processes: go1.19 and the newest sampling already (they link
+    runtime/pprof and write their own profile on SIGUSR1), and the newest not sampling. Each
+    served heap, read by go tool pprof over HTTP, has the shares of the runtime's own profile
+    within 3 points per site; allocs defaults to alloc_space; ?seconds=2 gives the allocations of
+    those seconds (within what the cumulative profiles on either side allow) with in-use values
+    absolute; 404 and 400 with one line; a process that exits stops being served and the others
+    go on; SIGTERM ends the agent and restores MemProfileRate in the process it switched on."""
+    out = tmpdir("serve")
+    own = {v: os.path.join(out, "runtime-%s.pb.gz" % v) for v in (OLDEST, NEWEST_GO)}
+    progs = {v: Program([go_build(v, "retain", tags="withpprof"), "-duration", "60s",
+                         "-garbage", "30"], env={"RETAIN_PROFILE": own[v], "GOGC": "50"})
+             for v in (OLDEST, NEWEST_GO)}
+    plain_bin = go_build(NEWEST_GO, "retain")
+    plain = Program([plain_bin, "-duration", "60s", "-garbage", "30"], env={"GOGC": "50"})
+    serve = None
+    try:
+        for p in list(progs.values()) + [plain]:
+            p.wait_for("ready")
+        time.sleep(1.5)  # a few GC cycles publish the retained objects
+        pids = [progs[OLDEST].pid, progs[NEWEST_GO].pid, plain.pid]
+        serve = Serve(*[a for pid in pids for a in ("--pid", pid)])
+        time.sleep(2)
+        for v, prog in progs.items():
+            got = pprof_fetch(serve.url("/pid/%d/debug/pprof/heap" % prog.pid),
+                              os.path.join(out, "served-%s.pb.gz" % v))
+            prog.signal(signal.SIGUSR1)
+            prog.wait_for("profile written")
+            want = pprofdec.load(own[v])
+            check(got.period == want.period == 512 * 1024,
+                  "go%s: period %d, the runtime's %d" % (v, got.period, want.period))
+            check(got.default_sample_type == "inuse_space", got.default_sample_type)
+            compare_shares(shares(got), shares(want), "go%s served" % v)
+            check(any("heapspy serve: pid %d" % prog.pid in c for c in got.comments),
+                  "comments: %s" % got.comments)
+        top = pprof_top(serve.url("/pid/%d/debug/pprof/heap" % progs[OLDEST].pid))
+        check("main.retainA" in top, "go tool pprof -top does not show main.retainA:\n" + top)
+
+        # allocs: the same profile, alloc_space by default; then the same over two seconds.
+        new = progs[NEWEST_GO].pid
+        path = "/pid/%d/debug/pprof/allocs" % new
+        before = pprof_fetch(serve.url(path), os.path.join(out, "allocs-0.pb.gz"))
+        check(before.default_sample_type == "alloc_space", before.default_sample_type)
+        delta = pprof_fetch(serve.url(path), os.path.join(out, "allocs-delta.pb.gz"),
+                            "-seconds", "2")
+        after = pprof_fetch(serve.url(path), os.path.join(out, "allocs-1.pb.gz"))
+        grown = total(after, "alloc_space") - total(before, "alloc_space")
+        d = total(delta, "alloc_space")
+        # 30 MiB/s of garbage: some 60 MiB in two seconds, published at each GC.
+        check(20 << 20 < d <= grown * 1.02,
+              "?seconds=2: %.1f MiB allocated, %.1f MiB between the cumulative profiles "
+              "on either side" % (d / 1048576, grown / 1048576))
+        check(abs(total(delta, "inuse_space") - total(after, "inuse_space")) <
+              0.2 * total(after, "inuse_space"),
+              "?seconds=2: in use %d, not absolute (%d after)" % (
+                  total(delta, "inuse_space"), total(after, "inuse_space")))
+        check(delta.duration_nanos >= 2e9, "delta duration %d ns" % delta.duration_nanos)
+
+        gc = json.loads(serve.get("/pid/%d/debug/gc" % new)[1])
+        check(len(gc["gc_cycles"]) >= 2, "the gc endpoint has %d cycles" % len(gc["gc_cycles"]))
+
+        # Bad requests: net/http/pprof's answers, one line each.
+        for path, status in (("/debug/pprof/heap", 404), ("/pid/1/debug/pprof/heap", 404),
+                             ("/pid/%d/debug/pprof/heap?seconds=x" % new, 400),
+                             ("/pid/%d/debug/pprof/heap?seconds=0" % new, 400),
+                             ("/pid/%d/debug/pprof/nosuch" % new, 404)):
+            got, body = serve.get(path)
+            check(got == status and body.count(b"\n") == 1 and body.endswith(b"\n"),
+                  "%s: %d %r, wanted %d and one line" % (path, got, body, status))
+
+        # Two exit: the last one is served alone, at the root too.
+        for prog in progs.values():
+            prog.kill()
+        deadline = time.time() + 10
+        while time.time() < deadline and serve.get("/debug/pprof/heap")[0] != 200:
+            time.sleep(0.2)
+        status, body = serve.get("/pid/%d/debug/pprof/heap" % new)
+        check(status == 404 and (b"not served" in body or b"exited" in body),
+              "an exited process: %d %r" % (status, body))
+        root = pprof_fetch(serve.url("/debug/pprof/heap"), os.path.join(out, "root.pb.gz"))
+        check(any("pid %d" % plain.pid in c for c in root.comments), root.comments)
+        check(mem_profile_rate(plain_bin, plain.pid) == 512 * 1024,
+              "sampling is not on in the process heapspy serves")
+        rc = serve.stop()
+        check(rc == 0, "heapspy serve exited %d:\n%s" % (rc, serve.stderr()))
+        check(mem_profile_rate(plain_bin, plain.pid) == 0,
+              "MemProfileRate not restored after SIGTERM:\n" + serve.stderr())
+    finally:
+        if serve:
+            serve.stop()
+        for p in list(progs.values()) + [plain]:
+            p.kill()
+
+
+@needs(build(NEWEST_GO, "retain"))
+def test_serve_every_target_exits():
+    """The one process served exits: heapspy serve says so and ends by itself, status 0."""
+    prog = Program([go_build(NEWEST_GO, "retain"), "-duration", "3s", "-garbage", "10"])
+    prog.wait_for("ready")
+    serve = Serve("--pid", prog.pid)
+    try:
+        rc = serve.proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        raise Failure("heapspy serve still runs after its only process exited:\n" +
+                      serve.stderr())
+    finally:
+        serve.stop()
+        prog.kill()
+    check(rc == 0 and "every process served has exited" in serve.stderr(),
+          "exit %d:\n%s" % (rc, serve.stderr()))

@@ -1,0 +1,571 @@
+/*
+ * heapspy serve: a long-running agent that records every process it is given and serves what
+ * net/http/pprof would serve for each (its heap and allocs profiles), and heapspy's GC cycles, over
+ * HTTP, so that continuous profilers scrape Go services that were never built with
+ * net/http/pprof. One recording per target, each in a thread of its own (servetarget.h); HTTP
+ * from libmicrohttpd, a thread per connection, so a slow client stalls only itself.
+ */
+#include "serve.h"
+
+#include <argp.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <microhttpd.h>
+#include <netdb.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "serveroute.h"
+#include "servetarget.h"
+
+#define MAX_PIDS       256
+#define DEFAULT_LISTEN "127.0.0.1:6061"
+/* net/http/pprof bounds `seconds` by the server's WriteTimeout; heapspy by an hour. */
+#define MAX_SECONDS 3600
+/* Connections at once; a thread each. More wait in the kernel's backlog. */
+#define MAX_CONNECTIONS 64
+#define IDLE_TIMEOUT_S	30
+
+struct serve_opts {
+	struct session_opts s;
+	pid_t pids[MAX_PIDS];
+	size_t npids;
+	const char *listen;
+};
+
+/* A target and who holds it: the list, and each request that found it there. */
+struct served {
+	struct serve_target st;
+	pid_t pid;
+	int refs; /* under serve.mu */
+};
+
+struct serve {
+	const struct serve_opts *o;
+	pthread_mutex_t mu;
+	struct served *targets[MAX_PIDS]; /* under mu: those still recording */
+	size_t ntargets;
+	int endfd;  /* a target's loop ended: the main thread takes it off the list */
+	int quitfd; /* readable once heapspy stops: requests waiting out `seconds` give up */
+	struct MHD_Daemon *d;
+};
+
+enum { OPT_LISTEN = 0x300 };
+
+static const struct argp_option serve_options[] = {
+    {"pid", 'p', "PID", 0, "Serve the running Go process PID (repeat for more)", 0},
+    {"listen", OPT_LISTEN, "ADDR", 0,
+     "Listen on ADDR, HOST:PORT (default " DEFAULT_LISTEN ", loopback only; :PORT for every "
+     "interface; port 0 picks a free one)",
+     0},
+    {"duration", 'd', "SECS", 0, "Stop after SECS seconds (default: on Ctrl-C or SIGTERM)", 0},
+    {"btf", CLI_OPT_BTF, "FILE", 0, "Kernel BTF to use instead of /sys/kernel/btf/vmlinux", 0},
+    {"ringbuf", CLI_OPT_RINGBUF, "KIB", 0,
+     "Each ring buffer's size in KiB, a power of two (default 8192 for heap events, 1024 for GC "
+     "events)",
+     0},
+    {"verbose", 'v', NULL, 0, "Show where the probes go and libbpf's messages", 0},
+    SESSION_SAMPLING_OPTIONS,
+    {0},
+};
+
+static error_t parse_serve(int key, char *arg, struct argp_state *state)
+{
+	struct serve_opts *o = state->input;
+
+	switch (key) {
+	case 'p':
+		if (o->npids == MAX_PIDS)
+			argp_error(state, "at most %d --pid", MAX_PIDS);
+		o->pids[o->npids++] = (pid_t)cli_parse_long(state, arg, "--pid", 1, 0x3fffffff);
+		return 0;
+	case OPT_LISTEN:
+		o->listen = arg;
+		return 0;
+	case ARGP_KEY_ARGS:
+		argp_error(state, "serve attaches to running processes (--pid); it launches none");
+		return 0;
+	case ARGP_KEY_END:
+		if (!o->npids)
+			argp_error(state, "say which processes: --pid PID (repeat for more)");
+		return 0;
+	default:
+		return session_parse_opt(key, arg, state, &o->s);
+	}
+}
+
+static const char serve_doc[] =
+    "Serve heap profiles of running Go programs over HTTP, as net/http/pprof would serve them "
+    "from inside, for continuous profilers (Parca, Grafana Pyroscope/Alloy) and `go tool pprof`: "
+    "the programs need no pprof endpoint, restart or change.\n\n"
+    "  heapspy serve --pid PID [--pid PID ...] [--listen " DEFAULT_LISTEN "]\n\n"
+    "Each process is recorded as `heapspy record` records it, for as long as heapspy serves "
+    "(heapspy switches the runtime's heap sampling on where it is off, and restores it on exit), "
+    "and served under /pid/PID/:\n"
+    "  /pid/PID/debug/pprof/heap     the heap profile, in use as of the last GC (gzipped pprof)\n"
+    "  /pid/PID/debug/pprof/allocs   the same, alloc_space by default\n"
+    "      ?seconds=S                alloc values: what was allocated in the next S seconds "
+    "(in-use values stay as of the end)\n"
+    "  /pid/PID/debug/gc             every GC cycle so far, as `heapspy gc --json` writes them\n"
+    "With one process, the same paths are served at the root too (/debug/pprof/heap). A "
+    "process that is not served gets 404, a bad `seconds` 400, each with a one-line body. A "
+    "process that exits stops being served; the others go on. heapspy listens on loopback "
+    "unless --listen says otherwise."
+    "\vExamples:\n"
+    "  heapspy serve --pid $(pidof myservice)\n"
+    "  go tool pprof -top http://127.0.0.1:6061/debug/pprof/heap\n"
+    "  go tool pprof http://127.0.0.1:6061/pid/4242/debug/pprof/allocs?seconds=30\n"
+    "  curl -s http://127.0.0.1:6061/pid/4242/debug/gc";
+
+/* ---- targets ---- */
+
+static void target_ended(void *ctx)
+{
+	struct serve *sv = ctx;
+	uint64_t one = 1;
+
+	if (write(sv->endfd, &one, sizeof(one)) < 0)
+		return; /* the counter is full: the main thread looks anyway */
+}
+
+static void put(struct serve *sv, struct served *t)
+{
+	bool last;
+
+	pthread_mutex_lock(&sv->mu);
+	last = --t->refs == 0;
+	pthread_mutex_unlock(&sv->mu);
+	if (!last)
+		return;
+	serve_target_close(&t->st);
+	free(t);
+}
+
+/*
+ * The target a request names, held (put releases it): pid, or the only one for the root forms.
+ * NULL with why set.
+ */
+static struct served *get(struct serve *sv, pid_t pid, char *why, size_t len)
+{
+	struct served *t = NULL;
+
+	pthread_mutex_lock(&sv->mu);
+	for (size_t i = 0; i < sv->ntargets; i++)
+		if (!pid || sv->targets[i]->pid == pid)
+			t = sv->targets[i];
+	if (t && !pid && sv->ntargets > 1) {
+		snprintf(why, len,
+			 "%zu processes are served: ask for one, as /pid/PID/debug/pprof/heap (/ "
+			 "lists them)",
+			 sv->ntargets);
+		t = NULL;
+	} else if (!t && pid) {
+		snprintf(why, len, "pid %d is not served by this heapspy", (int)pid);
+	} else if (!t) {
+		snprintf(why, len, "no process is served");
+	}
+	if (t)
+		t->refs++;
+	pthread_mutex_unlock(&sv->mu);
+	return t;
+}
+
+/* Takes the targets whose loop ended off the list (their process exited). */
+static void reap(struct serve *sv)
+{
+	struct served *gone[MAX_PIDS];
+	size_t ngone = 0, kept = 0;
+
+	pthread_mutex_lock(&sv->mu);
+	for (size_t i = 0; i < sv->ntargets; i++) {
+		if (serve_target_ended(&sv->targets[i]->st))
+			gone[ngone++] = sv->targets[i];
+		else
+			sv->targets[kept++] = sv->targets[i];
+	}
+	sv->ntargets = kept;
+	pthread_mutex_unlock(&sv->mu);
+	for (size_t i = 0; i < ngone; i++)
+		put(sv, gone[i]);
+}
+
+static int add_target(struct serve *sv, pid_t pid, char *err, size_t errlen)
+{
+	struct served *t = calloc(1, sizeof(*t));
+	int rc;
+
+	if (!t) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	t->pid = pid;
+	t->refs = 1;
+	rc = serve_target_start(&t->st, pid, &sv->o->s, target_ended, sv, err, errlen);
+	if (rc) {
+		serve_target_close(&t->st);
+		free(t);
+		return rc;
+	}
+	pthread_mutex_lock(&sv->mu);
+	sv->targets[sv->ntargets++] = t;
+	pthread_mutex_unlock(&sv->mu);
+	return 0;
+}
+
+/* ---- HTTP ---- */
+
+static enum MHD_Result respond(struct MHD_Connection *c, unsigned status, const char *type,
+			       void *body, size_t len, enum MHD_ResponseMemoryMode mode,
+			       const char *filename)
+{
+	struct MHD_Response *r = MHD_create_response_from_buffer(len, body, mode);
+	char disposition[128];
+	enum MHD_Result rc;
+
+	if (!r)
+		return MHD_NO;
+	MHD_add_response_header(r, "Content-Type", type);
+	MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
+	if (filename) {
+		snprintf(disposition, sizeof(disposition), "attachment; filename=\"%s\"", filename);
+		MHD_add_response_header(r, "Content-Disposition", disposition);
+	}
+	rc = MHD_queue_response(c, status, r);
+	MHD_destroy_response(r);
+	return rc;
+}
+
+/* net/http/pprof's serveError: the status, and one line of plain text. */
+static enum MHD_Result fail(struct MHD_Connection *c, unsigned status, const char *fmt, ...)
+{
+	char line[512];
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(line, sizeof(line) - 1, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		n = 0;
+	if ((size_t)n > sizeof(line) - 2)
+		n = sizeof(line) - 2;
+	line[n++] = '\n';
+	line[n] = 0;
+	return respond(c, status, "text/plain; charset=utf-8", line, (size_t)n,
+		       MHD_RESPMEM_MUST_COPY, NULL);
+}
+
+/* Waits out `seconds`; false if heapspy is stopping meanwhile. */
+static bool wait_seconds(struct serve *sv, long secs)
+{
+	struct pollfd p = {.fd = sv->quitfd, .events = POLLIN};
+
+	return poll(&p, 1, (int)(secs * 1000)) == 0;
+}
+
+static enum MHD_Result answer_error(struct MHD_Connection *c, struct served *t, int rc)
+{
+	if (rc == -ESRCH)
+		return fail(c, MHD_HTTP_NOT_FOUND, "pid %d exited: it is no longer served",
+			    (int)t->pid);
+	return fail(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "cannot build the answer: %s",
+		    strerror(-rc));
+}
+
+static enum MHD_Result serve_profile(struct serve *sv, struct MHD_Connection *c, struct served *t,
+				     enum serve_endpoint ep)
+{
+	const char *arg = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "seconds");
+	const char *name = ep == SERVE_HEAP ? "heap" : "allocs";
+	struct serve_req q = {.ask = SERVE_ASK_PROFILE,
+			      .default_type = ep == SERVE_ALLOCS ? "alloc_space" : NULL};
+	struct heapprof_base base = {0};
+	char filename[32];
+	long secs = 0;
+	int rc;
+
+	if (arg && serve_seconds(arg, MAX_SECONDS, &secs) != 0)
+		return fail(c, MHD_HTTP_BAD_REQUEST,
+			    "invalid value for \"seconds\" - must be a positive integer (at most "
+			    "%d)",
+			    MAX_SECONDS);
+	if (secs) {
+		struct serve_req b = {.ask = SERVE_ASK_BASE, .base = &base};
+
+		rc = serve_target_ask(&t->st, &b);
+		if (rc)
+			return answer_error(c, t, rc);
+		if (!wait_seconds(sv, secs)) {
+			heapprof_base_free(&base);
+			return fail(c, MHD_HTTP_SERVICE_UNAVAILABLE, "heapspy is stopping");
+		}
+		q.base = &base;
+	}
+	rc = serve_target_ask(&t->st, &q);
+	heapprof_base_free(&base);
+	if (rc)
+		return answer_error(c, t, rc);
+	snprintf(filename, sizeof(filename), "%s%s", name, secs ? "-delta" : "");
+	return respond(c, MHD_HTTP_OK, "application/octet-stream", q.body, q.len,
+		       MHD_RESPMEM_MUST_FREE, filename);
+}
+
+static enum MHD_Result serve_gc(struct MHD_Connection *c, struct served *t)
+{
+	struct serve_req q = {.ask = SERVE_ASK_GC};
+	int rc = serve_target_ask(&t->st, &q);
+
+	if (rc)
+		return answer_error(c, t, rc);
+	return respond(c, MHD_HTTP_OK, "application/json", q.body, q.len, MHD_RESPMEM_MUST_FREE,
+		       NULL);
+}
+
+/* "/": what is served, a line per process. */
+static enum MHD_Result serve_index(struct serve *sv, struct MHD_Connection *c)
+{
+	char *text = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&text, &len);
+
+	if (!f)
+		return fail(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory");
+	pthread_mutex_lock(&sv->mu);
+	fprintf(f, "heapspy serve: %zu processes\n", sv->ntargets);
+	for (size_t i = 0; i < sv->ntargets; i++) {
+		const struct target *tg = &sv->targets[i]->st.r.s.t;
+
+		fprintf(f,
+			"pid %d %s (%s): /pid/%d/debug/pprof/heap /pid/%d/debug/pprof/allocs "
+			"/pid/%d/debug/gc\n",
+			(int)tg->pid, tg->display, tg->go_version, (int)tg->pid, (int)tg->pid,
+			(int)tg->pid);
+	}
+	pthread_mutex_unlock(&sv->mu);
+	if (fclose(f) != 0) {
+		free(text);
+		return fail(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory");
+	}
+	return respond(c, MHD_HTTP_OK, "text/plain; charset=utf-8", text, len,
+		       MHD_RESPMEM_MUST_FREE, NULL);
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
+				  const char *method, const char *version, const char *upload,
+				  size_t *upload_size, void **req)
+{
+	struct serve *sv = cls;
+	struct serve_route r = serve_route(url);
+	struct served *t;
+	enum MHD_Result rc;
+	char why[256];
+
+	(void)version, (void)upload, (void)upload_size, (void)req;
+	if (strcmp(method, MHD_HTTP_METHOD_GET) && strcmp(method, MHD_HTTP_METHOD_HEAD))
+		return fail(c, MHD_HTTP_METHOD_NOT_ALLOWED, "only GET and HEAD are served");
+	if (r.ep == SERVE_UNKNOWN)
+		return fail(c, MHD_HTTP_NOT_FOUND, "404 page not found");
+	if (r.ep == SERVE_INDEX)
+		return serve_index(sv, c);
+	t = get(sv, r.pid, why, sizeof(why));
+	if (!t)
+		return fail(c, MHD_HTTP_NOT_FOUND, "%s", why);
+	if (r.ep == SERVE_GC)
+		rc = serve_gc(c, t);
+	else
+		rc = serve_profile(sv, c, t, r.ep);
+	put(sv, t);
+	return rc;
+}
+
+/* HOST:PORT, [HOST]:PORT or :PORT (every interface). */
+static int listen_addr(const char *spec, struct sockaddr_storage *ss, char *err, size_t errlen)
+{
+	struct addrinfo hints = {.ai_socktype = SOCK_STREAM,
+				 .ai_flags = AI_PASSIVE | AI_NUMERICSERV},
+			*res;
+	char host[256];
+	const char *colon = strrchr(spec, ':');
+	size_t hl;
+	int rc;
+
+	if (!colon || !colon[1]) {
+		snprintf(err, errlen, "--listen takes HOST:PORT, not '%s'", spec);
+		return -EINVAL;
+	}
+	hl = (size_t)(colon - spec);
+	if (hl >= 2 && spec[0] == '[' && spec[hl - 1] == ']') {
+		spec++;
+		hl -= 2;
+	}
+	if (hl >= sizeof(host)) {
+		snprintf(err, errlen, "--listen: host too long");
+		return -EINVAL;
+	}
+	memcpy(host, spec, hl);
+	host[hl] = 0;
+	rc = getaddrinfo(hl ? host : NULL, colon + 1, &hints, &res);
+	if (rc) {
+		snprintf(err, errlen, "--listen %s: %s", spec, gai_strerror(rc));
+		return -EINVAL;
+	}
+	memcpy(ss, res->ai_addr, res->ai_addrlen);
+	freeaddrinfo(res);
+	return 0;
+}
+
+static void mhd_log(void *cls, const char *fmt, va_list ap)
+{
+	(void)cls;
+	fprintf(stderr, "heapspy: http: ");
+	vfprintf(stderr, fmt, ap);
+}
+
+static int start_http(struct serve *sv, char *err, size_t errlen)
+{
+	struct sockaddr_storage ss = {0};
+	const union MHD_DaemonInfo *info;
+	char host[128], port[16];
+	socklen_t sl = sizeof(ss);
+	unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD;
+	int rc = listen_addr(sv->o->listen, &ss, err, errlen);
+
+	if (rc)
+		return rc;
+	if (ss.ss_family == AF_INET6)
+		flags |= MHD_USE_IPv6;
+	sv->d = MHD_start_daemon(flags, 0, NULL, NULL, on_request, sv, MHD_OPTION_SOCK_ADDR, &ss,
+				 MHD_OPTION_CONNECTION_LIMIT, (unsigned)MAX_CONNECTIONS,
+				 MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)IDLE_TIMEOUT_S,
+				 MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, MHD_OPTION_END);
+	if (!sv->d) {
+		snprintf(err, errlen, "cannot listen on %s: %s", sv->o->listen, strerror(errno));
+		return -EADDRINUSE;
+	}
+	info = MHD_get_daemon_info(sv->d, MHD_DAEMON_INFO_LISTEN_FD);
+	if (info && getsockname(info->listen_fd, (struct sockaddr *)&ss, &sl) == 0 &&
+	    getnameinfo((struct sockaddr *)&ss, sl, host, sizeof(host), port, sizeof(port),
+			NI_NUMERICHOST | NI_NUMERICSERV) == 0)
+		fprintf(stderr, "heapspy: serving on http://%s%s%s:%s/\n",
+			ss.ss_family == AF_INET6 ? "[" : "", host,
+			ss.ss_family == AF_INET6 ? "]" : "", port);
+	return 0;
+}
+
+/* ---- the main thread: signals, ended targets, the end ---- */
+
+static int wait_for_end(struct serve *sv)
+{
+	sigset_t mask;
+	struct signalfd_siginfo si;
+	double duration = sv->o->s.tgt.duration;
+	uint64_t start = evloop_now_ns(), n;
+	int sigfd;
+
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGINT);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGHUP);
+	sigaddset(&mask, SIGQUIT);
+	sigfd = signalfd(-1, &mask, SFD_CLOEXEC);
+	if (sigfd < 0)
+		return -errno;
+	for (;;) {
+		struct pollfd p[2] = {{.fd = sigfd, .events = POLLIN},
+				      {.fd = sv->endfd, .events = POLLIN}};
+		int timeout = -1;
+
+		if (duration > 0) {
+			double left = duration - (double)(evloop_now_ns() - start) / 1e9;
+
+			if (left <= 0)
+				break;
+			timeout = (int)(left * 1000) + 1;
+		}
+		if (poll(p, 2, timeout) < 0 && errno != EINTR)
+			break;
+		if (p[0].revents & POLLIN) {
+			if (read(sigfd, &si, sizeof(si)) == sizeof(si))
+				fprintf(stderr, "heapspy: %s: stopping\n",
+					strsignal((int)si.ssi_signo));
+			break;
+		}
+		if (p[1].revents & POLLIN) {
+			if (read(sv->endfd, &n, sizeof(n)) < 0)
+				continue;
+			reap(sv);
+			if (!sv->ntargets) {
+				fprintf(stderr, "heapspy: every process served has exited\n");
+				break;
+			}
+		}
+	}
+	close(sigfd);
+	return 0;
+}
+
+/* Every recording ends (restoring each target's sampling) before the HTTP server goes. */
+static void shut_down(struct serve *sv)
+{
+	uint64_t one = 1;
+
+	if (write(sv->quitfd, &one, sizeof(one)) < 0)
+		fprintf(stderr, "heapspy: cannot wake the waiting requests: %s\n", strerror(errno));
+	pthread_mutex_lock(&sv->mu);
+	size_t n = sv->ntargets;
+	struct served *all[MAX_PIDS];
+
+	memcpy(all, sv->targets, n * sizeof(*all));
+	sv->ntargets = 0;
+	pthread_mutex_unlock(&sv->mu);
+	for (size_t i = 0; i < n; i++)
+		put(sv, all[i]);
+	if (sv->d)
+		MHD_stop_daemon(sv->d);
+}
+
+int cmd_serve(int argc, char **argv)
+{
+	struct serve_opts o = {
+	    .s = {.heap = true, .rate = SESSION_DEFAULT_RATE},
+	    .listen = DEFAULT_LISTEN,
+	};
+	struct argp argp = {serve_options, parse_serve, NULL, serve_doc, NULL, NULL, NULL};
+	struct serve sv = {.o = &o, .endfd = -1, .quitfd = -1};
+	char err[512] = "";
+	int rc = 0;
+
+	cli_parse(&argp, argc, argv, &o, &o.s.tgt);
+	pthread_mutex_init(&sv.mu, NULL);
+	sv.endfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	sv.quitfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (sv.endfd < 0 || sv.quitfd < 0) {
+		fprintf(stderr, "heapspy: cannot make an eventfd: %s\n", strerror(errno));
+		return 1;
+	}
+	/* The address first: a port taken is found before any process is touched. */
+	rc = start_http(&sv, err, sizeof(err));
+	for (size_t i = 0; !rc && i < o.npids; i++) {
+		err[0] = 0;
+		rc = add_target(&sv, o.pids[i], err, sizeof(err));
+	}
+	if (rc)
+		fprintf(stderr, "heapspy: %s\n", err);
+	else
+		wait_for_end(&sv);
+	shut_down(&sv);
+	close(sv.endfd);
+	close(sv.quitfd);
+	pthread_mutex_destroy(&sv.mu);
+	return rc ? 1 : 0;
+}

@@ -1,0 +1,64 @@
+/*
+ * servetarget: one process `heapspy serve` watches. A recording (recording.h) whose event loop runs
+ * in a thread of its own; other threads ask it for answers (a heap profile, the GC cycles) and the
+ * loop's thread builds them between events, so the recording's state has one thread only. The
+ * target's exit ends this recording alone.
+ */
+#ifndef HEAPSPY_SERVETARGET_H
+#define HEAPSPY_SERVETARGET_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "heapprof.h"
+#include "recording.h"
+
+enum serve_ask {
+	SERVE_ASK_PROFILE, /* the gzipped heap profile, less base's alloc values if base is set */
+	SERVE_ASK_BASE,	   /* fills base: what each site has allocated so far */
+	SERVE_ASK_GC,	   /* heapspy gc's JSON of the cycles so far */
+};
+
+struct serve_req {
+	enum serve_ask ask;
+	const char *default_type; /* the profile's default sample type, or NULL */
+	struct heapprof_base *base;
+	uint8_t *body; /* the answer, malloc'd: the asker frees it */
+	size_t len;
+	int rc; /* 0, -ESRCH when the target is gone, or another -errno */
+	bool done;
+	struct serve_req *next;
+};
+
+struct serve_target {
+	struct session_opts so;
+	struct recording r;
+	pthread_t thread;
+	bool thread_started;
+	int wakefd; /* an eventfd the loop watches: requests are waiting, or stop */
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	struct serve_req *queue; /* under mu */
+	bool stop;		 /* under mu: the loop ends at its next wake-up */
+	bool ended;		 /* under mu: the loop has ended; nothing is answered any more */
+	/* Called from the target's thread once its loop has ended (to wake whoever joins it). */
+	void (*on_end)(void *ctx);
+	void *on_end_ctx;
+};
+
+/*
+ * Attaches to pid (in the calling thread: the errors come back in err, one line) with the options
+ * of o, then runs the loop in a thread of its own. st is the caller's, zeroed or not.
+ */
+int serve_target_start(struct serve_target *st, pid_t pid, const struct session_opts *o,
+		       void (*on_end)(void *ctx), void *ctx, char *err, size_t errlen);
+/* Asks the target's thread and waits for the answer: q->rc. */
+int serve_target_ask(struct serve_target *st, struct serve_req *q);
+/* Whether its loop has ended (the target exited). */
+bool serve_target_ended(struct serve_target *st);
+/* Ends the recording (if it runs), waits for the thread, detaches and frees everything. */
+void serve_target_close(struct serve_target *st);
+
+#endif
