@@ -124,6 +124,38 @@ static __always_inline bool runtime_drops(struct pt_regs *regs)
 	return stk == 0;
 }
 
+/*
+ * The allocating goroutine's labels. The allocator can run on the M's g0 (systemstack: newproc1
+ * allocating a new g), whose labels are always nil: the goroutine it works for is then m.curg. A
+ * goroutine with labels is answered by the first read.
+ */
+static __always_inline __u64 goroutine_labels(struct pt_regs *regs)
+{
+	__u64 g = regs->r14, labels = 0, m = 0, curg = 0;
+
+	if (!cfg.g_labels_offset)
+		return 0;
+	if (bpf_probe_read_user(&labels, sizeof(labels), (void *)(g + cfg.g_labels_offset)) != 0) {
+		count(HS_CNT_READ_ERRORS);
+		return 0;
+	}
+	if (labels)
+		return labels;
+	if (bpf_probe_read_user(&m, sizeof(m), (void *)(g + cfg.g_m_offset)) != 0 || !m ||
+	    bpf_probe_read_user(&curg, sizeof(curg), (void *)(m + cfg.m_curg_offset)) != 0) {
+		count(HS_CNT_READ_ERRORS);
+		return 0;
+	}
+	if (!curg || curg == g)
+		return 0;
+	if (bpf_probe_read_user(&labels, sizeof(labels), (void *)(curg + cfg.g_labels_offset)) !=
+	    0) {
+		count(HS_CNT_READ_ERRORS);
+		return 0;
+	}
+	return labels;
+}
+
 SEC("uprobe")
 int mprof_malloc(struct pt_regs *regs)
 {
@@ -143,6 +175,7 @@ int mprof_malloc(struct pt_regs *regs)
 	e->hdr.tid = (__u32)bpf_get_current_pid_tgid();
 	malloc_args(regs, &e->addr, &e->size);
 	e->rate = mem_profile_rate();
+	e->labels = goroutine_labels(regs);
 	e->nframes = walk_stack(regs, e->pcs);
 	if (hs_alloc_output(e))
 		count(HS_CNT_LOST);

@@ -57,6 +57,11 @@ struct hs_alloc_event {
 	__u64 addr;
 	__u64 size; /* size-class-rounded, as the runtime records it */
 	__s64 rate; /* runtime.MemProfileRate as the runtime took this sample; -1 unknown */
+	/*
+	 * The allocating goroutine's g.labels (runtime/pprof's label set, immutable once set), 0
+	 * for none or where they are not read; user space decodes it.
+	 */
+	__u64 labels;
 	__u32 nframes;
 	__u32 pad;
 	/* Return addresses, innermost first, runtime virtual addresses; the event ends after them. */
@@ -88,6 +93,13 @@ struct hs_heap_config {
 	 * runtime drops a sample taken while its M is being set up (profStack still nil).
 	 */
 	__u32 profstack_offset;
+	/*
+	 * Offsets of g.labels, g.m and m.curg; g_labels_offset 0 where labels are not read (the
+	 * binary cannot set any, or their layout is unknown).
+	 */
+	__u32 g_labels_offset;
+	__u32 g_m_offset;
+	__u32 m_curg_offset;
 };
 
 /* ---- GC tracing: bpf/gc.bpf.c and user/attach/gctrace.c ---- */

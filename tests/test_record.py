@@ -93,6 +93,10 @@ def late_attach(version, variant="", hs_env=None):
                                                                                  want.period))
     compare_shares(shares(got), shares(want), "go%s %s attached late" % (version, variant))
     check_self_check(stdout, "go%s %s attached late" % (version, variant), got.comments)
+    # Nothing in retain sets pprof labels: no word of them, no sample label but the size.
+    check("pprof labels" not in stdout and
+          all(set(s["labels"]) == {"bytes"} for s in got.samples),
+          "go%s %s: labels where the program sets none:\n%s" % (version, variant, stdout))
     top = pprof_top(mine)
     check("main.retainA" in top, "go tool pprof -top does not show main.retainA:\n" + top)
     return stdout

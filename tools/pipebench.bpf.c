@@ -84,6 +84,7 @@ static long step(__u64 i, void *ctx)
 	e->addr = slot_addr[slot];
 	e->size = stack_size[s];
 	e->rate = 512 * 1024;
+	e->labels = 0;
 	e->nframes = stack_depth[s];
 	n = e->nframes <= HS_MAX_FRAMES ? e->nframes : HS_MAX_FRAMES;
 	for (__u32 j = 0; j < HS_MAX_FRAMES && j < n; j++)

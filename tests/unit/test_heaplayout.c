@@ -48,9 +48,15 @@ static unsigned profstack_of_default;
 static void check_table_row(const struct target *t, const struct heap_layout *l)
 {
 	const unsigned got[LF_COUNT] = {
-	    [LF_KIND_OFFSET] = l->cfg.kind_offset,     [LF_PROFILE_KIND] = l->cfg.profile_kind,
-	    [LF_BUCKET_OFFSET] = l->cfg.bucket_offset, [LF_MALLOC_ARGS] = l->cfg.malloc_arg_base,
-	    [LF_RECORD_WORDS] = l->record_words,       [LF_PROFSTACK] = l->cfg.profstack_offset,
+	    [LF_KIND_OFFSET] = l->cfg.kind_offset,
+	    [LF_PROFILE_KIND] = l->cfg.profile_kind,
+	    [LF_BUCKET_OFFSET] = l->cfg.bucket_offset,
+	    [LF_MALLOC_ARGS] = l->cfg.malloc_arg_base,
+	    [LF_RECORD_WORDS] = l->record_words,
+	    [LF_PROFSTACK] = l->cfg.profstack_offset,
+	    [LF_G_LABELS] = l->g_labels,
+	    [LF_G_M] = l->g_m,
+	    [LF_M_CURG] = l->m_curg,
 	};
 	const struct heaplayout_row *row = NULL;
 
@@ -126,6 +132,13 @@ static void check_binary(size_t r, int variant)
 	CHECK(hp.mem_profile_rate != 0);
 	CHECK((hp.rate_confirmed_by != NULL) ==
 	      (variant == OBJCOPY_STRIPPED || variant == STRIPPED));
+	/*
+	 * Where g keeps a goroutine's labels, in every build of a known release; but the fixture
+	 * never sets labels, so the linker dropped the setter and the probe reads none.
+	 */
+	CHECK(l->g_labels > 0 && l->g_m == 48 && l->m_curg > 0);
+	CHECK(l->labels == LABELS_NOT_LINKED && l->cfg.g_labels_offset == 0);
+	CHECK(l->labels_slice == (strcmp(releases[r].version, "1.24") >= 0));
 	if (variant == DEFAULT) {
 		rate_of_default = hp.mem_profile_rate;
 		check_table_row(&t, l);

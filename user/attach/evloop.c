@@ -65,6 +65,7 @@ int evloop_init(struct evloop *l, int pidfd, double duration_s, unsigned tick_ms
 	memset(l, 0, sizeof(*l));
 	l->sigfd = l->pidfd = l->timerfd = l->wakefd = -1;
 	l->duration_s = duration_s;
+	l->drains_per_tick = 1;
 	l->start_ns = evloop_now_ns();
 	tick.it_value = tick.it_interval;
 
@@ -92,6 +93,19 @@ int evloop_add_wake(struct evloop *l, int fd, int (*wake)(void *ctx), void *ctx)
 	l->wake = wake;
 	l->wake_ctx = ctx;
 	return watch(l, fd, TAG_WAKE);
+}
+
+int evloop_drain_every(struct evloop *l, unsigned tick_ms, unsigned drain_ms)
+{
+	struct itimerspec t = {
+	    .it_interval = {.tv_sec = drain_ms / 1000, .tv_nsec = (drain_ms % 1000) * 1000000L},
+	};
+
+	if (!drain_ms || tick_ms % drain_ms)
+		return -EINVAL;
+	t.it_value = t.it_interval;
+	l->drains_per_tick = tick_ms / drain_ms;
+	return timerfd_settime(l->timerfd, 0, &t, NULL) ? -errno : 0;
 }
 
 /* Stops ring_buffer__consume once the budget is spent; libbpf has consumed the record already. */
@@ -168,6 +182,10 @@ enum evloop_end evloop_run(struct evloop *l, void (*on_tick)(void *ctx, double e
 				/* Wake-ups are batched in BPF: the tick keeps the buffers low. */
 				for (size_t j = 0; j < l->nrbs; j++)
 					drain_some(&l->rbs[j]);
+				l->drains += (unsigned)expirations;
+				if (l->drains < l->drains_per_tick)
+					break;
+				l->drains = 0;
 				elapsed = (double)(evloop_now_ns() - l->start_ns) / 1e9;
 				if (on_tick)
 					on_tick(ctx, elapsed);

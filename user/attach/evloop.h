@@ -38,8 +38,9 @@ struct evloop {
 	struct evloop_ringbuf rbs[EVLOOP_MAX_RINGBUFS];
 	size_t nrbs;
 	uint64_t start_ns;
-	double duration_s; /* 0: until a signal or the target's exit */
-	int signal;	   /* the signal that ended the loop */
+	double duration_s;		  /* 0: until a signal or the target's exit */
+	unsigned drains_per_tick, drains; /* timer expiries: the ring buffers drained at each */
+	int signal;			  /* the signal that ended the loop */
 };
 
 /*
@@ -61,6 +62,11 @@ int evloop_init(struct evloop *l, int pidfd, double duration_s, unsigned tick_ms
  * and the loop ends (EVLOOP_STOPPED) when it returns nonzero. The caller owns fd.
  */
 int evloop_add_wake(struct evloop *l, int fd, int (*wake)(void *ctx), void *ctx);
+/*
+ * Drains the ring buffers every drain_ms (a divisor of the tick) instead of every tick, the tick's
+ * callback unchanged: for consumers that must read the target soon after an event. 0 or -errno.
+ */
+int evloop_drain_every(struct evloop *l, unsigned tick_ms, unsigned drain_ms);
 int evloop_add_ringbuf(struct evloop *l, int map_fd, ring_buffer_sample_fn fn, void *ctx);
 /* Runs until one of enum evloop_end; on_tick gets the seconds since evloop_init. */
 enum evloop_end evloop_run(struct evloop *l, void (*on_tick)(void *ctx, double elapsed), void *ctx);

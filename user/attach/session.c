@@ -28,6 +28,43 @@ static int read_cycle(struct session *s)
 	return 0;
 }
 
+static int read_labels(void *ctx, uint64_t addr, void *buf, size_t len)
+{
+	const struct session *s = ctx;
+
+	return s->exited ? -ESRCH : target_read(&s->t, addr, buf, len);
+}
+
+static int64_t labels_cycle(void *ctx)
+{
+	struct session *s = ctx;
+
+	return read_cycle(s) == 0 ? s->cycle : INT64_MIN;
+}
+
+/*
+ * Label sets are decoded where the probe reads g.labels; where the binary can set labels but g's
+ * layout is not established, heapspy says so once.
+ */
+static void start_labels(struct session *s)
+{
+	const struct heap_layout *l = &s->hp.layout;
+
+	if (!s->hp.has_layout)
+		return;
+	if (l->labels == LABELS_UNKNOWN)
+		fprintf(
+		    stderr,
+		    "heapspy: warning: %s (%s) sets pprof labels, but where its goroutines keep "
+		    "them is unknown (no DWARF, no table for this release): samples carry no "
+		    "labels\n",
+		    s->t.display, s->t.go_version);
+	if (l->labels != LABELS_READ)
+		return;
+	golabels_init(&s->labels, l->labels_slice, read_labels, labels_cycle, s);
+	s->agg.labels = &s->labels;
+}
+
 /* runtime.MemProfileRate as the target holds it now, and a new value for it: 0, or -errno. */
 static int read_rate(const struct session *s, int64_t *v)
 {
@@ -444,9 +481,21 @@ static void detach_all(struct session *s)
 	bpfload_destroy_links(all, n);
 }
 
+#define TICK_MS 100
+/*
+ * Where samples carry labels, each new set must be read before the GC that may free it ends its
+ * cycle (golabels.h): the consumer then drains every 10 ms, whatever woke it, and not just once
+ * the BPF side has queued 256 KiB or a tick has passed. That costs heapspy a little CPU, never the
+ * target (no more wake-ups from the probes).
+ */
+#define LABELS_DRAIN_MS 10
+
 static int start_loop(struct session *s)
 {
-	int rc = evloop_init(&s->loop, s->t.pidfd, s->o->tgt.duration, 100, !s->o->no_signals);
+	int rc = evloop_init(&s->loop, s->t.pidfd, s->o->tgt.duration, TICK_MS, !s->o->no_signals);
+
+	if (!rc && s->agg.labels)
+		rc = evloop_drain_every(&s->loop, TICK_MS, LABELS_DRAIN_MS);
 
 	if (!rc && s->o->heap)
 		rc = evloop_add_ringbuf(&s->loop, bpf_map__fd(s->skel->maps.events), on_heap_event,
@@ -506,6 +555,8 @@ int session_start(struct session *s, const struct session_opts *o, char *err, si
 			s->t.go_version);
 	if (!rc && o->tgt.verbose)
 		probes_describe(&s->t, &s->hp, stderr);
+	if (!rc)
+		start_labels(s);
 	if (!rc)
 		rc = s->launched ? start_launched(s, err, errlen) : start_running(s, err, errlen);
 	if (!rc)
@@ -670,8 +721,33 @@ void session_close(struct session *s)
 	s->skel = NULL;
 	evloop_close(&s->loop);
 	heapagg_free(&s->agg);
+	golabels_free(&s->labels);
 	selfcheck_free(&s->check);
 	target_close(&s->t);
+}
+
+bool session_labels_text(const struct session *s, char *buf, size_t len)
+{
+	const struct golabels *l = &s->labels;
+	size_t nsets = l->nsets ? l->nsets - 1 : 0;
+
+	switch (s->hp.layout.labels) {
+	case LABELS_NOT_LINKED:
+		return false;
+	case LABELS_UNKNOWN:
+		snprintf(buf, len, "pprof labels not read: where %s keeps them is unknown",
+			 s->t.go_version);
+		return true;
+	case LABELS_READ:
+		break;
+	}
+	snprintf(buf, len, "pprof labels: %zu distinct label set%s", nsets, nsets == 1 ? "" : "s");
+	if (l->unread)
+		snprintf(buf + strlen(buf), len - strlen(buf),
+			 "; %" PRIu64 " samples' labels unread (not in time, or not a label set): "
+			 "shown without labels",
+			 l->unread);
+	return true;
 }
 
 void session_rate_text(const struct session *s, char *buf, size_t len)

@@ -86,6 +86,7 @@ struct session {
 	struct heap_bpf *skel;
 	struct probe_link *links[SESSION_LINKS];
 	struct heapagg agg;
+	struct golabels labels; /* the label sets of the samples, where the probe reads them */
 	struct evloop loop;
 	struct launch launch;
 	bool launched;
@@ -136,6 +137,11 @@ int64_t session_cycle(const struct session *s);
  * "sampling every N bytes" and how the rate came about (switched on by heapspy, changed by the
  * program and when), for the summaries; after session_stop.
  */
+/*
+ * What became of the samples' pprof labels, for the summary and the profile's comments; false
+ * where the binary sets none.
+ */
+bool session_labels_text(const struct session *s, char *buf, size_t len);
 void session_rate_text(const struct session *s, char *buf, size_t len);
 /*
  * Whether the probe cut stacks deeper than it walks (HS_MAX_FRAMES), and how many, in buf for the

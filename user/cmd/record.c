@@ -8,6 +8,7 @@
 #include <argp.h>
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cli.h"
@@ -18,10 +19,13 @@
 #define TOP_SITES 10
 #define TOP_LEAKS 3
 
+enum { OPT_BY_LABEL = 0x100 };
+
 struct record_opts {
 	struct session_opts s;
 	const char *output;
 	int top;
+	const char *by_label;
 };
 
 static const struct argp_option record_options[] = {
@@ -29,6 +33,10 @@ static const struct argp_option record_options[] = {
     {"output", 'o', "FILE", 0, "Write the heap profile here (default heap.pb.gz)", 0},
     SESSION_SAMPLING_OPTIONS,
     {"top", 't', "N", 0, "Show the N biggest sites in the summary (default 10)", 0},
+    {"by-label", OPT_BY_LABEL, "KEY", 0,
+     "Group the summary by the values of the pprof label KEY the allocating goroutines had "
+     "(pprof.Do, SetGoroutineLabels), the top sites within each",
+     0},
     {0},
 };
 
@@ -43,6 +51,9 @@ static error_t parse_record(int key, char *arg, struct argp_state *state)
 		return 0;
 	case 't':
 		o->top = (int)cli_parse_long(state, arg, "--top", 0, 1000);
+		return 0;
+	case OPT_BY_LABEL:
+		o->by_label = arg;
 		return 0;
 	default:
 		return session_parse_opt(key, arg, state, so);
@@ -68,8 +79,83 @@ static const char record_doc[] =
     "before.pb.gz\n"
     "  heapspy record -- ./server -listen :8080";
 
+static bool same_group(const char *a, const char *b)
+{
+	return a == b || (a && b && strcmp(a, b) == 0);
+}
+
+/* The top rows, of one label value's group where grouped (rows are biggest in use first). */
+static void print_rows(const struct heapprof *h, const char *group, bool grouped, int top)
+{
+	double total = (double)h->total.inuse_bytes;
+	int shown = 0;
+
+	printf("  %10s %6s %12s  %s\n", "in use", "share", "allocated", "site");
+	for (size_t i = 0; i < h->nrows && shown < top; i++) {
+		const struct heap_row *row = &h->rows[i];
+		const char *file = strrchr(row->file, '/');
+
+		if (grouped && !same_group(row->group, group))
+			continue;
+		shown++;
+		printf("  %8.1fMi %5.1f%% %10.1fMi  %s (%s:%u)\n",
+		       (double)row->inuse_bytes / 1048576.0,
+		       total > 0 ? 100.0 * (double)row->inuse_bytes / total : 0.0,
+		       (double)row->alloc_bytes / 1048576.0, row->function,
+		       file ? file + 1 : row->file, row->line);
+	}
+}
+
+struct label_group {
+	const char *value; /* NULL: the samples without the label */
+	int64_t inuse_bytes, alloc_bytes;
+};
+
+static int by_group_inuse_desc(const void *a, const void *b)
+{
+	const struct label_group *x = a, *y = b;
+
+	if (x->inuse_bytes != y->inuse_bytes)
+		return x->inuse_bytes < y->inuse_bytes ? 1 : -1;
+	return x->alloc_bytes < y->alloc_bytes ? 1 : (x->alloc_bytes > y->alloc_bytes ? -1 : 0);
+}
+
+/* One block per value of the label, biggest in use first, its top sites under it. */
+static void print_groups(const struct heapprof *h, const char *key, int top)
+{
+	double total = (double)h->total.inuse_bytes;
+	struct label_group *g = calloc(h->nrows, sizeof(*g));
+	size_t ng = 0;
+
+	if (!g)
+		return;
+	for (size_t i = 0; i < h->nrows; i++) {
+		size_t j = 0;
+
+		while (j < ng && !same_group(g[j].value, h->rows[i].group))
+			j++;
+		if (j == ng)
+			g[ng++].value = h->rows[i].group;
+		g[j].inuse_bytes += h->rows[i].inuse_bytes;
+		g[j].alloc_bytes += h->rows[i].alloc_bytes;
+	}
+	qsort(g, ng, sizeof(*g), by_group_inuse_desc);
+	for (size_t j = 0; j < ng; j++) {
+		if (g[j].value)
+			printf("  %s=%s:", key, g[j].value);
+		else
+			printf("  no %s label:", key);
+		printf(" in use %.1f MiB (%.1f%%), allocated %.1f MiB\n",
+		       (double)g[j].inuse_bytes / 1048576.0,
+		       total > 0 ? 100.0 * (double)g[j].inuse_bytes / total : 0.0,
+		       (double)g[j].alloc_bytes / 1048576.0);
+		print_rows(h, g[j].value, true, top);
+	}
+	free(g);
+}
+
 static void print_summary(const struct session *s, const struct heapprof *h, enum evloop_end end,
-			  int top)
+			  int top, const char *by_label)
 {
 	double total = (double)h->total.inuse_bytes;
 	char line[512], rate[512];
@@ -85,23 +171,18 @@ static void print_summary(const struct session *s, const struct heapprof *h, enu
 		printf("; %" PRIu64 " repeated probe hits dropped", s->agg.repeated);
 	if (session_truncated_text(s, line, sizeof(line)))
 		printf("\n  %s", line);
+	if (session_labels_text(s, line, sizeof(line)))
+		printf("\n  %s", line);
 	printf("\n  in use %.1f MiB in %" PRId64 " objects; allocated %.1f MiB\n",
 	       total / 1048576.0, h->total.inuse_objects, (double)h->total.alloc_bytes / 1048576.0);
 	selfcheck_line(&s->check, line, sizeof(line));
 	printf("  %s\n", line);
 	if (!h->nrows)
 		return;
-	printf("  %10s %6s %12s  %s\n", "in use", "share", "allocated", "site");
-	for (size_t i = 0; i < h->nrows && (int)i < top; i++) {
-		const struct heap_row *row = &h->rows[i];
-		const char *file = strrchr(row->file, '/');
-
-		printf("  %8.1fMi %5.1f%% %10.1fMi  %s (%s:%u)\n",
-		       (double)row->inuse_bytes / 1048576.0,
-		       total > 0 ? 100.0 * (double)row->inuse_bytes / total : 0.0,
-		       (double)row->alloc_bytes / 1048576.0, row->function,
-		       file ? file + 1 : row->file, row->line);
-	}
+	if (by_label)
+		print_groups(h, by_label, top);
+	else
+		print_rows(h, NULL, false, top);
 }
 
 static void on_tick(void *ctx, double elapsed)
@@ -123,7 +204,7 @@ static int write_profile(struct recording *r, const struct record_opts *o, enum 
 		return rc;
 	rc = pprof_write(h.p, o->output, err, errlen);
 	if (!rc) {
-		print_summary(&r->s, &h, end, o->top);
+		print_summary(&r->s, &h, end, o->top, o->by_label);
 		leaks_brief(stdout, &r->leaks, &r->s, &h, TOP_LEAKS);
 		gc_record_summary(&r->gc, &r->s, stdout, o->output);
 		printf("  wrote %s: go tool pprof %s\n", o->output, o->output);
@@ -156,6 +237,7 @@ int cmd_record(int argc, char **argv)
 		recording_close(&r);
 		return 1;
 	}
+	r.by_label = o.by_label;
 	end = session_run(&r.s, on_tick, &r);
 	recording_stop(&r, end);
 	rc = write_profile(&r, &o, end, err, sizeof(err));

@@ -47,6 +47,7 @@ int recording_profile(struct recording *r, const struct heapprof_base *base, str
 	    .time_ns = s->start_wall_ns,
 	    .duration_ns = (int64_t)(secs * 1e9),
 	    .base = base,
+	    .by_label = r->by_label,
 	};
 	char line[512];
 	int rc;
@@ -96,6 +97,8 @@ int recording_profile(struct recording *r, const struct heapprof_base *base, str
 		pprof_comment(h->p, "%" PRIu64 " events lost: the ring buffer was full",
 			      s->counters[HS_CNT_LOST]);
 	if (session_truncated_text(s, line, sizeof(line)))
+		pprof_comment(h->p, "%s", line);
+	if (session_labels_text(s, line, sizeof(line)))
 		pprof_comment(h->p, "%s", line);
 	selfcheck_line(&s->check, line, sizeof(line));
 	pprof_comment(h->p, "%s", line);

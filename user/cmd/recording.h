@@ -16,6 +16,7 @@ struct recording {
 	struct session s;
 	struct gctrace gc;
 	struct leaks leaks;
+	const char *by_label; /* the profile's summary rows by this pprof label's values, or NULL */
 };
 
 /*

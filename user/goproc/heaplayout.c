@@ -8,9 +8,15 @@
 #include "godwarf.h"
 
 static const char *const fact_names[LF_COUNT] = {
-    [LF_KIND_OFFSET] = "special.kind",	     [LF_PROFILE_KIND] = "_KindSpecialProfile",
-    [LF_BUCKET_OFFSET] = "specialprofile.b", [LF_MALLOC_ARGS] = "mProf_Malloc's parameters",
-    [LF_RECORD_WORDS] = "memRecordCycle",    [LF_PROFSTACK] = "m.profStack",
+    [LF_KIND_OFFSET] = "special.kind",
+    [LF_PROFILE_KIND] = "_KindSpecialProfile",
+    [LF_BUCKET_OFFSET] = "specialprofile.b",
+    [LF_MALLOC_ARGS] = "mProf_Malloc's parameters",
+    [LF_RECORD_WORDS] = "memRecordCycle",
+    [LF_PROFSTACK] = "m.profStack",
+    [LF_G_LABELS] = "g.labels",
+    [LF_G_M] = "g.m",
+    [LF_M_CURG] = "m.curg",
 };
 
 static const char *const source_names[] = {
@@ -31,18 +37,18 @@ static const char *const source_names[] = {
  */
 static const struct heaplayout_row rows[] = {
     /* special{next; offset uint16; kind byte}; Finalizer 1, Profile 2 */
-    {19, 8, {10, 2, 16, 0, 4, 0}},
-    {21, 13, {10, 2, 16, 0, 4, 0}},
-    {22, 12, {10, 2, 16, 0, 4, 0}},
+    {19, 8, {10, 2, 16, 0, 4, 0, 360, 48, 192}},
+    {21, 13, {10, 2, 16, 0, 4, 0, 344, 48, 192}},
+    {22, 12, {10, 2, 16, 0, 4, 0, 344, 48, 192}},
     /* WeakHandle 2 came before Profile 3; mProf_Malloc(mp, p, size) checks mp.profStack */
-    {23, 5, {10, 3, 16, 1, 4, FROM_BINARY_ONLY}},
+    {23, 5, {10, 3, 16, 1, 4, FROM_BINARY_ONLY, 352, 48, 192}},
     /* special.offset became uintptr */
-    {24, 4, {16, 3, 24, 1, 4, FROM_BINARY_ONLY}},
+    {24, 4, {16, 3, 24, 1, 4, FROM_BINARY_ONLY, 352, 48, 192}},
     /* TinyBlock 1 renumbered every kind: Profile 4 */
-    {25, 12, {16, 4, 24, 1, 4, FROM_BINARY_ONLY}},
-    {26, 11, {16, 4, 24, 1, 4, FROM_BINARY_ONLY}},
+    {25, 12, {16, 4, 24, 1, 4, FROM_BINARY_ONLY, 344, 48, 184}},
+    {26, 11, {16, 4, 24, 1, 4, FROM_BINARY_ONLY, 352, 48, 184}},
     /* memRecordCycle{allocs, frees} */
-    {27, 4, {16, 4, 24, 1, 2, FROM_BINARY_ONLY}},
+    {27, 4, {16, 4, 24, 1, 2, FROM_BINARY_ONLY, 352, 48, 184}},
 };
 
 const struct heaplayout_row *heaplayout_table_row(size_t i)
@@ -59,6 +65,9 @@ static void from_dwarf(const struct target *t, int64_t *v, enum layout_source *s
 	    [LF_MALLOC_ARGS] = {GODWARF_PARAM_INDEX, "runtime.mProf_Malloc", "p"},
 	    [LF_RECORD_WORDS] = {GODWARF_TYPE_SIZE, "runtime.memRecordCycle", NULL},
 	    [LF_PROFSTACK] = {GODWARF_MEMBER_OFFSET, "runtime.m", "profStack"},
+	    [LF_G_LABELS] = {GODWARF_MEMBER_OFFSET, "runtime.g", "labels"},
+	    [LF_G_M] = {GODWARF_MEMBER_OFFSET, "runtime.g", "m"},
+	    [LF_M_CURG] = {GODWARF_MEMBER_OFFSET, "runtime.m", "curg"},
 	};
 	int found[LF_COUNT];
 
@@ -135,6 +144,37 @@ static void from_table(const struct target *t, int64_t *v, enum layout_source *s
 	}
 }
 
+/*
+ * Labels are read only where the binary can set them (runtime/pprof's setter is linked: the linker
+ * drops it from every program that never calls pprof.Do or SetGoroutineLabels) and where g's layout
+ * is this build's own or its exact release's, never the newest table's guess.
+ */
+static void resolve_labels(const struct target *t, const int64_t *v, struct heap_layout *l)
+{
+	uint64_t entry, end;
+	bool known = true;
+
+	for (int i = LF_G_LABELS; i <= LF_M_CURG; i++)
+		known &= (l->src[i] == LAYOUT_DWARF || l->src[i] == LAYOUT_TABLE) && v[i] > 0 &&
+			 v[i] < 4096;
+	if (known) {
+		l->g_labels = (unsigned)v[LF_G_LABELS];
+		l->g_m = (unsigned)v[LF_G_M];
+		l->m_curg = (unsigned)v[LF_M_CURG];
+	}
+	l->labels_slice = t->go_minor >= 24 || t->newer_release;
+	if (gosym_func(t->sym, "runtime/pprof.runtime_setProfLabel", &entry, &end) != 0)
+		l->labels = LABELS_NOT_LINKED;
+	else if (!known)
+		l->labels = LABELS_UNKNOWN;
+	else {
+		l->labels = LABELS_READ;
+		l->cfg.g_labels_offset = l->g_labels;
+		l->cfg.g_m_offset = l->g_m;
+		l->cfg.m_curg_offset = l->m_curg;
+	}
+}
+
 int heaplayout_resolve(const struct target *t, struct heap_layout *l, char *err, size_t errlen)
 {
 	const char *test_kind = getenv("HEAPSPY_TEST_PROFILE_KIND");
@@ -155,7 +195,7 @@ int heaplayout_resolve(const struct target *t, struct heap_layout *l, char *err,
 		v[LF_PROFSTACK] = 0;
 		l->src[LF_PROFSTACK] = LAYOUT_UNKNOWN;
 	}
-	for (int i = 0; i < LF_COUNT; i++)
+	for (int i = 0; i < LF_G_LABELS; i++)
 		if ((l->src[i] == LAYOUT_UNKNOWN && i != LF_PROFSTACK) || v[i] < 0 || v[i] > 4096) {
 			snprintf(err, errlen,
 				 "%s (%s): cannot establish the runtime's %s (not in its DWARF, "
@@ -177,6 +217,7 @@ int heaplayout_resolve(const struct target *t, struct heap_layout *l, char *err,
 	l->cfg.malloc_arg_base = (__u32)v[LF_MALLOC_ARGS];
 	l->cfg.profstack_offset = (__u32)v[LF_PROFSTACK];
 	l->record_words = (unsigned)v[LF_RECORD_WORDS];
+	resolve_labels(t, v, l);
 	return 0;
 }
 
@@ -189,11 +230,25 @@ void heaplayout_describe(const struct heap_layout *l, FILE *f)
 	    [LF_MALLOC_ARGS] = "mProf_Malloc's p is parameter %u",
 	    [LF_RECORD_WORDS] = "memRecordCycle has %u words",
 	    [LF_PROFSTACK] = "m.profStack at offset %u (0: not checked)",
+	    [LF_G_LABELS] = "g.labels at offset %u (0: unknown)",
+	    [LF_G_M] = "g.m at offset %u (0: unknown)",
+	    [LF_M_CURG] = "m.curg at offset %u (0: unknown)",
 	};
 	const unsigned vals[LF_COUNT] = {
-	    [LF_KIND_OFFSET] = l->cfg.kind_offset,     [LF_PROFILE_KIND] = l->cfg.profile_kind,
-	    [LF_BUCKET_OFFSET] = l->cfg.bucket_offset, [LF_MALLOC_ARGS] = l->cfg.malloc_arg_base,
-	    [LF_RECORD_WORDS] = l->record_words,       [LF_PROFSTACK] = l->cfg.profstack_offset,
+	    [LF_KIND_OFFSET] = l->cfg.kind_offset,
+	    [LF_PROFILE_KIND] = l->cfg.profile_kind,
+	    [LF_BUCKET_OFFSET] = l->cfg.bucket_offset,
+	    [LF_MALLOC_ARGS] = l->cfg.malloc_arg_base,
+	    [LF_RECORD_WORDS] = l->record_words,
+	    [LF_PROFSTACK] = l->cfg.profstack_offset,
+	    [LF_G_LABELS] = l->g_labels,
+	    [LF_G_M] = l->g_m,
+	    [LF_M_CURG] = l->m_curg,
+	};
+	static const char *const label_states[] = {
+	    [LABELS_NOT_LINKED] = "not read: nothing in the binary sets them",
+	    [LABELS_UNKNOWN] = "not read: g's layout unknown",
+	    [LABELS_READ] = "read",
 	};
 
 	for (int i = 0; i < LF_COUNT; i++) {
@@ -201,4 +256,6 @@ void heaplayout_describe(const struct heap_layout *l, FILE *f)
 		fprintf(f, how[i], vals[i]);
 		fprintf(f, " (from %s)\n", source_names[l->src[i]]);
 	}
+	fprintf(f, "heapspy: layout: goroutine labels %s (a %s)\n", label_states[l->labels],
+		l->labels_slice ? "slice of key/value pairs" : "map[string]string");
 }

@@ -33,16 +33,36 @@ enum layout_fact {
 	LF_MALLOC_ARGS,	  /* where mProf_Malloc's p is among its parameters */
 	LF_RECORD_WORDS,  /* words of a memRecordCycle */
 	LF_PROFSTACK,	  /* m.profStack, which mProf_Malloc checks since Go 1.23; 0: no check */
+	/* Where an allocating goroutine's pprof labels are; without them, no labels (not an error).
+	 */
+	LF_G_LABELS, /* g.labels */
+	LF_G_M,	     /* g.m */
+	LF_M_CURG,   /* m.curg */
 	LF_COUNT,
 };
 
+/* Whether the probe reads the allocating goroutine's labels. */
+enum labels_state {
+	LABELS_NOT_LINKED, /* nothing in the binary can set labels: the linker dropped the setter */
+	LABELS_UNKNOWN,	   /* it can, but where g keeps them is not established: said, not read */
+	LABELS_READ,
+};
+
 struct heap_layout {
-	struct hs_heap_config cfg;
+	struct hs_heap_config cfg; /* g_labels_offset only where labels is LABELS_READ */
 	/*
 	 * memRecordCycle: {allocs, frees, alloc_bytes, free_bytes}, 4 words; since Go 1.27
 	 * {allocs, frees}, 2 words, and bytes are the count times the bucket's object size.
 	 */
 	unsigned record_words;
+	/* g.labels, g.m and m.curg as established, 0 where not, whether or not labels are read */
+	unsigned g_labels, g_m, m_curg;
+	enum labels_state labels;
+	/*
+	 * What g.labels points to: a runtime/pprof labelMap, from Go 1.24 a struct holding a slice
+	 * of key/value strings, before that a map[string]string.
+	 */
+	bool labels_slice;
 	enum layout_source src[LF_COUNT];
 };
 

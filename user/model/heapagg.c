@@ -88,7 +88,7 @@ static int64_t intern_stack(struct heapagg *a, const uint64_t *pcs, uint32_t n)
 
 struct site_key {
 	const struct heapagg *a;
-	uint32_t stack;
+	uint32_t stack, labels;
 	uint64_t size;
 };
 
@@ -96,19 +96,22 @@ static bool same_site(const void *ctx, uint64_t idx)
 {
 	const struct site_key *k = ctx;
 
-	return k->a->sites[idx].stack == k->stack && k->a->sites[idx].size == k->size;
+	return k->a->sites[idx].stack == k->stack && k->a->sites[idx].size == k->size &&
+	       k->a->sites[idx].labels == k->labels;
 }
 
-static int64_t intern_site(struct heapagg *a, const uint64_t *pcs, uint32_t n, uint64_t size)
+static int64_t intern_site(struct heapagg *a, const uint64_t *pcs, uint32_t n, uint64_t size,
+			   uint32_t labels)
 {
 	int64_t stack = intern_stack(a, pcs, n);
-	struct site_key k = {a, (uint32_t)stack, size};
+	struct site_key k = {a, (uint32_t)stack, labels, size};
 	uint64_t idx, key;
 	struct heap_site *s;
 
 	if (stack < 0)
 		return stack;
-	if (u64map_find(&a->site_index, u64_mix((uint64_t)stack, size), same_site, &k, &idx, &key))
+	if (u64map_find(&a->site_index, u64_mix(u64_mix((uint64_t)stack, size), labels), same_site,
+			&k, &idx, &key))
 		return (int64_t)idx;
 	if (array_reserve((void **)&a->sites, &a->sites_cap, a->nsites, sizeof(*a->sites)) ||
 	    u64map_put(&a->site_index, key, a->nsites))
@@ -117,6 +120,7 @@ static int64_t intern_site(struct heapagg *a, const uint64_t *pcs, uint32_t n, u
 	memset(s, 0, sizeof(*s));
 	s->stack = (uint32_t)stack;
 	s->size = size;
+	s->labels = labels;
 	s->scale_rate = -1;
 	for (int i = 0; i < 4; i++)
 		s->allocs[i].cycle = s->frees[i].cycle = EMPTY_CYCLE;
@@ -269,9 +273,13 @@ int heapagg_alloc(struct heapagg *a, const struct hs_alloc_event *e)
 {
 	struct heap_tally t = {.n = {.allocs = 1, .alloc_bytes = e->size}};
 	int64_t cycle = event_cycle(a, e->hdr.cycle);
-	int64_t site = intern_site(a, (const uint64_t *)e->pcs, e->nframes, e->size), obj;
+	int64_t labels = a->labels ? golabels_id(a->labels, e->labels, cycle) : 0;
+	int64_t site, obj;
 	uint64_t *prev;
 
+	if (labels < 0)
+		return (int)labels;
+	site = intern_site(a, (const uint64_t *)e->pcs, e->nframes, e->size, (uint32_t)labels);
 	if (site < 0)
 		return (int)site;
 	prev = u64map_get(&a->live, e->addr);
@@ -372,7 +380,7 @@ static int64_t mod3(int64_t v)
 int heapagg_baseline(struct heapagg *a, uint64_t bucket, const uint64_t *pcs, uint32_t nframes,
 		     uint64_t size, const struct go_mem_record *r, int64_t now)
 {
-	int64_t site = intern_site(a, pcs, nframes, size);
+	int64_t site = intern_site(a, pcs, nframes, size, 0);
 	struct heap_counts all;
 	struct heap_site *s;
 	double w;
@@ -390,8 +398,8 @@ int heapagg_baseline(struct heapagg *a, uint64_t bucket, const uint64_t *pcs, ui
 		add_counts(&all, &r->future[j]);
 	s->pre_objects += all.allocs > all.frees ? all.allocs - all.frees : 0;
 	/*
-	 * future[j] holds the allocations of the cycle c with (c+2)%3 == j and the frees of the cycle
-	 * with (c+1)%3 == j; at cycle now those are now-2..now and now-1..now+1.
+	 * future[j] holds the allocations of the cycle c with (c+2)%3 == j and the frees of the
+	 * cycle with (c+1)%3 == j; at cycle now those are now-2..now and now-1..now+1.
 	 */
 	for (int64_t c = now - 2; c <= now; c++) {
 		const struct heap_counts *f = &r->future[mod3(c + 2)];

@@ -2,7 +2,8 @@
  * heapagg: turns the stream of sampled allocations and frees into per-site counts with the Go
  * runtime's own accounting, so that heapspy's profile means what runtime/pprof's means.
  *
- * A site is (stack, object size), the runtime's bucket key. The runtime publishes its heap profile
+ * A site is (stack, object size), the runtime's bucket key, split by the allocating goroutine's
+ * pprof labels where it had any. The runtime publishes its heap profile
  * "as of the last completed GC" (runtime/mprof.go, the memRecord comment): an allocation made in
  * heap-profile cycle c goes to future[(c+2)%3], a sweep free to future[(c+1)%3], and mark
  * termination's mProf_NextCycle + mProf_Flush publish future[c%3] when cycle c begins, so an
@@ -23,6 +24,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "golabels.h"
 #include "heapspy.h"
 #include "u64map.h"
 
@@ -46,6 +48,7 @@ struct heap_cycle_counts {
 
 struct heap_site {
 	uint32_t stack;
+	uint32_t labels; /* golabels id, 0: none */
 	uint64_t size;
 	/* Counts published at the newest cycle seen, and at every later one. */
 	struct heap_tally settled;
@@ -101,6 +104,7 @@ struct heapagg {
 	struct u64map live;          /* address -> object index << 32 | its site */
 	struct u64map buckets;       /* the runtime's *bucket -> site, for objects from before attach */
 	struct u64map last_event;    /* thread -> its previous event, to drop repeated probe hits */
+	struct golabels *labels;     /* decodes events' label pointers; NULL: no labels */
 
 	int64_t last_cycle;    /* newest heap-profile cycle seen, HEAPAGG_UNKNOWN_CYCLE if none */
 	uint64_t baseline_ts;  /* frees of pre-attach objects before this are in the baseline already */

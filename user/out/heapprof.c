@@ -63,10 +63,20 @@ static void leaf(struct heapprof *h, const uint64_t *pcs, uint32_t npcs, struct 
 	row->line = n > 0 ? f[0].line : 0;
 }
 
+/* Rows without the grouping label come last. */
+static int by_group(const char *a, const char *b)
+{
+	if (!a || !b)
+		return (a == NULL) - (b == NULL);
+	return strcmp(a, b);
+}
+
 static int by_function(const void *a, const void *b)
 {
-	return strcmp(((const struct heap_row *)a)->function,
-		      ((const struct heap_row *)b)->function);
+	const struct heap_row *x = a, *y = b;
+	int c = by_group(x->group, y->group);
+
+	return c ? c : strcmp(x->function, y->function);
 }
 
 static int by_inuse_desc(const void *a, const void *b)
@@ -78,7 +88,10 @@ static int by_inuse_desc(const void *a, const void *b)
 	return x->alloc_bytes < y->alloc_bytes ? 1 : (x->alloc_bytes > y->alloc_bytes ? -1 : 0);
 }
 
-/* Merges rows of the same function (the summary reads like `go tool pprof -top`). */
+/*
+ * Merges rows of the same function, and of the same value of the grouping label where there is
+ * one (the summary reads like `go tool pprof -top`, or `-tagroot` of that label).
+ */
 static void merge_rows(struct heapprof *h)
 {
 	size_t out = 0;
@@ -87,7 +100,7 @@ static void merge_rows(struct heapprof *h)
 	for (size_t i = 0; i < h->nrows; i++) {
 		struct heap_row *r = &h->rows[i];
 
-		if (out && strcmp(h->rows[out - 1].function, r->function) == 0) {
+		if (out && by_function(&h->rows[out - 1], r) == 0) {
 			struct heap_row *m = &h->rows[out - 1];
 
 			m->inuse_bytes += r->inuse_bytes;
@@ -159,6 +172,7 @@ struct shown_key {
 	const uint64_t *pcs;
 	uint32_t n;
 	uint64_t size;
+	uint32_t labels;
 };
 
 static bool same_shown(const void *ctx, uint64_t idx)
@@ -167,7 +181,7 @@ static bool same_shown(const void *ctx, uint64_t idx)
 	const struct shown_site *o = &k->shown[idx];
 	const struct heap_site *s = &k->agg->sites[o->site];
 
-	return s->size == k->size && o->n == k->n &&
+	return s->size == k->size && s->labels == k->labels && o->n == k->n &&
 	       memcmp(o->pcs, k->pcs, k->n * sizeof(*k->pcs)) == 0;
 }
 
@@ -229,8 +243,8 @@ static long group_sites(const struct target *t, const struct heapagg *agg,
 			return -1;
 		}
 		cur.n = gostack_shown(t, st->pcs, st->nframes, cur.pcs);
-		struct shown_key k = {agg, shown, cur.pcs, cur.n, s->size};
-		h = u64_mix(k.n, s->size);
+		struct shown_key k = {agg, shown, cur.pcs, cur.n, s->size, s->labels};
+		h = u64_mix(u64_mix(k.n, s->size), s->labels);
 		for (uint32_t j = 0; j < k.n; j++)
 			h = u64_mix(h, k.pcs[j]);
 		if (u64map_find(&index, h, same_shown, &k, &idx, &key)) {
@@ -252,6 +266,8 @@ static long group_sites(const struct target *t, const struct heapagg *agg,
 int heapprof_build(struct heapprof *h, const struct target *t, const struct heapagg *agg,
 		   const struct heapprof_meta *m)
 {
+	struct pprof_label *labels;
+	size_t most_labels = 0;
 	uint32_t deepest = 1;
 	struct heap_totals *old;
 	struct shown_site *shown;
@@ -264,6 +280,10 @@ int heapprof_build(struct heapprof *h, const struct target *t, const struct heap
 		if (agg->stacks[i].nframes > deepest)
 			deepest = agg->stacks[i].nframes;
 	locs = malloc(deepest * sizeof(*locs));
+	for (size_t i = 0; agg->labels && i < agg->labels->nsets; i++)
+		if (agg->labels->sets[i].n > most_labels)
+			most_labels = agg->labels->sets[i].n;
+	labels = malloc((1 + most_labels) * sizeof(*labels));
 	old = m->min_age > 0 ? old_totals(agg, m) : NULL;
 	shown = calloc(agg->nsites ? agg->nsites : 1, sizeof(*shown));
 
@@ -274,8 +294,9 @@ int heapprof_build(struct heapprof *h, const struct target *t, const struct heap
 	h->rows = calloc(agg->nsites ? agg->nsites : 1, sizeof(*h->rows));
 	nshown = shown && (m->min_age <= 0 || old) ? group_sites(t, agg, m, old, shown) : -1;
 	free(old);
-	if (!h->p || !h->rows || !locs || nshown < 0) {
+	if (!h->p || !h->rows || !locs || !labels || nshown < 0) {
 		free(locs);
+		free(labels);
 		free_shown(shown, agg);
 		return -ENOMEM;
 	}
@@ -293,8 +314,9 @@ int heapprof_build(struct heapprof *h, const struct target *t, const struct heap
 		const struct shown_site *ss = &shown[i];
 		const struct heap_site *s = &agg->sites[ss->site];
 		const struct heap_totals tot = ss->tot;
-		struct pprof_label bytes = {
-		    .key = "bytes", .num = (int64_t)s->size, .num_unit = "bytes"};
+		const struct label_set *set =
+		    agg->labels ? golabels_set(agg->labels, s->labels) : NULL;
+		size_t nlabels = 1;
 		int64_t v[4];
 		uint32_t n = 0;
 		struct heap_row *row;
@@ -306,10 +328,19 @@ int heapprof_build(struct heapprof *h, const struct target *t, const struct heap
 		v[3] = (int64_t)(tot.est_inuse * (double)s->size);
 		for (uint32_t k = 0; k < ss->n; k++)
 			locs[n++] = location(h, ss->pcs[k]);
-		pprof_sample(h->p, locs, n, v, &bytes, 1);
+		/* runtime/pprof's "bytes" label, then the goroutine's labels as it allocated. */
+		labels[0] = (struct pprof_label){
+		    .key = "bytes", .num = (int64_t)s->size, .num_unit = "bytes"};
+		for (size_t k = 0; set && k < set->n; k++)
+			labels[nlabels++] = (struct pprof_label){.key = set->pairs[k].key,
+								 .str = set->pairs[k].value};
+		pprof_sample(h->p, locs, n, v, labels, nlabels);
 
 		row = &h->rows[h->nrows++];
 		leaf(h, ss->pcs, ss->n, row);
+		row->group = m->by_label && agg->labels
+				 ? golabels_value(agg->labels, s->labels, m->by_label)
+				 : NULL;
 		row->alloc_objects = v[0];
 		row->alloc_bytes = v[1];
 		row->inuse_objects = v[2];
@@ -320,6 +351,7 @@ int heapprof_build(struct heapprof *h, const struct target *t, const struct heap
 		h->total.inuse_bytes += v[3];
 	}
 	free(locs);
+	free(labels);
 	free_shown(shown, agg);
 	merge_rows(h);
 	return 0;

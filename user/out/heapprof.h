@@ -1,7 +1,8 @@
 /*
  * heapprof: turns heapspy's per-site counts into what users read: a pprof heap profile with
- * runtime/pprof's sample types, unsampling and frame trimming (gostack), one sample per site, and
- * the top sites for the summary.
+ * runtime/pprof's sample types, unsampling and frame trimming (gostack), one sample per site (its
+ * pprof labels, as the allocating goroutine had them, as sample labels), and the top sites for the
+ * summary.
  */
 #ifndef HEAPSPY_HEAPPROF_H
 #define HEAPSPY_HEAPPROF_H
@@ -34,10 +35,13 @@ struct heapprof_meta {
 	int64_t attach_cycle;
 	/* Or NULL; else alloc values are less what base holds (in-use values stay absolute). */
 	const struct heapprof_base *base;
+	/* A pprof label key: rows are per (value of that label, function). NULL: per function. */
+	const char *by_label;
 };
 
 /* One allocation site as the summary shows it: the first frame that is not the runtime's. */
 struct heap_row {
+	const char *group; /* the by_label label's value, NULL where it had none or no by_label */
 	const char *function;
 	const char *file;
 	uint32_t line;

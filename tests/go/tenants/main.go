@@ -1,0 +1,133 @@
+// tenants: three tenants served by one shared handler under pprof.Do labels, each retaining a
+// known amount. heapspy's tests split the handler's in-use bytes by the "tenant" label and compare
+// them with the known amounts, and check that the runtime's own heap profile of the same run has
+// no labels at all (golang/go#23458).
+//
+// Each tenant keeps a ring of 8 KiB blocks and replaces its whole ring every second, so a heapspy
+// attached late sees every retained block allocated again, under its labels, within a second or
+// two. beta's blocks are allocated by a goroutine started inside pprof.Do: it inherits the labels.
+// gamma carries 25 more labels (27 in all): before Go 1.24 its label set is a map that had just
+// grown when its last label went in, half of its buckets not yet moved to the new array.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"runtime"
+	"runtime/pprof"
+	"strconv"
+	"syscall"
+	"time"
+)
+
+const blockSize = 8192
+
+type tenant struct {
+	name  string
+	ring  [][]byte
+	next  int
+	extra []string // labels beyond tenant and endpoint
+	child bool     // serve from a goroutine started under the labels
+}
+
+var tenants = []*tenant{
+	{name: "alpha", ring: make([][]byte, 12<<20/blockSize)},
+	{name: "beta", ring: make([][]byte, 6<<20/blockSize), child: true},
+	{name: "gamma", ring: make([][]byte, 3<<20/blockSize)},
+}
+
+var sink []byte
+
+// TENANTS_RATE sets runtime.MemProfileRate in init: after the runtime's start-up, before main.
+func init() {
+	if r, err := strconv.Atoi(os.Getenv("TENANTS_RATE")); err == nil {
+		runtime.MemProfileRate = r
+	}
+	for i := 0; i < 25; i++ {
+		tenants[2].extra = append(tenants[2].extra, fmt.Sprintf("k%02d", i), strconv.Itoa(i))
+	}
+}
+
+// handle is the one handler every tenant goes through: one allocation site for all of them.
+//
+//go:noinline
+func handle(t *tenant, n int) {
+	for i := 0; i < n; i++ {
+		t.ring[t.next] = make([]byte, blockSize)
+		t.next = (t.next + 1) % len(t.ring)
+	}
+}
+
+// serve replaces n of t's blocks under its labels.
+func serve(t *tenant, n int) {
+	pprof.Do(context.Background(), pprof.Labels("tenant", t.name, "endpoint", "/store"),
+		func(ctx context.Context) {
+			if len(t.extra) > 0 {
+				pprof.Do(ctx, pprof.Labels(t.extra...), func(context.Context) { handle(t, n) })
+				return
+			}
+			if t.child {
+				done := make(chan struct{})
+				go func() {
+					handle(t, n)
+					close(done)
+				}()
+				<-done
+				return
+			}
+			handle(t, n)
+		})
+}
+
+//go:noinline
+func garbage(size int) {
+	sink = make([]byte, size)
+}
+
+func writeHeapProfile() {
+	f, err := os.Create(os.Getenv("TENANTS_PROFILE"))
+	if err == nil {
+		err = pprof.WriteHeapProfile(f)
+		f.Close()
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	fmt.Println("profile written")
+}
+
+func main() {
+	duration := flag.Duration("duration", 5*time.Second, "how long to run")
+	garbageRate := flag.Int("garbage", 10, "MiB of short-lived unlabeled garbage per second")
+	flag.Parse()
+
+	usr1 := make(chan os.Signal, 1)
+	signal.Notify(usr1, syscall.SIGUSR1)
+	for _, t := range tenants {
+		serve(t, len(t.ring))
+	}
+	fmt.Println("ready")
+
+	end := time.Now().Add(*duration)
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for time.Now().Before(end) {
+		select {
+		case <-usr1:
+			runtime.GC()
+			writeHeapProfile()
+		case <-tick.C:
+			for _, t := range tenants {
+				serve(t, len(t.ring)/100)
+			}
+			for done := 0; done < *garbageRate<<20/100; done += 4096 {
+				garbage(4096)
+			}
+		}
+	}
+	fmt.Println(len(tenants[0].ring), len(tenants[1].ring), len(tenants[2].ring))
+}
