@@ -1,13 +1,14 @@
 """Heap profiles by pprof label (tests/go/tenants): three tenants through one shared handler under
 pprof.Do, each retaining a known amount. heapspy splits the handler's in-use bytes by tenant; the
 runtime's own heap profile of the same run has no labels at all."""
+import json
 import os
 import re
 import signal
 import time
 
 import pprofdec
-from harness import (GO_VERSIONS, Program, build, check, each, go_build, heapspy, needs,
+from harness import (GO_VERSIONS, NEWEST_GO, Program, build, check, each, go_build, heapspy, needs,
                      pprof_top, tmpdir)
 
 # MiB each tenant retains (tests/go/tenants).
@@ -112,3 +113,30 @@ def test_labels_launched():
 def test_labels_attached_late():
     """Attached late: the same split; the runtime's own profile of the run has no labels."""
     each(GO_VERSIONS, attached)
+
+
+def leaking(version):
+    out = tmpdir("labels-leaks-%s" % version)
+    js = os.path.join(out, "leaks.json")
+    _, stdout, _ = heapspy("leaks", "--duration", "12", "--json", js, "--",
+                           go_build(version, "tenants"), "-duration", "20s", "-leak", "beta",
+                           check_rc=0, timeout=90, env={"TENANTS_RATE": RATE})
+    with open(js) as f:
+        cands = json.load(f)["candidates"]
+    what = "go%s leaks, beta leaking" % version
+    got = [(c["stack"][0], c["labels"].get("tenant")) for c in cands]
+    check(got and got[0] == ("main.handle", "beta"),
+          "%s: the first candidate is not main.handle of tenant beta: %s\n%s" % (
+              what, got, stdout))
+    check(not any(t in ("alpha", "gamma") for _, t in got),
+          "%s: a tenant that does not leak is a candidate: %s\n%s" % (what, got, stdout))
+    check(re.search(r"^#1 main\.handle \(main\.go:\d+\) \{endpoint=/store, tenant=beta\}",
+                    stdout, re.M),
+          "%s: the text report does not name beta's labels:\n%s" % (what, stdout))
+
+
+@needs([build(v, "tenants") for v in (GO_VERSIONS[0], NEWEST_GO)])
+def test_labels_leaks():
+    """One tenant leaks through the handler all three share: heapspy leaks ranks candidates per
+    label set, and only that tenant's is one (oldest and newest release: map and slice)."""
+    each([GO_VERSIONS[0], NEWEST_GO], leaking)

@@ -161,6 +161,7 @@ struct shown {
 	const struct leaks *l;
 	const uint64_t *pcs;
 	uint32_t n;
+	uint32_t labels;
 };
 
 static bool same_shown(const void *ctx, uint64_t site)
@@ -168,21 +169,26 @@ static bool same_shown(const void *ctx, uint64_t site)
 	const struct shown *k = ctx;
 	const struct leaks_series *s = &k->l->series[site];
 
-	return s->nshown == k->n && memcmp(s->shown, k->pcs, k->n * sizeof(*k->pcs)) == 0;
+	return s->nshown == k->n && s->labels == k->labels &&
+	       memcmp(s->shown, k->pcs, k->n * sizeof(*k->pcs)) == 0;
 }
 
-/* Gives every stack heapagg made since the last call its site. */
+/*
+ * Gives every site heapagg made since the last call its leak site: the frames it shows, and the
+ * pprof labels its goroutines had (a site is then judged per label set: per tenant, say).
+ */
 static int assign_sites(struct leaks *l, const struct heapagg *a)
 {
-	uint32_t *site = realloc(l->site, (a->nstacks ? a->nstacks : 1) * sizeof(*site));
+	uint32_t *site = realloc(l->site, (a->nsites ? a->nsites : 1) * sizeof(*site));
 
 	if (!site)
 		return -ENOMEM;
 	l->site = site;
-	for (; l->nstacks < a->nstacks; l->nstacks++) {
-		const struct heap_stack *st = &a->stacks[l->nstacks];
+	for (; l->nassigned < a->nsites; l->nassigned++) {
+		const struct heap_site *hs = &a->sites[l->nassigned];
+		const struct heap_stack *st = &a->stacks[hs->stack];
 		uint64_t *pcs = malloc((st->nframes ? st->nframes : 1) * sizeof(*pcs));
-		struct shown k = {l, pcs, 0};
+		struct shown k = {l, pcs, 0, hs->labels};
 		struct leaks_series *n;
 		uint64_t h, found, key;
 
@@ -194,11 +200,11 @@ static int assign_sites(struct leaks *l, const struct heapagg *a)
 			memcpy(pcs, st->pcs, st->nframes * sizeof(*pcs));
 			k.n = st->nframes;
 		}
-		h = k.n;
+		h = u64_mix(k.n, k.labels);
 		for (uint32_t i = 0; i < k.n; i++)
 			h = u64_mix(h, pcs[i]);
 		if (u64map_find(&l->site_index, h, same_shown, &k, &found, &key)) {
-			site[l->nstacks] = (uint32_t)found;
+			site[l->nassigned] = (uint32_t)found;
 			free(pcs);
 			continue;
 		}
@@ -211,8 +217,8 @@ static int assign_sites(struct leaks *l, const struct heapagg *a)
 		}
 		l->series = n;
 		n[l->nseries] = (struct leaks_series){
-		    .stack = (uint32_t)l->nstacks, .shown = pcs, .nshown = k.n};
-		site[l->nstacks] = (uint32_t)l->nseries++;
+		    .stack = hs->stack, .labels = hs->labels, .shown = pcs, .nshown = k.n};
+		site[l->nassigned] = (uint32_t)l->nseries++;
 	}
 	return 0;
 }
@@ -265,7 +271,7 @@ static int add_point(struct leaks *l, const struct heapagg *a, int64_t now, doub
 	}
 	for (size_t i = 0; i < a->nsites; i++) {
 		const struct heap_site *site = &a->sites[i];
-		struct leaks_series *s = &l->series[l->site[site->stack]];
+		struct leaks_series *s = &l->series[l->site[i]];
 		struct heap_totals t;
 		double w, var;
 
@@ -337,7 +343,7 @@ static void walk_object(void *ctx, const struct heap_object *o)
 {
 	struct walk *w = ctx;
 	const struct heap_site *site = &w->a->sites[o->site];
-	int64_t k = site->stack < w->l->nstacks ? w->slot[w->l->site[site->stack]] : -1;
+	int64_t k = o->site < w->l->nassigned ? w->slot[w->l->site[o->site]] : -1;
 	double weight_, var;
 	size_t lo = 0, hi = w->n - 1;
 
@@ -390,7 +396,7 @@ static void add_preattach(struct walk *w)
 {
 	for (size_t i = 0; i < w->a->nsites; i++) {
 		const struct heap_site *site = &w->a->sites[i];
-		int64_t k = site->stack < w->l->nstacks ? w->slot[w->l->site[site->stack]] : -1;
+		int64_t k = i < w->l->nassigned ? w->slot[w->l->site[i]] : -1;
 		double wt, var;
 
 		if (k < 0 || !site->pre_objects)
@@ -421,6 +427,8 @@ static void judge_site(struct walk *w, int64_t k, uint32_t site)
 	nb[w->n - 1] = nv[w->n - 1] = 0;
 
 	s->stack = ser->stack;
+	s->labels = ser->labels;
+	s->series = site;
 	leaks_judge(&t, &s->v);
 	s->inuse_bytes = ser->bytes[w->n - 1];
 	s->samples = ser->allocs - ser->allocs0;

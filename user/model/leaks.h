@@ -120,6 +120,7 @@ typedef uint32_t (*leaks_shown_fn)(void *ctx, const struct heap_stack *s, uint64
 
 struct leaks_series {
 	uint32_t stack;	 /* a stack of the site */
+	uint32_t labels; /* its pprof label set (golabels id) */
 	uint64_t *shown; /* the frames it shows, owned */
 	uint32_t nshown;
 	/* LEAKS_MAX_POINTS + 1 each; NULL until the site holds bytes */
@@ -139,9 +140,9 @@ struct leaks {
 	bool tail;	/* point npoints holds the newest observation, between committed ones */
 	uint64_t nobs;	/* observations so far; every stride-th is committed */
 	uint64_t stride;
-	uint32_t *site;		     /* by heapagg stack: its site */
-	size_t nstacks;		     /* heapagg stacks given a site so far */
-	struct u64map site_index;    /* hash of the frames shown -> site */
+	uint32_t *site;		     /* by heapagg site: its leak site */
+	size_t nassigned;	     /* heapagg sites given a leak site so far */
+	struct u64map site_index;    /* hash of the frames shown and the labels -> site */
 	struct leaks_series *series; /* by site */
 	size_t nseries;
 	int64_t start_cycle, seen; /* first and newest heap-profile cycle seen */
@@ -160,7 +161,9 @@ int leaks_observe(struct leaks *l, const struct heapagg *a, int64_t cycle, doubl
 size_t leaks_points(const struct leaks *l);
 
 struct leak_site {
-	uint32_t stack; /* a heapagg stack of the site */
+	uint32_t stack;	 /* a heapagg stack of the site */
+	uint32_t labels; /* the pprof labels its goroutines had (golabels id), 0: none */
+	uint32_t series; /* its timeline: leaks.series[series] */
 	struct leak_verdict v;
 	double inuse_bytes;	   /* at the last point */
 	uint64_t samples;	   /* sampled allocations at the site during the window */

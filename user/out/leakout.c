@@ -77,6 +77,24 @@ static const char *site_str(struct heapprof *h, uint32_t stack, char *buf, size_
 	return buf;
 }
 
+/*
+ * "main.leak (main.go:61)", then the pprof labels its goroutines had where they had any:
+ * "main.handle (main.go:59) {endpoint=/store, tenant=alpha}".
+ */
+static const char *site_labels_str(struct heapprof *h, const struct leak_site *s, char *buf,
+				   size_t len)
+{
+	const struct label_set *set =
+	    h->agg->labels ? golabels_set(h->agg->labels, s->labels) : NULL;
+	size_t at;
+
+	site_str(h, s->stack, buf, len);
+	for (size_t i = 0; set && i < set->n && (at = strlen(buf)) + 1 < len; i++)
+		snprintf(buf + at, len - at, "%s%s=%s%s", i ? ", " : " {", set->pairs[i].key,
+			 set->pairs[i].value, i + 1 == set->n ? "}" : "");
+	return buf;
+}
+
 static const char *verdict(const struct leak_report *r, char *buf, size_t len)
 {
 	if (r->ngrowing)
@@ -124,7 +142,7 @@ static void print_candidate(FILE *f, const struct leak_site *s, int rank, struct
 	char site[512], a[32], b[32], c[32];
 	int n = frames_of(h, s->stack, fr);
 
-	fprintf(f, "\n#%d %s  confidence %.2f\n", rank, site_str(h, s->stack, site, sizeof(site)),
+	fprintf(f, "\n#%d %s  confidence %.2f\n", rank, site_labels_str(h, s, site, sizeof(site)),
 		s->v.confidence);
 	fprintf(f, "   grows %s/s (%s per GC cycle); in use %s; %" PRIu64 " samples\n",
 		size_str(s->v.per_sec, a, sizeof(a)), size_str(s->v.per_cycle, b, sizeof(b)),
@@ -162,7 +180,7 @@ void leakout_text(FILE *f, const struct leak_report *r, struct heapprof *h, int 
 				"\nstopped growing (kept what it grew, but no longer grows; not a "
 				"candidate):\n");
 		fprintf(f, "  %s: grew %s, in use %s, %" PRIu64 " samples\n",
-			site_str(h, s->stack, site, sizeof(site)),
+			site_labels_str(h, s, site, sizeof(site)),
 			size_str(s->v.growth, a, sizeof(a)),
 			size_str(s->inuse_bytes, line, sizeof(line)), s->samples);
 	}
@@ -184,7 +202,7 @@ void leakout_text(FILE *f, const struct leak_report *r, struct heapprof *h, int 
 		fprintf(f,
 			"  %s: +%s, evidence thin: %" PRIu64 " samples over %" PRId64
 			" GC cycles (%s)\n",
-			site_str(h, s->stack, site, sizeof(site)),
+			site_labels_str(h, s, site, sizeof(site)),
 			size_str(s->v.growth, a, sizeof(a)), s->samples, r->cycles, line);
 	}
 }
@@ -206,7 +224,7 @@ void leakout_brief(FILE *f, const struct leak_report *r, struct heapprof *h, int
 		fprintf(f, "  %10s/s  in use %10s  confidence %.2f  %s\n",
 			size_str(s->v.per_sec, a, sizeof(a)),
 			size_str(s->inuse_bytes, b, sizeof(b)), s->v.confidence,
-			site_str(h, s->stack, line, sizeof(line)));
+			site_labels_str(h, s, line, sizeof(line)));
 	}
 }
 
@@ -224,7 +242,10 @@ static struct json_object *num(double v)
 static struct json_object *site_json(const struct leak_site *s, const struct leaks *l,
 				     struct heapprof *h)
 {
-	const struct leaks_series *ser = &l->series[s->stack];
+	const struct leaks_series *ser = &l->series[s->series];
+	const struct label_set *set =
+	    h->agg->labels ? golabels_set(h->agg->labels, s->labels) : NULL;
+	struct json_object *labels = json_object_new_object();
 	struct json_object *o = json_object_new_object(), *stack = json_object_new_array();
 	struct json_object *frames = json_object_new_array(), *ages = json_object_new_object();
 	struct json_object *timeline = json_object_new_array(), *ev = json_object_new_object();
@@ -260,7 +281,11 @@ static struct json_object *site_json(const struct leak_site *s, const struct lea
 	json_object_object_add(ev, "recent_rate_ratio", num(s->v.recent));
 	json_object_object_add(ev, "recent_z", num(s->v.recent_z));
 
+	for (size_t i = 0; set && i < set->n; i++)
+		json_object_object_add(labels, set->pairs[i].key,
+				       json_object_new_string(set->pairs[i].value));
 	json_object_object_add(o, "stack", stack);
+	json_object_object_add(o, "labels", labels);
 	json_object_object_add(o, "inuse_bytes", json_object_new_int64((int64_t)s->inuse_bytes));
 	json_object_object_add(o, "growth_bytes_per_second", num(s->v.per_sec));
 	json_object_object_add(o, "growth_bytes_per_cycle", num(s->v.per_cycle));

@@ -6,6 +6,8 @@
 // Each tenant keeps a ring of 8 KiB blocks and replaces its whole ring every second, so a heapspy
 // attached late sees every retained block allocated again, under its labels, within a second or
 // two. beta's blocks are allocated by a goroutine started inside pprof.Do: it inherits the labels.
+// With -leak, one tenant keeps every block it allocates after the start: a leak in the shared
+// handler that only that tenant's label tells from the others' steady use of the same line.
 // gamma carries 25 more labels (27 in all): before Go 1.24 its label set is a map that had just
 // grown when its last label went in, half of its buckets not yet moved to the new array.
 package main
@@ -31,6 +33,8 @@ type tenant struct {
 	next  int
 	extra []string // labels beyond tenant and endpoint
 	child bool     // serve from a goroutine started under the labels
+	leaks bool     // -leak: keeps every block, from the same line of the same handler
+	kept  [][]byte
 }
 
 var tenants = []*tenant{
@@ -56,7 +60,12 @@ func init() {
 //go:noinline
 func handle(t *tenant, n int) {
 	for i := 0; i < n; i++ {
-		t.ring[t.next] = make([]byte, blockSize)
+		b := make([]byte, blockSize)
+		if t.leaks {
+			t.kept = append(t.kept, b)
+			continue
+		}
+		t.ring[t.next] = b
 		t.next = (t.next + 1) % len(t.ring)
 	}
 }
@@ -103,12 +112,14 @@ func writeHeapProfile() {
 func main() {
 	duration := flag.Duration("duration", 5*time.Second, "how long to run")
 	garbageRate := flag.Int("garbage", 10, "MiB of short-lived unlabeled garbage per second")
+	leak := flag.String("leak", "", "this tenant keeps every block it allocates after the start")
 	flag.Parse()
 
 	usr1 := make(chan os.Signal, 1)
 	signal.Notify(usr1, syscall.SIGUSR1)
 	for _, t := range tenants {
 		serve(t, len(t.ring))
+		t.leaks = t.name == *leak
 	}
 	fmt.Println("ready")
 
