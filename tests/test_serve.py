@@ -4,10 +4,12 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 
 import pprofdec
@@ -205,3 +207,128 @@ def test_serve_every_target_exits():
         prog.kill()
     check(rc == 0 and "every process served has exited" in serve.stderr(),
           "exit %d:\n%s" % (rc, serve.stderr()))
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class PromServer:
+    """Debian's Prometheus server, scraping every second what config names, on a free port with
+    its storage in a fresh directory."""
+
+    def __init__(self, name, scrape_configs):
+        out = tmpdir(name)
+        cfg = os.path.join(out, "prometheus.yml")
+        with open(cfg, "w") as f:
+            json.dump({"global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+                       "scrape_configs": scrape_configs}, f)  # JSON is YAML
+        self.port = free_port()
+        self.log = open(os.path.join(out, "prometheus.log"), "w")
+        self.proc = subprocess.Popen(["prometheus", "--config.file=" + cfg,
+                                      "--storage.tsdb.path=" + os.path.join(out, "data"),
+                                      "--web.listen-address=127.0.0.1:%d" % self.port],
+                                     stdout=self.log, stderr=subprocess.STDOUT)
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            try:
+                with urllib.request.urlopen(self.api("/-/ready"), timeout=2) as r:
+                    if r.status == 200:
+                        return
+            except (urllib.error.URLError, ConnectionError):
+                time.sleep(0.2)
+        raise Failure("prometheus did not get ready within 30 s")
+
+    def api(self, path):
+        return "http://127.0.0.1:%d%s" % (self.port, path)
+
+    def get(self, path, **params):
+        url = self.api(path) + ("?" + urllib.parse.urlencode(params) if params else "")
+        with urllib.request.urlopen(url, timeout=10) as r:
+            reply = json.load(r)
+        check(reply["status"] == "success", "prometheus %s: %s" % (path, reply))
+        return reply["data"]
+
+    def query(self, q):
+        """{labels' pid: value} of an instant query."""
+        return {int(r["metric"].get("pid", 0)): float(r["value"][1])
+                for r in self.get("/api/v1/query", query=q)["result"]}
+
+    def stop(self):
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self.log.close()
+
+
+GCTRACE = re.compile(r"^gc (\d+) @.*?( \(forced\))?$")
+# gcload: 1 MiB live, 20 MiB/s of garbage and runtime.GC() every 100 ms, some 15 cycles a second.
+GCLOAD = ["-live", "1", "-rate", "20", "-force", "100ms", "-stw", "0"]
+
+
+@needs(build(NEWEST_GO, "gcload"))
+def test_serve_metrics_scraped_by_prometheus():
+    """/metrics passes promtool check metrics; Debian's Prometheus server scrapes it every second
+    while gcload runs with GODEBUG=gctrace=1, which is then stopped (SIGSTOP): a query through
+    Prometheus' API counts every cycle gctrace printed from the first heapspy saw to the last
+    number Prometheus has, the same forced ones, and two pauses per cycle in the histogram."""
+    out = tmpdir("serve-metrics")
+    trace_file = os.path.join(out, "gctrace.txt")
+    with open(trace_file, "w") as err:
+        prog = subprocess.Popen([go_build(NEWEST_GO, "gcload"), "-duration", "60s"] + GCLOAD,
+                                stdout=subprocess.PIPE, stderr=err, text=True,
+                                env=dict(os.environ, GODEBUG="gctrace=1"))
+    serve = prom = None
+    try:
+        check(prog.stdout.readline().strip() == "ready", "gcload did not start")
+        serve = Serve("--pid", prog.pid)
+        status, body = serve.get("/metrics")
+        check(status == 200, "/metrics: %d %r" % (status, body))
+        p = subprocess.run(["promtool", "check", "metrics"], input=body, capture_output=True)
+        check(p.returncode == 0, "promtool check metrics:\n%s%s\n%s" % (
+            p.stdout.decode(), p.stderr.decode(), body.decode()))
+        prom = PromServer("serve-prometheus", [{
+            "job_name": "heapspy",
+            "static_configs": [{"targets": ["127.0.0.1:%d" % serve.port]}]}])
+        time.sleep(3)
+        os.kill(prog.pid, signal.SIGSTOP)
+        time.sleep(3)  # scrapes after the last cycle
+        q = lambda name: prom.query(name).get(prog.pid)
+        cycles, forced = q("heapspy_go_gc_cycles_total"), q("heapspy_go_gc_forced_cycles_total")
+        last, pauses = q("heapspy_go_gc_last_cycle"), q("heapspy_go_gc_pause_seconds_count")
+        check(None not in (cycles, forced, last, pauses),
+              "prometheus has no heapspy series for pid %d: %s" % (
+                  prog.pid, prom.get("/api/v1/query", query="{job='heapspy'}")))
+        first = json.loads(serve.get("/pid/%d/debug/gc" % prog.pid)[1])["gc_cycles"][0]["cycle"]
+        # The stop may have come between the cycle's end and gctrace's line: let it print.
+        os.kill(prog.pid, signal.SIGCONT)
+        time.sleep(0.5)
+        prog.kill()
+        prog.communicate()
+        trace = {}
+        for line in open(trace_file):
+            m = GCTRACE.match(line.strip())
+            if m:
+                trace[int(m.group(1))] = bool(m.group(2))
+        seen = [n for n in trace if first <= n <= last]
+        check(cycles == len(seen) == last - first + 1 and cycles >= 20,
+              "prometheus: %d cycles up to gc %d; gctrace printed %d from gc %d (the first "
+              "heapspy saw) to gc %d" % (cycles, last, len(seen), first, last))
+        check(forced == sum(trace[n] for n in seen) and forced >= 5,
+              "prometheus: %d forced cycles, gctrace %d" % (forced, sum(trace[n] for n in seen)))
+        check(pauses == 2 * cycles, "%d pauses in the histogram for %d cycles" % (pauses, cycles))
+        rss = prom.query("process_resident_memory_bytes").get(0)
+        check(rss and 1 << 20 < rss < 1 << 30, "heapspy's RSS %s" % rss)
+    finally:
+        if prom:
+            prom.stop()
+        if prog.poll() is None:
+            prog.kill()
+            prog.communicate()
+        if serve:
+            serve.stop()

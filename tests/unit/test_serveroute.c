@@ -15,6 +15,7 @@ static void test_paths(void)
 	    {"/debug/pprof/heap", SERVE_HEAP, 0},
 	    {"/debug/pprof/allocs", SERVE_ALLOCS, 0},
 	    {"/debug/gc", SERVE_GC, 0},
+	    {"/metrics", SERVE_METRICS, 0},
 	    {"/pid/4242/debug/pprof/heap", SERVE_HEAP, 4242},
 	    {"/pid/1/debug/pprof/allocs", SERVE_ALLOCS, 1},
 	    {"/pid/77/debug/gc", SERVE_GC, 77},
@@ -31,6 +32,8 @@ static void test_paths(void)
 	    {"/pid/99999999999999999999/debug/pprof/heap", SERVE_UNKNOWN, 0},
 	    {"/pid/4294967297/debug/pprof/heap", SERVE_UNKNOWN, 0},
 	    {"/pid/5/pid/6/debug/pprof/heap", SERVE_UNKNOWN, 0},
+	    {"/pid/5/metrics", SERVE_UNKNOWN, 0},
+	    {"/metrics/", SERVE_UNKNOWN, 0},
 	    {"", SERVE_UNKNOWN, 0},
 	};
 

@@ -49,7 +49,7 @@ struct gctrace {
 	uint64_t counters[HS_GC_CNT_MAX];
 	const struct target *target; /* as attached, to read what the probes could not */
 	uint64_t unread_reasons;     /* stop reasons neither the probe nor heapspy could read */
-	int error; /* first error from decoding */
+	int error;		     /* first error from decoding */
 	/* Called for each cycle as it completes (from the event loop), or NULL. */
 	void (*on_cycle)(void *ctx, const struct gc_cycle *c);
 	void *on_cycle_ctx;
@@ -63,7 +63,7 @@ struct probe_set *gctrace_probes(struct gctrace *g);
  * they are now; done once as the probes go in. A process gone keeps those.
  */
 void gctrace_read_settings(struct gctrace *g, const struct target *t);
-/* Reads the probes' counters; call after session_stop. */
+/* Reads the probes' counters: at any time, and after session_stop for the final ones. */
 void gctrace_finish(struct gctrace *g);
 void gctrace_free(struct gctrace *g);
 

@@ -19,12 +19,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/eventfd.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include "cli.h"
+#include "promtext.h"
 #include "serveroute.h"
 #include "servetarget.h"
 
@@ -55,8 +58,9 @@ struct serve {
 	pthread_mutex_t mu;
 	struct served *targets[MAX_PIDS]; /* under mu: those still recording */
 	size_t ntargets;
-	int endfd;  /* a target's loop ended: the main thread takes it off the list */
-	int quitfd; /* readable once heapspy stops: requests waiting out `seconds` give up */
+	int endfd;	   /* a target's loop ended: the main thread takes it off the list */
+	int quitfd;	   /* readable once heapspy stops: requests waiting out `seconds` give up */
+	double start_time; /* seconds since the epoch */
 	struct MHD_Daemon *d;
 };
 
@@ -117,6 +121,8 @@ static const char serve_doc[] =
     "      ?seconds=S                alloc values: what was allocated in the next S seconds "
     "(in-use values stay as of the end)\n"
     "  /pid/PID/debug/gc             every GC cycle so far, as `heapspy gc --json` writes them\n"
+    "  /metrics                      every process's GC and heap figures, and heapspy's own, "
+    "for Prometheus (labels pid, exe, go_version)\n"
     "With one process, the same paths are served at the root too (/debug/pprof/heap). A "
     "process that is not served gets 404, a bad `seconds` 400, each with a one-line body. A "
     "process that exits stops being served; the others go on. heapspy listens on loopback "
@@ -125,7 +131,12 @@ static const char serve_doc[] =
     "  heapspy serve --pid $(pidof myservice)\n"
     "  go tool pprof -top http://127.0.0.1:6061/debug/pprof/heap\n"
     "  go tool pprof http://127.0.0.1:6061/pid/4242/debug/pprof/allocs?seconds=30\n"
-    "  curl -s http://127.0.0.1:6061/pid/4242/debug/gc";
+    "  curl -s http://127.0.0.1:6061/pid/4242/debug/gc\n"
+    "Prometheus (prometheus.yml):\n"
+    "  scrape_configs:\n"
+    "    - job_name: heapspy\n"
+    "      static_configs:\n"
+    "        - targets: ['127.0.0.1:6061']";
 
 /* ---- targets ---- */
 
@@ -331,6 +342,67 @@ static enum MHD_Result serve_gc(struct MHD_Connection *c, struct served *t)
 		       NULL);
 }
 
+/* heapspy's own RSS and CPU, and when it started. */
+static void self_metrics(struct serve *sv, struct prom_self *self)
+{
+	struct rusage ru;
+	long pages = 0, rss = 0;
+	FILE *f = fopen("/proc/self/statm", "r");
+
+	if (f && fscanf(f, "%ld %ld", &pages, &rss) != 2)
+		rss = 0;
+	if (f)
+		fclose(f);
+	self->rss_bytes = (double)rss * (double)sysconf(_SC_PAGESIZE);
+	getrusage(RUSAGE_SELF, &ru);
+	self->cpu_seconds = (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
+			    (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
+	self->start_time_seconds = sv->start_time;
+}
+
+/* /metrics: each target asked in turn, then every family written once. */
+static enum MHD_Result serve_metrics(struct serve *sv, struct MHD_Connection *c)
+{
+	struct served *held[MAX_PIDS];
+	struct prom_target *m = calloc(MAX_PIDS, sizeof(*m));
+	struct prom_self self;
+	size_t n = 0, got = 0, len = 0;
+	char *text = NULL;
+	FILE *f;
+
+	if (!m)
+		return fail(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory");
+	pthread_mutex_lock(&sv->mu);
+	for (; n < sv->ntargets; n++) {
+		held[n] = sv->targets[n];
+		held[n]->refs++;
+	}
+	pthread_mutex_unlock(&sv->mu);
+	for (size_t i = 0; i < n; i++) {
+		struct serve_req q = {.ask = SERVE_ASK_METRICS, .metrics = &m[got]};
+
+		if (serve_target_ask(&held[i]->st, &q) == 0)
+			got++;
+	}
+	self_metrics(sv, &self);
+	f = open_memstream(&text, &len);
+	if (f) {
+		promtext_write(f, m, got, &self);
+		if (fclose(f) != 0) {
+			free(text);
+			text = NULL;
+		}
+	}
+	/* The labels point into the targets: written before they are let go. */
+	for (size_t i = 0; i < n; i++)
+		put(sv, held[i]);
+	free(m);
+	if (!text)
+		return fail(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory");
+	return respond(c, MHD_HTTP_OK, "text/plain; version=0.0.4; charset=utf-8", text, len,
+		       MHD_RESPMEM_MUST_FREE, NULL);
+}
+
 /* "/": what is served, a line per process. */
 static enum MHD_Result serve_index(struct serve *sv, struct MHD_Connection *c)
 {
@@ -377,6 +449,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 		return fail(c, MHD_HTTP_NOT_FOUND, "404 page not found");
 	if (r.ep == SERVE_INDEX)
 		return serve_index(sv, c);
+	if (r.ep == SERVE_METRICS)
+		return serve_metrics(sv, c);
 	t = get(sv, r.pid, why, sizeof(why));
 	if (!t)
 		return fail(c, MHD_HTTP_NOT_FOUND, "%s", why);
@@ -546,6 +620,7 @@ int cmd_serve(int argc, char **argv)
 	int rc = 0;
 
 	cli_parse(&argp, argc, argv, &o, &o.s.tgt);
+	sv.start_time = (double)time(NULL);
 	pthread_mutex_init(&sv.mu, NULL);
 	sv.endfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	sv.quitfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);

@@ -31,6 +31,10 @@ struct serve_route serve_route(const char *path)
 		r.ep = SERVE_INDEX;
 		return r;
 	}
+	if (!strcmp(path, "/metrics")) {
+		r.ep = SERVE_METRICS;
+		return r;
+	}
 	if (strncmp(path, "/pid/", 5) != 0) {
 		r.ep = endpoint(path);
 		return r;

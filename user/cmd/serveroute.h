@@ -10,10 +10,11 @@
 
 enum serve_endpoint {
 	SERVE_UNKNOWN,
-	SERVE_INDEX,  /* "/": what is served */
-	SERVE_HEAP,   /* debug/pprof/heap */
-	SERVE_ALLOCS, /* debug/pprof/allocs: the same profile, alloc_space by default */
-	SERVE_GC,     /* debug/gc: heapspy gc's JSON of the cycles so far */
+	SERVE_INDEX,   /* "/": what is served */
+	SERVE_HEAP,    /* debug/pprof/heap */
+	SERVE_ALLOCS,  /* debug/pprof/allocs: the same profile, alloc_space by default */
+	SERVE_GC,      /* debug/gc: heapspy gc's JSON of the cycles so far */
+	SERVE_METRICS, /* /metrics: every target's, for Prometheus (root only) */
 };
 
 struct serve_route {

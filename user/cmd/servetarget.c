@@ -24,6 +24,40 @@ static void answer_profile(struct serve_target *st, struct serve_req *q)
 	heapprof_free(&h);
 }
 
+static void answer_metrics(struct serve_target *st, struct prom_target *m)
+{
+	struct session *s = &st->r.s;
+	const struct heapagg *a = &s->agg;
+	int64_t now = heapagg_profile_cycle(a, session_cycle(s));
+	double alloc_bytes = 0, allocs = 0, inuse_bytes = 0, inuse = 0;
+
+	for (size_t i = 0; i < a->nsites; i++) {
+		struct heap_totals t;
+
+		heapagg_totals(a, &a->sites[i], now, &t);
+		allocs += t.est_allocs;
+		alloc_bytes += t.est_allocs * (double)a->sites[i].size;
+		inuse += t.est_inuse;
+		inuse_bytes += t.est_inuse * (double)a->sites[i].size;
+	}
+	session_read_counters(s);
+	gctrace_finish(&st->r.gc);
+	*m = st->gc;
+	m->pid = (int)s->t.pid;
+	m->exe = s->t.display;
+	m->go_version = s->t.go_version;
+	m->alloc_bytes = (int64_t)alloc_bytes;
+	m->alloc_objects = (int64_t)allocs;
+	m->inuse_bytes = (int64_t)inuse_bytes;
+	m->inuse_objects = (int64_t)inuse;
+	m->sample_rate = session_period(s);
+	m->samples = a->samples;
+	m->frees = a->frees;
+	m->lost = s->counters[HS_CNT_LOST];
+	m->gc_probe_hits = st->r.gc.counters[HS_GC_CNT_HITS];
+	m->gc_lost = st->r.gc.counters[HS_GC_CNT_LOST];
+}
+
 static void answer(struct serve_target *st, struct serve_req *q)
 {
 	struct session *s = &st->r.s;
@@ -43,6 +77,9 @@ static void answer(struct serve_target *st, struct serve_req *q)
 		q->body = (uint8_t *)gc_json_text(&st->r.gc, s);
 		q->len = q->body ? strlen((char *)q->body) : 0;
 		q->rc = q->body ? 0 : -ENOMEM;
+		break;
+	case SERVE_ASK_METRICS:
+		answer_metrics(st, q->metrics);
 		break;
 	}
 }
@@ -81,11 +118,32 @@ static int on_wake(void *ctx)
 	return stop;
 }
 
-static void on_tick(void *ctx, double elapsed)
+/* In the loop's thread, as each GC cycle ends. */
+static void on_cycle(void *ctx, const struct gc_cycle *c)
 {
 	struct serve_target *st = ctx;
 
+	st->gc.gc_cycles++;
+	if (c->forced == 1)
+		st->gc.gc_forced++;
+	if (c->cycle != GC_UNKNOWN)
+		st->gc.gc_last_cycle = c->cycle;
+	if (c->sweep_term_ns != GC_UNKNOWN)
+		promtext_add_pause(&st->gc.pauses, c->sweep_term_ns);
+	if (c->mark_term_ns != GC_UNKNOWN)
+		promtext_add_pause(&st->gc.pauses, c->mark_term_ns);
+	st->gc.heap_live = c->heap2 != GC_UNKNOWN ? c->heap2 : -1;
+	st->gc.heap_goal = c->heap_goal != GC_UNKNOWN ? c->heap_goal : -1;
+}
+
+static void on_tick(void *ctx, double elapsed)
+{
+	struct serve_target *st = ctx;
+	const struct gcdecode *d = &st->r.gc.dec;
+
 	recording_tick(&st->r, elapsed);
+	for (; st->grows_seen < d->ngrows; st->grows_seen++)
+		st->gc.grown_bytes += d->grows[st->grows_seen].bytes;
 }
 
 static void *run(void *arg)
@@ -126,7 +184,10 @@ int serve_target_start(struct serve_target *st, pid_t pid, const struct session_
 		snprintf(err, errlen, "cannot make an eventfd: %s", strerror(errno));
 		return -errno;
 	}
+	st->gc.gc_last_cycle = st->gc.heap_live = st->gc.heap_goal = -1;
 	rc = recording_start(&st->r, "serve", &st->so, err, errlen);
+	st->r.gc.on_cycle = on_cycle;
+	st->r.gc.on_cycle_ctx = st;
 	if (!rc)
 		rc = evloop_add_wake(&st->r.s.loop, st->wakefd, on_wake, st);
 	if (!rc) {

@@ -13,18 +13,21 @@
 #include <stdint.h>
 
 #include "heapprof.h"
+#include "promtext.h"
 #include "recording.h"
 
 enum serve_ask {
 	SERVE_ASK_PROFILE, /* the gzipped heap profile, less base's alloc values if base is set */
 	SERVE_ASK_BASE,	   /* fills base: what each site has allocated so far */
 	SERVE_ASK_GC,	   /* heapspy gc's JSON of the cycles so far */
+	SERVE_ASK_METRICS, /* fills metrics (its exe and go_version stay the target's) */
 };
 
 struct serve_req {
 	enum serve_ask ask;
 	const char *default_type; /* the profile's default sample type, or NULL */
 	struct heapprof_base *base;
+	struct prom_target *metrics;
 	uint8_t *body; /* the answer, malloc'd: the asker frees it */
 	size_t len;
 	int rc; /* 0, -ESRCH when the target is gone, or another -errno */
@@ -43,6 +46,9 @@ struct serve_target {
 	struct serve_req *queue; /* under mu */
 	bool stop;		 /* under mu: the loop ends at its next wake-up */
 	bool ended;		 /* under mu: the loop has ended; nothing is answered any more */
+	/* What /metrics shows, kept by the loop's thread as cycles end. */
+	struct prom_target gc;
+	size_t grows_seen; /* of the GC trace's heap growths, those counted in gc.grown_bytes */
 	/* Called from the target's thread once its loop has ended (to wake whoever joins it). */
 	void (*on_end)(void *ctx);
 	void *on_end_ctx;
