@@ -311,11 +311,11 @@ def rotated(items, k):
     return items[k:] + items[:k]
 
 
-def go_build(pkg):
-    out = os.path.join(OUT, "bin", pkg)
+def go_build(pkg, tags=None):
+    out = os.path.join(OUT, "bin", pkg + ("-" + tags.replace(",", "-") if tags else ""))
     os.makedirs(os.path.dirname(out), exist_ok=True)
-    subprocess.run([GO, "build", "-o", out, "./" + pkg], cwd=os.path.join(ROOT, "tests", "go"),
-                   env=GO_ENV, check=True)
+    subprocess.run([GO, "build", "-o", out] + (["-tags", tags] if tags else []) + ["./" + pkg],
+                   cwd=os.path.join(ROOT, "tests", "go"), env=GO_ENV, check=True)
     return out
 
 

@@ -5,7 +5,7 @@ as tools/bench.py measures it (target CPU per operation over an unprobed run, pe
 allocation loop with every allocation sampled. What the handler does not account for is the
 uprobe itself: the trap, the kernel's uprobe machinery and the return to the program.
 
-    python3 tools/probestats.py [--reps N] [--ops N] [--program benchalloc] BIN [BIN...]
+    python3 tools/probestats.py [--reps N] [--ops N] [--program benchalloc] [--tags T] BIN...
 
 Each BIN is a heapspy binary (build/heapspy of two commits, say); they run side by side,
 alternating their order from one repetition to the next, and medians are printed. Needs root;
@@ -83,10 +83,12 @@ def main():
     ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--ops", type=int, default=20000)
     ap.add_argument("--program", default="benchalloc")
+    ap.add_argument("--tags", help="build tags of the program (benchalloc: withlabels, its "
+                    "workers under pprof labels)")
     ap.add_argument("heapspy", nargs="+")
     args = ap.parse_args()
     os.makedirs(bench.OUT, exist_ok=True)
-    binary = bench.go_build(args.program)
+    binary = bench.go_build(args.program, args.tags)
     old = open("/proc/sys/kernel/bpf_stats_enabled").read().strip()
     with open("/proc/sys/kernel/bpf_stats_enabled", "w") as f:
         f.write("1")

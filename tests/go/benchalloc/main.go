@@ -22,4 +22,7 @@ func op(id int) {
 	sinks[id&7] = n
 }
 
-func main() { benchlib.Run(nil, op) }
+// setup is nil but with -tags withlabels (labels.go).
+var setup func()
+
+func main() { benchlib.Run(setup, op) }
