@@ -402,10 +402,12 @@ def test_rate_changed_by_program_not_restored():
     says so."""
     binary = go_build(CORNER_VERSIONS[-1], "retain")
     out = os.path.join(tmpdir("rate-kept"), "heap.pb.gz")
-    prog = Program([binary, "-delay", "1s", "-rate", "8192", "-duration", "60s"])
+    # The program changes the rate 3 s in: heapspy is attached by then even on a loaded machine
+    # (at 1 s, a CI run once attached after it).
+    prog = Program([binary, "-delay", "3s", "-rate", "8192", "-duration", "60s"])
     try:
-        time.sleep(0.3)  # the runtime is up; the program changes the rate at 1s
-        _, _, stderr = heapspy("record", "--pid", prog.pid, "--duration", "3", "-o", out,
+        time.sleep(0.3)  # the runtime is up
+        _, _, stderr = heapspy("record", "--pid", prog.pid, "--duration", "4", "-o", out,
                                check_rc=0)
         check("switched MemProfileRate from 0 to 524288" in stderr, stderr)
         check("not restoring MemProfileRate to 0: the program set it to 8192" in stderr,
@@ -413,6 +415,28 @@ def test_rate_changed_by_program_not_restored():
         check(mem_profile_rate(binary, prog.pid) == 8192, "the program's rate was overwritten")
     finally:
         prog.kill()
+
+
+@needs(build(CORNER_VERSIONS[-1], "retain"))
+def test_rate_switched_on_by_program_during_attach():
+    """The program switches sampling on while heapspy attaches (heapspy found it off, then on):
+    heapspy reads the runtime's records as its baseline then, and its self-check agrees. Before,
+    the self-check failed (17 objects against 0) on most attaches that met the switch."""
+    binary = go_build(CORNER_VERSIONS[-1], "retain")
+    out = os.path.join(tmpdir("rate-race"), "heap.pb.gz")
+    met = 0
+    for ahead in (0.3, 0.22, 0.16, 0.1):
+        prog = Program([binary, "-delay", "1s", "-rate", "8192", "-duration", "60s"])
+        try:
+            time.sleep(1 - ahead)
+            _, stdout, stderr = heapspy("record", "--pid", prog.pid, "--duration", "2", "-o",
+                                        out, check_rc=0)
+        finally:
+            prog.kill()
+        met += "switched heap sampling on (MemProfileRate 8192) while heapspy attached" in stderr
+        check("self-check FAILED" not in stdout + stderr, "attached %.2f s before the program "
+              "switched sampling on:\n%s%s" % (ahead, stderr, stdout))
+    print("    the switch met the attach in %d of 4 runs" % met)
 
 
 @needs([build(v, "retain", tags="withpprof") for v in CORNER_VERSIONS])

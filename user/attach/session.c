@@ -106,7 +106,12 @@ int64_t session_cycle(const struct session *s)
 static int on_heap_event(void *ctx, void *data, size_t len)
 {
 	struct session *s = ctx;
-	int rc = heapagg_event(&s->agg, data, len);
+	const struct hs_event_header *h = data;
+	int rc;
+
+	if (len >= sizeof(*h) && h->ts < s->events_from_ns)
+		return 0;
+	rc = heapagg_event(&s->agg, data, len);
 
 	if (rc && !s->error)
 		s->error = rc;
@@ -223,6 +228,7 @@ static int ensure_sampling(struct session *s, char *err, size_t errlen)
 	if (sh->fd >= 0 && sh->found && sh->set)
 		s->old_rate = sh->orig;
 	if (rate > 0) {
+		s->found_sampling = true;
 		if (s->o->rate_given && s->o->rate != rate)
 			fprintf(stderr,
 				"heapspy: the runtime already samples every %" PRId64
@@ -395,6 +401,31 @@ static void self_check_origin(struct session *s)
 	selfcheck_origin(&s->check, &s->t, s->hp.mbuckets, s->hp.layout.record_words);
 }
 
+/*
+ * Not sampling when heapspy looked, sampling once its probes were in: the program switched it on
+ * in between, so the runtime's records hold objects the probes saw and objects they did not.
+ * Held still, the records are read as the baseline, as had the runtime sampled from the start, and
+ * the probes' events from before that instant are dropped: the records hold those objects.
+ */
+static int baseline_after_all(struct session *s, char *err, size_t errlen)
+{
+	struct freeze freeze = {0};
+	int rc;
+
+	fprintf(stderr,
+		"heapspy: the program switched heap sampling on (MemProfileRate %" PRId64
+		") while heapspy attached: its records from then on are read as the baseline\n",
+		s->rate);
+	rc = proc_freeze(&freeze, s->t.pid, s->t.pidfd, err, errlen);
+	if (rc)
+		return rc;
+	s->events_from_ns = evloop_now_ns();
+	selfcheck_forget_origin(&s->check);
+	rc = read_baseline(s, err, errlen);
+	proc_thaw(&freeze);
+	return rc;
+}
+
 static int start_running(struct session *s, char *err, size_t errlen)
 {
 	struct freeze freeze = {0};
@@ -428,6 +459,8 @@ static int start_running(struct session *s, char *err, size_t errlen)
 		self_check_origin(s);
 	if (!rc && s->o->heap)
 		rc = ensure_sampling(s, err, errlen);
+	if (!rc && !frozen && s->found_sampling)
+		rc = baseline_after_all(s, err, errlen);
 	if (frozen) {
 		proc_thaw(&freeze);
 		s->freeze_ms = (double)(evloop_now_ns() - t0) / 1e6;

@@ -93,7 +93,9 @@ struct session {
 	bool exited;
 	int64_t old_rate, rate; /* MemProfileRate before heapspy and as recording started */
 	int64_t end_rate;	/* as it ended (the program may change it), set by session_stop */
-	bool rate_switched; /* heapspy switched sampling on: this session restores if last out */
+	bool rate_switched;  /* heapspy switched sampling on: this session restores if last out */
+	bool found_sampling; /* the runtime sampled when heapspy came to switch it on */
+	uint64_t events_from_ns; /* heap events before this instant are not the recording's */
 	struct rateshare share;
 	long baseline_records; /* runtime records read from before attach */
 	double freeze_ms;      /* how long the target was held still to read them */

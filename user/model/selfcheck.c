@@ -118,6 +118,11 @@ static int add_origin(void *ctx, const struct go_bucket_record *b)
 	return n ? 0 : u64map_put(&w->c->origin, key, all.allocs - all.frees);
 }
 
+void selfcheck_forget_origin(struct selfcheck *c)
+{
+	u64map_free(&c->origin);
+}
+
 int selfcheck_origin(struct selfcheck *c, const struct target *t, uint64_t mbuckets,
 		     unsigned record_words)
 {
@@ -209,13 +214,19 @@ void selfcheck_compare(struct selfcheck *c, const struct target *t, const struct
 	for (size_t i = 0; i < c->nsites; i++) {
 		const struct selfcheck_site *s = &c->sites[i];
 
-		if (!s->runtime && !s->heapspy)
+		/*
+		 * Below zero, the runtime freed objects that predate heapspy, which heapspy never
+		 * saw: none of them is heapspy's to account for.
+		 */
+		int64_t runtime = s->runtime > 0 ? s->runtime : 0;
+
+		if (!runtime && !s->heapspy)
 			continue;
 		r.sites++;
-		r.runtime_inuse += s->runtime > 0 ? (uint64_t)s->runtime : 0;
+		r.runtime_inuse += (uint64_t)runtime;
 		r.heapspy_inuse += (uint64_t)s->heapspy;
-		r.apart += (uint64_t)(s->heapspy > s->runtime ? s->heapspy - s->runtime
-							      : s->runtime - s->heapspy);
+		r.apart +=
+		    (uint64_t)(s->heapspy > runtime ? s->heapspy - runtime : runtime - s->heapspy);
 	}
 	c->checks++;
 	c->last = r;

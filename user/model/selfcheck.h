@@ -88,6 +88,8 @@ int selfcheck_snapshot(struct selfcheck *c, const struct target *t, uint64_t mbu
  */
 int selfcheck_origin(struct selfcheck *c, const struct target *t, uint64_t mbuckets,
 		     unsigned record_words);
+/* Forgets that origin: the recording read the runtime's records as its baseline after all. */
+void selfcheck_forget_origin(struct selfcheck *c);
 /* Compares a pending snapshot with heapspy's totals at its cycle. */
 void selfcheck_compare(struct selfcheck *c, const struct target *t, const struct heapagg *a);
 
