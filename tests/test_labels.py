@@ -8,8 +8,8 @@ import signal
 import time
 
 import pprofdec
-from harness import (GO_VERSIONS, NEWEST_GO, Program, build, check, each, go_build, heapspy, needs,
-                     pprof_top, tmpdir)
+from harness import (GO_VERSIONS, NEWEST_GO, Program, build, build_variant, check, each, go_build,
+                     go_variant, heapspy, needs, pprof_top, tmpdir)
 
 # MiB each tenant retains (tests/go/tenants).
 TENANTS = {"alpha": 12, "beta": 6, "gamma": 3}
@@ -99,6 +99,29 @@ def attached(version):
           "%s: the runtime's own heap profile has labels: %s" % (what, labelled[:3]))
     check(any(s["labels"].get("tenant") for s in pprofdec.load(mine).samples),
           "%s: heapspy's profile has no tenant labels" % what)
+
+
+STRIPPED = [GO_VERSIONS[0], "1.24", NEWEST_GO]
+
+
+def stripped(version):
+    out = tmpdir("labels-stripped-%s" % version)
+    mine = os.path.join(out, "heapspy.pb.gz")
+    _, stdout, stderr = heapspy("record", "-v", "-o", mine, "--by-label", "tenant", "--",
+                                go_variant(version, "tenants", "stripped"), "-duration", "5s",
+                                check_rc=0, env={"TENANTS_RATE": RATE})
+    what = "go%s stripped" % version
+    for fact in ("g.labels", "g.m", "m.curg"):
+        check(re.search(r"layout: %s at offset [1-9]\d* \(0: unknown\) \(from code\)" % fact,
+                        stderr), "%s: %s not from the code:\n%s" % (what, fact, stderr))
+    check_tenants(mine, stdout, what)
+
+
+@needs([build_variant(v, "tenants", "stripped") for v in STRIPPED])
+def test_labels_stripped():
+    """Stripped (no DWARF): where g keeps the labels read from the runtime's code
+    (runtime_setProfLabel's store, semacquire1's `gp != gp.m.curg`); the same split."""
+    each(STRIPPED, stripped)
 
 
 @needs([build(v, "tenants") for v in GO_VERSIONS])

@@ -42,7 +42,7 @@ static int build(const char *version, int variant, char *out, size_t len)
 
 /* MemProfileRate's address and m.profStack in the default build, for its twins to match. */
 static uint64_t rate_of_default;
-static unsigned profstack_of_default;
+static unsigned profstack_of_default, curg_of_default;
 
 /* The table's row for this exact release says what the build's DWARF says. */
 static void check_table_row(const struct target *t, const struct heap_layout *l)
@@ -137,6 +137,11 @@ static void check_binary(size_t r, int variant)
 	 * never sets labels, so the linker dropped the setter and the probe reads none.
 	 */
 	CHECK(l->g_labels > 0 && l->g_m == 48 && l->m_curg > 0);
+	/* g.m and m.curg from runtime.semacquire1's `gp != gp.m.curg` where DWARF is gone. */
+	CHECK(l->src[LF_M_CURG] == (variant == DEFAULT ? LAYOUT_DWARF : LAYOUT_CODE));
+	if (variant == DEFAULT)
+		curg_of_default = l->m_curg;
+	CHECK(l->m_curg == curg_of_default);
 	CHECK(l->labels == LABELS_NOT_LINKED && l->cfg.g_labels_offset == 0);
 	CHECK(l->labels_slice == (strcmp(releases[r].version, "1.24") >= 0));
 	if (variant == DEFAULT) {

@@ -515,3 +515,104 @@ int64_t disasm_first_inc(const struct elfbin *eb, uint64_t start, uint64_t end)
 	walk_close(&w);
 	return disp;
 }
+
+/* Whether some 8-byte memory operand of [start, end) is [R14 + disp]: a field of the current g. */
+static bool uses_g_field(const struct elfbin *eb, uint64_t start, uint64_t end, int64_t disp)
+{
+	struct walk w;
+	bool found = false;
+
+	if (!walk_open(&w, eb, start, end))
+		return false;
+	while (!found && walk_next(&w)) {
+		const cs_x86 *x = &w.in->detail->x86;
+
+		for (int i = 0; i < x->op_count; i++)
+			if (field_of(&x->operands[i], X86_REG_R14) && x->operands[i].size == 8 &&
+			    x->operands[i].mem.disp == disp)
+				found = true;
+	}
+	walk_close(&w);
+	return found;
+}
+
+int64_t disasm_arg_to_g_field(const struct elfbin *eb, uint64_t start, uint64_t end)
+{
+	struct walk w;
+	int64_t disp = -1;
+
+	if (!walk_open(&w, eb, start, end))
+		return -1;
+	while (disp < 0 && walk_next(&w)) {
+		const cs_x86 *x = &w.in->detail->x86;
+		const cs_x86_op *dst = &x->operands[0];
+
+		/* The write barrier's buffer (R11) and the frame take copies; the field is the
+		 * rest. */
+		if (w.in->id == X86_INS_MOV && x->op_count == 2 && dst->type == X86_OP_MEM &&
+		    dst->size == 8 && dst->mem.index == X86_REG_INVALID && dst->mem.disp > 0 &&
+		    dst->mem.base != X86_REG_RSP && dst->mem.base != X86_REG_RBP &&
+		    dst->mem.base != X86_REG_R11 && dst->mem.base != X86_REG_RIP &&
+		    op_is_reg(w.in, 1, X86_REG_RAX))
+			disp = dst->mem.disp;
+	}
+	walk_close(&w);
+	return disp > 0 && uses_g_field(eb, start, end, disp) ? disp : -1;
+}
+
+int disasm_curg_check(const struct elfbin *eb, uint64_t start, uint64_t end, int64_t *g_m,
+		      int64_t *m_curg)
+{
+	/* Per register: the g field it was loaded from (-1: none), and whether it holds g itself.
+	 */
+	int64_t from_g[X86_REG_ENDING];
+	bool is_g[X86_REG_ENDING] = {false};
+	struct walk w;
+	int rc = -ENOENT;
+
+	if (!walk_open(&w, eb, start, end))
+		return -ENOENT;
+	for (int r = 0; r < X86_REG_ENDING; r++)
+		from_g[r] = -1;
+	is_g[X86_REG_R14] = true;
+	while (rc && walk_next(&w)) {
+		const cs_x86 *x = &w.in->detail->x86;
+		x86_reg dest = dest_reg(w.in);
+		int64_t disp;
+
+		if (w.in->id == X86_INS_CMP && x->op_count == 2) {
+			const cs_x86_op *a = &x->operands[0], *b = &x->operands[1];
+
+			if (a->type == X86_OP_REG && b->type == X86_OP_MEM) {
+				const cs_x86_op *t = a;
+
+				a = b;
+				b = t;
+			}
+			if (a->type == X86_OP_MEM && a->size == 8 && b->type == X86_OP_REG &&
+			    is_g[b->reg] && a->mem.base > X86_REG_INVALID &&
+			    a->mem.base < X86_REG_ENDING && from_g[a->mem.base] >= 0 &&
+			    field_of(a, a->mem.base)) {
+				*g_m = from_g[a->mem.base];
+				*m_curg = a->mem.disp;
+				rc = 0;
+			}
+			continue;
+		}
+		if (w.in->id == X86_INS_CALL)
+			break;
+		if (loads_from_g(w.in, &disp)) {
+			from_g[dest] = disp;
+			is_g[dest] = false;
+		} else if (w.in->id == X86_INS_MOV && x->op_count == 2 && dest != X86_REG_INVALID &&
+			   x->operands[1].type == X86_OP_REG && is_g[x->operands[1].reg]) {
+			from_g[dest] = -1;
+			is_g[dest] = true;
+		} else if (dest != X86_REG_INVALID) {
+			from_g[dest] = -1;
+			is_g[dest] = false;
+		}
+	}
+	walk_close(&w);
+	return rc;
+}

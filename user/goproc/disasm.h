@@ -79,4 +79,20 @@ int64_t disasm_nil_check(const struct elfbin *eb, uint64_t start, uint64_t end);
  */
 int64_t disasm_first_inc(const struct elfbin *eb, uint64_t start, uint64_t end);
 
+/*
+ * The g field a function sets to its first argument (`getg().labels = labels`, with its write
+ * barrier: runtime/pprof.runtime_setProfLabel): the displacement of its 8-byte store of RAX through
+ * a pointer (R14, or the copy of it the barrier's call made it spill), confirmed by an access to
+ * [R14 + that] in the function. -1 when the code has not that shape.
+ */
+int64_t disasm_arg_to_g_field(const struct elfbin *eb, uint64_t start, uint64_t end);
+
+/*
+ * `if gp != gp.m.curg` before a function's first call (runtime.semacquire1 opens with it): g.m
+ * from the load `MOV reg, [R14 + g_m]`, m.curg from the compare of g with [reg + m_curg]. 0 or
+ * -ENOENT.
+ */
+int disasm_curg_check(const struct elfbin *eb, uint64_t start, uint64_t end, int64_t *g_m,
+		      int64_t *m_curg);
+
 #endif

@@ -97,7 +97,7 @@ static void from_code(const struct target *t, int64_t *v, enum layout_source *sr
 {
 	uint64_t entry, end, free_entry, free_end;
 	struct disasm_dispatch d;
-	int64_t profstack, inc;
+	int64_t profstack, inc, labels, g_m, m_curg;
 
 	if (gosym_func(t->sym, "runtime.freeSpecial", &entry, &end) == 0 &&
 	    gosym_func(t->sym, "runtime.mProf_Free", &free_entry, &free_end) == 0 &&
@@ -114,6 +114,15 @@ static void from_code(const struct target *t, int64_t *v, enum layout_source *sr
 	    (profstack = disasm_nil_check(t->elf, entry, end)) > 0) {
 		found_in_code(v, src, LF_PROFSTACK, profstack);
 		found_in_code(v, src, LF_MALLOC_ARGS, 1);
+	}
+	/* runtime_setProfLabel: `getg().labels = labels`; semacquire1: `if gp != gp.m.curg`. */
+	if (gosym_func(t->sym, "runtime/pprof.runtime_setProfLabel", &entry, &end) == 0 &&
+	    (labels = disasm_arg_to_g_field(t->elf, entry, end)) > 0)
+		found_in_code(v, src, LF_G_LABELS, labels);
+	if (gosym_func(t->sym, "runtime.semacquire1", &entry, &end) == 0 &&
+	    disasm_curg_check(t->elf, entry, end, &g_m, &m_curg) == 0) {
+		found_in_code(v, src, LF_G_M, g_m);
+		found_in_code(v, src, LF_M_CURG, m_curg);
 	}
 }
 
@@ -147,7 +156,7 @@ static void from_table(const struct target *t, int64_t *v, enum layout_source *s
 /*
  * Labels are read only where the binary can set them (runtime/pprof's setter is linked: the linker
  * drops it from every program that never calls pprof.Do or SetGoroutineLabels) and where g's layout
- * is this build's own or its exact release's, never the newest table's guess.
+ * is this build's own (DWARF, code) or its exact release's, never the newest table's guess.
  */
 static void resolve_labels(const struct target *t, const int64_t *v, struct heap_layout *l)
 {
@@ -155,8 +164,9 @@ static void resolve_labels(const struct target *t, const int64_t *v, struct heap
 	bool known = true;
 
 	for (int i = LF_G_LABELS; i <= LF_M_CURG; i++)
-		known &= (l->src[i] == LAYOUT_DWARF || l->src[i] == LAYOUT_TABLE) && v[i] > 0 &&
-			 v[i] < 4096;
+		known &= (l->src[i] == LAYOUT_DWARF || l->src[i] == LAYOUT_CODE ||
+			  l->src[i] == LAYOUT_TABLE) &&
+			 v[i] > 0 && v[i] < 4096;
 	if (known) {
 		l->g_labels = (unsigned)v[LF_G_LABELS];
 		l->g_m = (unsigned)v[LF_G_M];
