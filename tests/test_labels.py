@@ -163,3 +163,35 @@ def test_labels_leaks():
     """One tenant leaks through the handler all three share: heapspy leaks ranks candidates per
     label set, and only that tenant's is one (oldest and newest release: map and slice)."""
     each([GO_VERSIONS[0], NEWEST_GO], leaking)
+
+
+def served(version):
+    from test_serve import Serve, pprof_fetch  # the server harness
+    out = tmpdir("labels-serve-%s" % version)
+    prog = Program([go_build(version, "tenants"), "-duration", "60s"], env={"TENANTS_RATE": RATE})
+    serve = None
+    try:
+        prog.wait_for("ready")
+        serve = Serve("--pid", prog.pid)
+        time.sleep(4)  # every tenant's ring allocated again under its labels
+        got = pprof_fetch(serve.url("/pid/%d/debug/pprof/heap" % prog.pid),
+                          os.path.join(out, "heap.pb.gz"))
+        what = "go%s served" % version
+        shares = tenant_shares(got, what)
+        total = float(sum(TENANTS.values()))
+        for name, mib in TENANTS.items():
+            check(abs(shares.get(name, 0.0) - 100.0 * mib / total) <= SHARE_TOLERANCE_PP,
+                  "%s: tenant shares %s, retained %s" % (what, shares, TENANTS))
+        status, body = serve.get("/metrics")
+        check(status == 200 and b'tenant="' not in body and b"alpha" not in body,
+              "%s: /metrics has something per label (or failed, %d)" % (what, status))
+    finally:
+        if serve:
+            serve.stop()
+        prog.kill()
+
+
+@needs(build(NEWEST_GO, "tenants"))
+def test_labels_served():
+    """heapspy serve's heap profile carries the labels as well; /metrics nothing per label."""
+    served(NEWEST_GO)
