@@ -3,6 +3,7 @@ is compared with the runtime's own heap profile of the same process."""
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -21,7 +22,7 @@ from test_record import compare_shares, mem_profile_rate, shares
 class Serve:
     """heapspy serve in the background on a free loopback port; stderr collected as it comes."""
 
-    def __init__(self, *args):
+    def __init__(self, *args, attaching=True):
         self.proc = subprocess.Popen([HEAPSPY, "serve", "--listen", "127.0.0.1:0"] +
                                      [str(a) for a in args], stdout=subprocess.PIPE,
                                      stderr=subprocess.PIPE, text=True)
@@ -35,7 +36,7 @@ class Serve:
                 m = re.search(r"serving on http://127\.0\.0\.1:(\d+)/", line)
                 if m:
                     self.port = int(m.group(1))
-                if "heapspy: recording pid" in line and self.port:
+                if self.port and (not attaching or "heapspy: recording pid" in line):
                     ready.set()
             ready.set()
         self.reader = threading.Thread(target=read, daemon=True)
@@ -332,3 +333,71 @@ def test_serve_metrics_scraped_by_prometheus():
             prog.communicate()
         if serve:
             serve.stop()
+
+
+def wait_until(what, cond, timeout=15):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        got = cond()
+        if got:
+            return got
+        time.sleep(0.2)
+    raise Failure("%s within %d s" % (what, timeout))
+
+
+@needs(build(NEWEST_GO, "retain"), build(NEWEST_GO, "execer"))
+def test_serve_discovers_processes():
+    """--match: processes are served as they start (checked every second), dropped when they
+    exit, picked up again when restarted or when they exec (execer execs into retain the moment
+    heapspy opens its executable); /targets is Prometheus' HTTP service discovery, and Debian's
+    Prometheus server finds each process through it and scrapes its /pid/PID/metrics."""
+    out = tmpdir("serve-discover")
+    token = "hsdisco%d" % os.getpid()
+    retain = os.path.join(out, token + "-retain")
+    execer = os.path.join(out, token + "-execer")
+    shutil.copy(go_build(NEWEST_GO, "retain"), retain)
+    shutil.copy(go_build(NEWEST_GO, "execer"), execer)
+    serve = Serve("--match", token, "--rescan", "1", attaching=False)
+    prom, progs = None, []
+
+    def targets():
+        return {int(g["labels"]["pid"]): g for g in json.loads(serve.get("/targets")[1])}
+
+    def start(*argv, line="ready"):
+        p = Program(list(argv))
+        progs.append(p)
+        p.wait_for(line)
+        return p
+    try:
+        prom = PromServer("serve-discover-prometheus", [{
+            "job_name": "heapspy-sd",
+            "http_sd_configs": [{"url": serve.url("/targets"), "refresh_interval": "1s"}]}])
+        a = start(retain, "-duration", "60s", "-garbage", "10")
+        g = wait_until("pid %d is not served" % a.pid, lambda: targets().get(a.pid))
+        check(g["labels"]["exe"] == retain and g["labels"]["__metrics_path__"] ==
+              "/pid/%d/metrics" % a.pid and g["targets"] == ["127.0.0.1:%d" % serve.port],
+              "target group %s" % g)
+        b = start(execer, retain, "-duration", "60s", "-garbage", "10", line="watching")
+        b.wait_for("ready")  # heapspy opened execer's file, and it exec'd into retain
+        wait_until("pid %d, exec'd into retain, is not served as retain" % b.pid,
+                   lambda: targets().get(b.pid, {}).get("labels", {}).get("exe") == retain)
+        for p in (a, b):
+            try:
+                wait_until("prometheus has not scraped pid %d through /targets" % p.pid,
+                           lambda: prom.query("heapspy_heap_samples_total{pid='%d'}" % p.pid))
+            except Failure as e:
+                raise Failure("%s: %s" % (e, prom.get("/api/v1/targets")["activeTargets"]))
+        up = prom.query("up{job='heapspy-sd'}")
+        check(up.get(a.pid) == 1 and up.get(b.pid) == 1, "up: %s" % up)
+        a.kill()
+        wait_until("pid %d exited but is still served" % a.pid, lambda: a.pid not in targets())
+        c = start(retain, "-duration", "60s", "-garbage", "10")
+        wait_until("the restarted pid %d is not served" % c.pid, lambda: c.pid in targets())
+        check(serve.proc.poll() is None, "heapspy serve ended:\n" + serve.stderr())
+        check(serve.stop() == 0, "heapspy serve:\n" + serve.stderr())
+    finally:
+        if prom:
+            prom.stop()
+        for p in progs:
+            p.kill()
+        serve.stop()

@@ -32,7 +32,9 @@ static void test_paths(void)
 	    {"/pid/99999999999999999999/debug/pprof/heap", SERVE_UNKNOWN, 0},
 	    {"/pid/4294967297/debug/pprof/heap", SERVE_UNKNOWN, 0},
 	    {"/pid/5/pid/6/debug/pprof/heap", SERVE_UNKNOWN, 0},
-	    {"/pid/5/metrics", SERVE_UNKNOWN, 0},
+	    {"/pid/5/metrics", SERVE_METRICS, 5},
+	    {"/targets", SERVE_TARGETS, 0},
+	    {"/pid/5/targets", SERVE_UNKNOWN, 0},
 	    {"/metrics/", SERVE_UNKNOWN, 0},
 	    {"", SERVE_UNKNOWN, 0},
 	};

@@ -10,6 +10,7 @@
 #include <argp.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <json-c/json.h>
 #include <microhttpd.h>
 #include <netdb.h>
 #include <poll.h>
@@ -27,6 +28,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "discover.h"
 #include "promtext.h"
 #include "serveroute.h"
 #include "servetarget.h"
@@ -44,6 +46,9 @@ struct serve_opts {
 	pid_t pids[MAX_PIDS];
 	size_t npids;
 	const char *listen;
+	bool all;	   /* --all */
+	const char *match; /* --match REGEX */
+	double rescan;	   /* seconds between two looks for processes to serve */
 };
 
 /* A target and who holds it: the list, and each request that found it there. */
@@ -64,7 +69,9 @@ struct serve {
 	struct MHD_Daemon *d;
 };
 
-enum { OPT_LISTEN = 0x300 };
+enum { OPT_LISTEN = 0x300, OPT_ALL, OPT_MATCH, OPT_RESCAN };
+
+#define DEFAULT_RESCAN_S 5
 
 static const struct argp_option serve_options[] = {
     {"pid", 'p', "PID", 0, "Serve the running Go process PID (repeat for more)", 0},
@@ -72,6 +79,14 @@ static const struct argp_option serve_options[] = {
      "Listen on ADDR, HOST:PORT (default " DEFAULT_LISTEN ", loopback only; :PORT for every "
      "interface; port 0 picks a free one)",
      0},
+    {"all", OPT_ALL, NULL, 0, "Serve every Go process heapspy may attach to, as they come and go",
+     0},
+    {"match", OPT_MATCH, "REGEX", 0,
+     "Serve the Go processes whose command name or executable path matches REGEX (POSIX "
+     "extended), as they come and go",
+     0},
+    {"rescan", OPT_RESCAN, "SECS", 0,
+     "With --all or --match, look for new processes every SECS seconds (default 5)", 0},
     {"duration", 'd', "SECS", 0, "Stop after SECS seconds (default: on Ctrl-C or SIGTERM)", 0},
     {"btf", CLI_OPT_BTF, "FILE", 0, "Kernel BTF to use instead of /sys/kernel/btf/vmlinux", 0},
     {"ringbuf", CLI_OPT_RINGBUF, "KIB", 0,
@@ -96,12 +111,25 @@ static error_t parse_serve(int key, char *arg, struct argp_state *state)
 	case OPT_LISTEN:
 		o->listen = arg;
 		return 0;
+	case OPT_ALL:
+		o->all = true;
+		return 0;
+	case OPT_MATCH:
+		o->match = arg;
+		return 0;
+	case OPT_RESCAN:
+		o->rescan = (double)cli_parse_long(state, arg, "--rescan", 1, 3600);
+		return 0;
 	case ARGP_KEY_ARGS:
 		argp_error(state, "serve attaches to running processes (--pid); it launches none");
 		return 0;
 	case ARGP_KEY_END:
-		if (!o->npids)
-			argp_error(state, "say which processes: --pid PID (repeat for more)");
+		if (!o->npids && !o->all && !o->match)
+			argp_error(state,
+				   "say which processes: --pid PID (repeat for more), --all or "
+				   "--match REGEX");
+		if (o->all && o->match)
+			argp_error(state, "give --all or --match, not both");
 		return 0;
 	default:
 		return session_parse_opt(key, arg, state, &o->s);
@@ -112,7 +140,8 @@ static const char serve_doc[] =
     "Serve heap profiles of running Go programs over HTTP, as net/http/pprof would serve them "
     "from inside, for continuous profilers (Parca, Grafana Pyroscope/Alloy) and `go tool pprof`: "
     "the programs need no pprof endpoint, restart or change.\n\n"
-    "  heapspy serve --pid PID [--pid PID ...] [--listen " DEFAULT_LISTEN "]\n\n"
+    "  heapspy serve --pid PID [--pid PID ...] [--listen " DEFAULT_LISTEN "]\n"
+    "  heapspy serve --all | --match REGEX [--rescan SECS] [--listen ADDR]\n\n"
     "Each process is recorded as `heapspy record` records it, for as long as heapspy serves "
     "(heapspy switches the runtime's heap sampling on where it is off, and restores it on exit), "
     "and served under /pid/PID/:\n"
@@ -122,13 +151,18 @@ static const char serve_doc[] =
     "(in-use values stay as of the end)\n"
     "  /pid/PID/debug/gc             every GC cycle so far, as `heapspy gc --json` writes them\n"
     "  /metrics                      every process's GC and heap figures, and heapspy's own, "
-    "for Prometheus (labels pid, exe, go_version)\n"
+    "for Prometheus (labels pid, exe, go_version); /pid/PID/metrics one process's\n"
+    "  /targets                      the processes served, in Prometheus' HTTP service "
+    "discovery format (each scraped at /pid/PID/metrics)\n"
     "With one process, the same paths are served at the root too (/debug/pprof/heap). A "
     "process that is not served gets 404, a bad `seconds` 400, each with a one-line body. A "
-    "process that exits stops being served; the others go on. heapspy listens on loopback "
+    "process that exits stops being served; the others go on. With --all or --match, heapspy "
+    "looks for processes every --rescan seconds: new ones are served, and a process that "
+    "exec'd or a pid that names a new process is served anew. heapspy listens on loopback "
     "unless --listen says otherwise."
     "\vExamples:\n"
     "  heapspy serve --pid $(pidof myservice)\n"
+    "  heapspy serve --match '^myservice$' --listen :6061\n"
     "  go tool pprof -top http://127.0.0.1:6061/debug/pprof/heap\n"
     "  go tool pprof http://127.0.0.1:6061/pid/4242/debug/pprof/allocs?seconds=30\n"
     "  curl -s http://127.0.0.1:6061/pid/4242/debug/gc\n"
@@ -136,7 +170,12 @@ static const char serve_doc[] =
     "  scrape_configs:\n"
     "    - job_name: heapspy\n"
     "      static_configs:\n"
-    "        - targets: ['127.0.0.1:6061']";
+    "        - targets: ['127.0.0.1:6061']\n"
+    "Prometheus, finding each process through /targets:\n"
+    "  scrape_configs:\n"
+    "    - job_name: heapspy-sd\n"
+    "      http_sd_configs:\n"
+    "        - url: http://127.0.0.1:6061/targets";
 
 /* ---- targets ---- */
 
@@ -212,9 +251,15 @@ static void reap(struct serve *sv)
 
 static int add_target(struct serve *sv, pid_t pid, char *err, size_t errlen)
 {
-	struct served *t = calloc(1, sizeof(*t));
+	struct served *t;
 	int rc;
 
+	if (sv->ntargets == MAX_PIDS) {
+		snprintf(err, errlen, "pid %d: heapspy serves %d processes at most", (int)pid,
+			 MAX_PIDS);
+		return -ENOSPC;
+	}
+	t = calloc(1, sizeof(*t));
 	if (!t) {
 		snprintf(err, errlen, "out of memory");
 		return -ENOMEM;
@@ -231,6 +276,33 @@ static int add_target(struct serve *sv, pid_t pid, char *err, size_t errlen)
 	sv->targets[sv->ntargets++] = t;
 	pthread_mutex_unlock(&sv->mu);
 	return 0;
+}
+
+/*
+ * A process discovery offers: new, or a pid whose process exec'd or was replaced, whose old
+ * recording (if any) is let go first. What is not Go, or gone already, is passed over in silence.
+ */
+static void offer(void *ctx, pid_t pid)
+{
+	struct serve *sv = ctx;
+	struct served *old = NULL;
+	char err[512] = "";
+	int rc;
+
+	pthread_mutex_lock(&sv->mu);
+	for (size_t i = 0; i < sv->ntargets; i++) {
+		if (sv->targets[i]->pid != pid)
+			continue;
+		old = sv->targets[i];
+		sv->targets[i] = sv->targets[--sv->ntargets];
+		break;
+	}
+	pthread_mutex_unlock(&sv->mu);
+	if (old)
+		put(sv, old);
+	rc = add_target(sv, pid, err, sizeof(err));
+	if (rc && rc != -ENOEXEC && rc != -ESRCH && rc != -ENOENT)
+		fprintf(stderr, "heapspy: not serving pid %d: %s\n", (int)pid, err);
 }
 
 /* ---- HTTP ---- */
@@ -361,7 +433,7 @@ static void self_metrics(struct serve *sv, struct prom_self *self)
 }
 
 /* /metrics: each target asked in turn, then every family written once. */
-static enum MHD_Result serve_metrics(struct serve *sv, struct MHD_Connection *c)
+static enum MHD_Result serve_metrics(struct serve *sv, struct MHD_Connection *c, pid_t pid)
 {
 	struct served *held[MAX_PIDS];
 	struct prom_target *m = calloc(MAX_PIDS, sizeof(*m));
@@ -373,11 +445,18 @@ static enum MHD_Result serve_metrics(struct serve *sv, struct MHD_Connection *c)
 	if (!m)
 		return fail(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory");
 	pthread_mutex_lock(&sv->mu);
-	for (; n < sv->ntargets; n++) {
-		held[n] = sv->targets[n];
-		held[n]->refs++;
+	for (size_t i = 0; i < sv->ntargets; i++) {
+		if (pid && sv->targets[i]->pid != pid)
+			continue;
+		held[n] = sv->targets[i];
+		held[n++]->refs++;
 	}
 	pthread_mutex_unlock(&sv->mu);
+	if (pid && !n) {
+		free(m);
+		return fail(c, MHD_HTTP_NOT_FOUND, "pid %d is not served by this heapspy",
+			    (int)pid);
+	}
 	for (size_t i = 0; i < n; i++) {
 		struct serve_req q = {.ask = SERVE_ASK_METRICS, .metrics = &m[got]};
 
@@ -401,6 +480,45 @@ static enum MHD_Result serve_metrics(struct serve *sv, struct MHD_Connection *c)
 		return fail(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory");
 	return respond(c, MHD_HTTP_OK, "text/plain; version=0.0.4; charset=utf-8", text, len,
 		       MHD_RESPMEM_MUST_FREE, NULL);
+}
+
+/*
+ * /targets: Prometheus' HTTP service discovery, a target group per process, scraped at the address
+ * the asker reached heapspy by (its Host header) under /pid/PID/metrics.
+ */
+static enum MHD_Result serve_targets(struct serve *sv, struct MHD_Connection *c)
+{
+	const char *host = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Host");
+	json_object *groups = json_object_new_array();
+	const char *text;
+	char path[64], pid[16];
+	enum MHD_Result rc;
+
+	pthread_mutex_lock(&sv->mu);
+	for (size_t i = 0; i < sv->ntargets; i++) {
+		const struct target *t = &sv->targets[i]->st.r.s.t;
+		json_object *g = json_object_new_object(), *labels = json_object_new_object(),
+			    *addrs = json_object_new_array();
+
+		snprintf(path, sizeof(path), "/pid/%d/metrics", (int)t->pid);
+		snprintf(pid, sizeof(pid), "%d", (int)t->pid);
+		json_object_array_add(addrs, json_object_new_string(host ? host : sv->o->listen));
+		json_object_object_add(labels, "__metrics_path__", json_object_new_string(path));
+		json_object_object_add(labels, "pid", json_object_new_string(pid));
+		json_object_object_add(labels, "exe", json_object_new_string(t->display));
+		json_object_object_add(labels, "go_version", json_object_new_string(t->go_version));
+		json_object_object_add(g, "targets", addrs);
+		json_object_object_add(g, "labels", labels);
+		json_object_array_add(groups, g);
+	}
+	pthread_mutex_unlock(&sv->mu);
+	text = json_object_to_json_string_ext(groups, JSON_C_TO_STRING_PLAIN |
+							  JSON_C_TO_STRING_NOSLASHESCAPE);
+	rc = text ? respond(c, MHD_HTTP_OK, "application/json", (void *)text, strlen(text),
+			    MHD_RESPMEM_MUST_COPY, NULL)
+		  : fail(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory");
+	json_object_put(groups);
+	return rc;
 }
 
 /* "/": what is served, a line per process. */
@@ -450,7 +568,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 	if (r.ep == SERVE_INDEX)
 		return serve_index(sv, c);
 	if (r.ep == SERVE_METRICS)
-		return serve_metrics(sv, c);
+		return serve_metrics(sv, c, r.pid);
+	if (r.ep == SERVE_TARGETS)
+		return serve_targets(sv, c);
 	t = get(sv, r.pid, why, sizeof(why));
 	if (!t)
 		return fail(c, MHD_HTTP_NOT_FOUND, "%s", why);
@@ -538,12 +658,12 @@ static int start_http(struct serve *sv, char *err, size_t errlen)
 
 /* ---- the main thread: signals, ended targets, the end ---- */
 
-static int wait_for_end(struct serve *sv)
+static int wait_for_end(struct serve *sv, struct discover *d)
 {
 	sigset_t mask;
 	struct signalfd_siginfo si;
 	double duration = sv->o->s.tgt.duration;
-	uint64_t start = evloop_now_ns(), n;
+	uint64_t start = evloop_now_ns(), n, next_scan = start;
 	int sigfd;
 
 	sigemptyset(&mask);
@@ -559,12 +679,19 @@ static int wait_for_end(struct serve *sv)
 				      {.fd = sv->endfd, .events = POLLIN}};
 		int timeout = -1;
 
+		if (d && evloop_now_ns() >= next_scan) {
+			discover_scan(d, offer, sv);
+			next_scan = evloop_now_ns() + (uint64_t)(sv->o->rescan * 1e9);
+		}
+		if (d)
+			timeout = (int)((next_scan - evloop_now_ns()) / 1000000) + 1;
 		if (duration > 0) {
 			double left = duration - (double)(evloop_now_ns() - start) / 1e9;
 
 			if (left <= 0)
 				break;
-			timeout = (int)(left * 1000) + 1;
+			if (timeout < 0 || (int)(left * 1000) + 1 < timeout)
+				timeout = (int)(left * 1000) + 1;
 		}
 		if (poll(p, 2, timeout) < 0 && errno != EINTR)
 			break;
@@ -578,7 +705,7 @@ static int wait_for_end(struct serve *sv)
 			if (read(sv->endfd, &n, sizeof(n)) < 0)
 				continue;
 			reap(sv);
-			if (!sv->ntargets) {
+			if (!sv->ntargets && !d) {
 				fprintf(stderr, "heapspy: every process served has exited\n");
 				break;
 			}
@@ -613,13 +740,21 @@ int cmd_serve(int argc, char **argv)
 	struct serve_opts o = {
 	    .s = {.heap = true, .rate = SESSION_DEFAULT_RATE},
 	    .listen = DEFAULT_LISTEN,
+	    .rescan = DEFAULT_RESCAN_S,
 	};
+	struct discover d;
+	bool discovering;
 	struct argp argp = {serve_options, parse_serve, NULL, serve_doc, NULL, NULL, NULL};
 	struct serve sv = {.o = &o, .endfd = -1, .quitfd = -1};
 	char err[512] = "";
 	int rc = 0;
 
 	cli_parse(&argp, argc, argv, &o, &o.s.tgt);
+	discovering = o.all || o.match;
+	if (discovering && discover_init(&d, o.match, err, sizeof(err)) != 0) {
+		fprintf(stderr, "heapspy: %s\n", err);
+		return 2;
+	}
 	sv.start_time = (double)time(NULL);
 	pthread_mutex_init(&sv.mu, NULL);
 	sv.endfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
@@ -637,10 +772,12 @@ int cmd_serve(int argc, char **argv)
 	if (rc)
 		fprintf(stderr, "heapspy: %s\n", err);
 	else
-		wait_for_end(&sv);
+		wait_for_end(&sv, discovering ? &d : NULL);
 	shut_down(&sv);
 	close(sv.endfd);
 	close(sv.quitfd);
 	pthread_mutex_destroy(&sv.mu);
+	if (discovering)
+		discover_free(&d);
 	return rc ? 1 : 0;
 }

@@ -8,9 +8,9 @@ static const struct {
 	const char *path;
 	enum serve_endpoint ep;
 } endpoints[] = {
-    {"/debug/pprof/heap", SERVE_HEAP},
-    {"/debug/pprof/allocs", SERVE_ALLOCS},
-    {"/debug/gc", SERVE_GC},
+    {"/debug/pprof/heap", SERVE_HEAP}, {"/debug/pprof/allocs", SERVE_ALLOCS},
+    {"/debug/gc", SERVE_GC},	       {"/metrics", SERVE_METRICS},
+    {"/targets", SERVE_TARGETS},
 };
 
 static enum serve_endpoint endpoint(const char *path)
@@ -31,10 +31,6 @@ struct serve_route serve_route(const char *path)
 		r.ep = SERVE_INDEX;
 		return r;
 	}
-	if (!strcmp(path, "/metrics")) {
-		r.ep = SERVE_METRICS;
-		return r;
-	}
 	if (strncmp(path, "/pid/", 5) != 0) {
 		r.ep = endpoint(path);
 		return r;
@@ -47,6 +43,8 @@ struct serve_route serve_route(const char *path)
 	if (errno || pid > 0x7fffffff || *end != '/')
 		return r;
 	r.ep = endpoint(end);
+	if (r.ep == SERVE_TARGETS)
+		r.ep = SERVE_UNKNOWN;
 	r.pid = r.ep == SERVE_UNKNOWN ? 0 : (pid_t)pid;
 	return r;
 }

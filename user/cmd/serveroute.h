@@ -14,12 +14,13 @@ enum serve_endpoint {
 	SERVE_HEAP,    /* debug/pprof/heap */
 	SERVE_ALLOCS,  /* debug/pprof/allocs: the same profile, alloc_space by default */
 	SERVE_GC,      /* debug/gc: heapspy gc's JSON of the cycles so far */
-	SERVE_METRICS, /* /metrics: every target's, for Prometheus (root only) */
+	SERVE_METRICS, /* metrics: for Prometheus; at the root, every target's */
+	SERVE_TARGETS, /* /targets: Prometheus' HTTP service discovery (root only) */
 };
 
 struct serve_route {
 	enum serve_endpoint ep;
-	pid_t pid; /* 0: the root form, for the one target served */
+	pid_t pid; /* 0: the root form, for the one target served (every one for metrics) */
 };
 
 /* Reads a request's path (without its query); SERVE_UNKNOWN for any other path. */
