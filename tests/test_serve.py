@@ -6,6 +6,7 @@ import re
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import threading
 import time
@@ -33,9 +34,9 @@ class Serve:
         def read():
             for line in self.proc.stderr:
                 self.lines.append(line)
-                m = re.search(r"serving on http://127\.0\.0\.1:(\d+)/", line)
+                m = re.search(r"serving on (https?)://127\.0\.0\.1:(\d+)/", line)
                 if m:
-                    self.port = int(m.group(1))
+                    self.scheme, self.port = m.group(1), int(m.group(2))
                 if self.port and (not attaching or "heapspy: recording pid" in line):
                     ready.set()
             ready.set()
@@ -45,12 +46,13 @@ class Serve:
         check(self.port, "heapspy serve did not say where it listens:\n" + self.stderr())
 
     def url(self, path):
-        return "http://127.0.0.1:%d%s" % (self.port, path)
+        return "%s://127.0.0.1:%d%s" % (self.scheme, self.port, path)
 
-    def get(self, path):
+    def get(self, path, headers=None, context=None):
         """(status, body) of a GET."""
+        req = urllib.request.Request(self.url(path), headers=headers or {})
         try:
-            with urllib.request.urlopen(self.url(path), timeout=60) as r:
+            with urllib.request.urlopen(req, timeout=60, context=context) as r:
                 return r.status, r.read()
         except urllib.error.HTTPError as e:
             return e.code, e.read()
@@ -401,3 +403,60 @@ def test_serve_discovers_processes():
         for p in progs:
             p.kill()
         serve.stop()
+
+
+@needs(build(NEWEST_GO, "retain"))
+def test_serve_token_and_tls():
+    """--token-file and --tls-cert/--tls-key: over HTTPS only, a request without the bearer token
+    or with another gets 401 (one line, WWW-Authenticate); Debian's Prometheus server scraping
+    over HTTPS with the token's file (its credentials_file) is up and stores the series, and
+    with another token is down."""
+    out = tmpdir("serve-tls")
+    cert, key = os.path.join(out, "cert.pem"), os.path.join(out, "key.pem")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                    "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+                    "-keyout", key, "-out", cert], check=True, capture_output=True)
+    token, wrong = os.path.join(out, "token"), os.path.join(out, "wrong")
+    with open(token, "w") as f:
+        f.write("  s3cret-%d\n" % os.getpid())  # the blanks and newline around it are not it
+    with open(wrong, "w") as f:
+        f.write("not-it\n")
+    prog = Program([go_build(NEWEST_GO, "retain"), "-duration", "60s", "-garbage", "10"])
+    serve = prom = None
+    try:
+        prog.wait_for("ready")
+        serve = Serve("--pid", prog.pid, "--token-file", token, "--tls-cert", cert,
+                      "--tls-key", key)
+        check(serve.scheme == "https", "not HTTPS:\n" + serve.stderr())
+        ctx = ssl.create_default_context(cafile=cert)
+        for headers in ({}, {"Authorization": "Bearer not-it"},
+                        {"Authorization": "Basic czNjcmV0"}):
+            status, body = serve.get("/metrics", headers, ctx)
+            check(status == 401 and body.count(b"\n") == 1,
+                  "%s: %d %r, wanted 401 and one line" % (headers, status, body))
+        status, body = serve.get("/metrics", {"Authorization": "Bearer s3cret-%d" % os.getpid()},
+                                 ctx)
+        check(status == 200 and b"heapspy_go_gc_cycles_total" in body, "with the token: %d" % status)
+        try:
+            urllib.request.urlopen("http://127.0.0.1:%d/metrics" % serve.port, timeout=10)
+            raise Failure("plain HTTP was answered")
+        except (urllib.error.URLError, ConnectionError):
+            pass
+        tls = {"ca_file": cert}
+        prom = PromServer("serve-tls-prometheus", [
+            {"job_name": name, "scheme": "https", "tls_config": tls,
+             "authorization": {"credentials_file": cred},
+             "static_configs": [{"targets": ["127.0.0.1:%d" % serve.port]}]}
+            for name, cred in (("right", token), ("wrong", wrong))])
+        wait_until("prometheus did not scrape with the token",
+                   lambda: prom.query("heapspy_go_gc_cycles_total{job='right'}"))
+        up = lambda: {r["metric"]["job"]: r["value"][1]
+                      for r in prom.get("/api/v1/query", query="up")["result"]}
+        wait_until("prometheus did not try the wrong token", lambda: "wrong" in up())
+        check(up() == {"right": "1", "wrong": "0"}, "up: %s" % up())
+    finally:
+        if prom:
+            prom.stop()
+        prog.kill()
+        if serve:
+            serve.stop()

@@ -49,6 +49,7 @@ struct serve_opts {
 	bool all;	   /* --all */
 	const char *match; /* --match REGEX */
 	double rescan;	   /* seconds between two looks for processes to serve */
+	const char *token_file, *tls_cert, *tls_key;
 };
 
 /* A target and who holds it: the list, and each request that found it there. */
@@ -67,9 +68,15 @@ struct serve {
 	int quitfd;	   /* readable once heapspy stops: requests waiting out `seconds` give up */
 	double start_time; /* seconds since the epoch */
 	struct MHD_Daemon *d;
+	char *token; /* the bearer token every request must carry, or NULL */
+	size_t token_len;
+	char *tls_cert, *tls_key; /* PEM, for libmicrohttpd while it serves */
 };
 
-enum { OPT_LISTEN = 0x300, OPT_ALL, OPT_MATCH, OPT_RESCAN };
+enum { OPT_LISTEN = 0x300, OPT_ALL, OPT_MATCH, OPT_RESCAN, OPT_TOKEN, OPT_TLS_CERT, OPT_TLS_KEY };
+
+/* A token or certificate file larger than this is a mistake. */
+#define MAX_SECRET_FILE (1 << 20)
 
 #define DEFAULT_RESCAN_S 5
 
@@ -87,6 +94,13 @@ static const struct argp_option serve_options[] = {
      0},
     {"rescan", OPT_RESCAN, "SECS", 0,
      "With --all or --match, look for new processes every SECS seconds (default 5)", 0},
+    {"token-file", OPT_TOKEN, "FILE", 0,
+     "Answer only requests that carry this file's token (Authorization: Bearer TOKEN); 401 "
+     "otherwise",
+     0},
+    {"tls-cert", OPT_TLS_CERT, "FILE", 0, "Serve HTTPS with this PEM certificate (and --tls-key)",
+     0},
+    {"tls-key", OPT_TLS_KEY, "FILE", 0, "The PEM private key of --tls-cert", 0},
     {"duration", 'd', "SECS", 0, "Stop after SECS seconds (default: on Ctrl-C or SIGTERM)", 0},
     {"btf", CLI_OPT_BTF, "FILE", 0, "Kernel BTF to use instead of /sys/kernel/btf/vmlinux", 0},
     {"ringbuf", CLI_OPT_RINGBUF, "KIB", 0,
@@ -117,6 +131,15 @@ static error_t parse_serve(int key, char *arg, struct argp_state *state)
 	case OPT_MATCH:
 		o->match = arg;
 		return 0;
+	case OPT_TOKEN:
+		o->token_file = arg;
+		return 0;
+	case OPT_TLS_CERT:
+		o->tls_cert = arg;
+		return 0;
+	case OPT_TLS_KEY:
+		o->tls_key = arg;
+		return 0;
 	case OPT_RESCAN:
 		o->rescan = (double)cli_parse_long(state, arg, "--rescan", 1, 3600);
 		return 0;
@@ -130,6 +153,8 @@ static error_t parse_serve(int key, char *arg, struct argp_state *state)
 				   "--match REGEX");
 		if (o->all && o->match)
 			argp_error(state, "give --all or --match, not both");
+		if (!o->tls_cert != !o->tls_key)
+			argp_error(state, "--tls-cert and --tls-key go together");
 		return 0;
 	default:
 		return session_parse_opt(key, arg, state, &o->s);
@@ -159,7 +184,8 @@ static const char serve_doc[] =
     "process that exits stops being served; the others go on. With --all or --match, heapspy "
     "looks for processes every --rescan seconds: new ones are served, and a process that "
     "exec'd or a pid that names a new process is served anew. heapspy listens on loopback "
-    "unless --listen says otherwise."
+    "unless --listen says otherwise; --token-file requires a bearer token of every request "
+    "(401 otherwise), --tls-cert and --tls-key serve HTTPS."
     "\vExamples:\n"
     "  heapspy serve --pid $(pidof myservice)\n"
     "  heapspy serve --match '^myservice$' --listen :6061\n"
@@ -550,6 +576,41 @@ static enum MHD_Result serve_index(struct serve *sv, struct MHD_Connection *c)
 		       MHD_RESPMEM_MUST_FREE, NULL);
 }
 
+/* The request carries the bearer token; compared in constant time. */
+static bool authorized(struct serve *sv, struct MHD_Connection *c)
+{
+	const char *h = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization");
+	unsigned char diff = 0;
+
+	if (!sv->token)
+		return true;
+	if (!h || strncasecmp(h, "Bearer ", 7) != 0)
+		return false;
+	h += 7;
+	if (strlen(h) != sv->token_len)
+		return false;
+	for (size_t i = 0; i < sv->token_len; i++)
+		diff |= (unsigned char)(h[i] ^ sv->token[i]);
+	return diff == 0;
+}
+
+static enum MHD_Result unauthorized(struct MHD_Connection *c)
+{
+	static const char line[] = "this heapspy answers only requests with its bearer token "
+				   "(Authorization: Bearer TOKEN)\n";
+	struct MHD_Response *r =
+	    MHD_create_response_from_buffer(sizeof(line) - 1, (void *)line, MHD_RESPMEM_PERSISTENT);
+	enum MHD_Result rc;
+
+	if (!r)
+		return MHD_NO;
+	MHD_add_response_header(r, "Content-Type", "text/plain; charset=utf-8");
+	MHD_add_response_header(r, "WWW-Authenticate", "Bearer realm=\"heapspy\"");
+	rc = MHD_queue_response(c, MHD_HTTP_UNAUTHORIZED, r);
+	MHD_destroy_response(r);
+	return rc;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
 				  const char *method, const char *version, const char *upload,
 				  size_t *upload_size, void **req)
@@ -561,6 +622,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 	char why[256];
 
 	(void)version, (void)upload, (void)upload_size, (void)req;
+	if (!authorized(sv, c))
+		return unauthorized(c);
 	if (strcmp(method, MHD_HTTP_METHOD_GET) && strcmp(method, MHD_HTTP_METHOD_HEAD))
 		return fail(c, MHD_HTTP_METHOD_NOT_ALLOWED, "only GET and HEAD are served");
 	if (r.ep == SERVE_UNKNOWN)
@@ -618,30 +681,105 @@ static int listen_addr(const char *spec, struct sockaddr_storage *ss, char *err,
 	return 0;
 }
 
-static void mhd_log(void *cls, const char *fmt, va_list ap)
+/* A whole small file, NUL-terminated; 0 or -errno with err set. */
+static int read_secret(const char *path, const char *what, char **buf, size_t *len, char *err,
+		       size_t errlen)
 {
-	(void)cls;
-	fprintf(stderr, "heapspy: http: ");
-	vfprintf(stderr, fmt, ap);
+	FILE *f = fopen(path, "re");
+	size_t n;
+
+	*buf = NULL;
+	if (f)
+		*buf = malloc(MAX_SECRET_FILE + 1);
+	if (!f || !*buf) {
+		snprintf(err, errlen, "cannot read %s %s: %s", what, path, strerror(errno));
+		if (f)
+			fclose(f);
+		return -errno;
+	}
+	n = fread(*buf, 1, MAX_SECRET_FILE + 1, f);
+	fclose(f);
+	if (n > MAX_SECRET_FILE) {
+		snprintf(err, errlen, "%s %s is larger than 1 MiB", what, path);
+		free(*buf);
+		*buf = NULL;
+		return -EFBIG;
+	}
+	(*buf)[n] = 0;
+	*len = n;
+	return 0;
+}
+
+/* The token is the file's first line, without the blanks around it. */
+static int read_token(struct serve *sv, char *err, size_t errlen)
+{
+	char *t, *end;
+	size_t len;
+	int rc = read_secret(sv->o->token_file, "--token-file", &t, &len, err, errlen);
+
+	if (rc)
+		return rc;
+	sv->token = t;
+	t += strspn(t, " \t\r\n");
+	end = t + strcspn(t, "\r\n");
+	while (end > t && (end[-1] == ' ' || end[-1] == '\t'))
+		end--;
+	*end = 0;
+	memmove(sv->token, t, (size_t)(end - t) + 1);
+	sv->token_len = strlen(sv->token);
+	if (!sv->token_len) {
+		snprintf(err, errlen, "--token-file %s holds no token", sv->o->token_file);
+		return -EINVAL;
+	}
+	return 0;
 }
 
 static int start_http(struct serve *sv, char *err, size_t errlen)
 {
 	struct sockaddr_storage ss = {0};
 	const union MHD_DaemonInfo *info;
-	char host[128], port[16];
+	char host[128], port[16], *cert = NULL, *key = NULL;
 	socklen_t sl = sizeof(ss);
 	unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD;
+	size_t len;
+	bool tls;
 	int rc = listen_addr(sv->o->listen, &ss, err, errlen);
 
-	if (rc)
+	if (!rc && sv->o->token_file)
+		rc = read_token(sv, err, errlen);
+	if (!rc && sv->o->tls_cert && MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES) {
+		snprintf(err, errlen, "this libmicrohttpd was built without TLS: no --tls-cert");
+		rc = -ENOTSUP;
+	}
+	if (!rc && sv->o->tls_cert)
+		rc = read_secret(sv->o->tls_cert, "--tls-cert", &cert, &len, err, errlen);
+	if (!rc && sv->o->tls_key)
+		rc = read_secret(sv->o->tls_key, "--tls-key", &key, &len, err, errlen);
+	if (rc) {
+		free(cert);
+		free(key);
 		return rc;
+	}
+	tls = cert != NULL;
 	if (ss.ss_family == AF_INET6)
 		flags |= MHD_USE_IPv6;
-	sv->d = MHD_start_daemon(flags, 0, NULL, NULL, on_request, sv, MHD_OPTION_SOCK_ADDR, &ss,
-				 MHD_OPTION_CONNECTION_LIMIT, (unsigned)MAX_CONNECTIONS,
-				 MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)IDLE_TIMEOUT_S,
-				 MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, MHD_OPTION_END);
+	/* Options after MHD_OPTION_END are not read: without TLS, the key and cert are left out. */
+	sv->d = MHD_start_daemon(flags | (tls ? MHD_USE_TLS : 0), 0, NULL, NULL, on_request, sv,
+				 MHD_OPTION_SOCK_ADDR, &ss, MHD_OPTION_CONNECTION_LIMIT,
+				 (unsigned)MAX_CONNECTIONS, MHD_OPTION_CONNECTION_TIMEOUT,
+				 (unsigned)IDLE_TIMEOUT_S,
+				 tls ? MHD_OPTION_HTTPS_MEM_KEY : MHD_OPTION_END, key,
+				 MHD_OPTION_HTTPS_MEM_CERT, cert, MHD_OPTION_END);
+	/* libmicrohttpd keeps pointers to them: they live as long as the server. */
+	sv->tls_key = key;
+	sv->tls_cert = cert;
+	if (!sv->d && tls) {
+		snprintf(err, errlen,
+			 "cannot serve HTTPS on %s: libmicrohttpd took no certificate and key from "
+			 "%s and %s (a PEM pair expected), or the address is taken",
+			 sv->o->listen, sv->o->tls_cert, sv->o->tls_key);
+		return -EINVAL;
+	}
 	if (!sv->d) {
 		snprintf(err, errlen, "cannot listen on %s: %s", sv->o->listen, strerror(errno));
 		return -EADDRINUSE;
@@ -650,9 +788,10 @@ static int start_http(struct serve *sv, char *err, size_t errlen)
 	if (info && getsockname(info->listen_fd, (struct sockaddr *)&ss, &sl) == 0 &&
 	    getnameinfo((struct sockaddr *)&ss, sl, host, sizeof(host), port, sizeof(port),
 			NI_NUMERICHOST | NI_NUMERICSERV) == 0)
-		fprintf(stderr, "heapspy: serving on http://%s%s%s:%s/\n",
+		fprintf(stderr, "heapspy: serving on %s://%s%s%s:%s/%s\n", tls ? "https" : "http",
 			ss.ss_family == AF_INET6 ? "[" : "", host,
-			ss.ss_family == AF_INET6 ? "]" : "", port);
+			ss.ss_family == AF_INET6 ? "]" : "", port,
+			sv->token ? " (bearer token required)" : "");
 	return 0;
 }
 
@@ -777,6 +916,11 @@ int cmd_serve(int argc, char **argv)
 	close(sv.endfd);
 	close(sv.quitfd);
 	pthread_mutex_destroy(&sv.mu);
+	free(sv.token);
+	if (sv.tls_key)
+		explicit_bzero(sv.tls_key, strlen(sv.tls_key));
+	free(sv.tls_key);
+	free(sv.tls_cert);
 	if (discovering)
 		discover_free(&d);
 	return rc ? 1 : 0;
