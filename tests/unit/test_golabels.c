@@ -195,6 +195,8 @@ static void test_cycles(void)
 	/* A sample of cycle 6 decoded once the target is in cycle 7: unread. */
 	target_cycle = 7;
 	CHECK(golabels_id(&l, q, 6) == 0 && l.unread == 1);
+	/* A new cycle drops the last one's entries: a long recording's cache stays one cycle's. */
+	CHECK(l.by_ptr.len == 1 && l.ptr_cycle == 6);
 	/* Unknown cycle: nothing can be trusted. */
 	CHECK(golabels_id(&l, q, INT64_MIN) == 0 && l.unread == 2);
 	golabels_free(&l);

@@ -7,9 +7,11 @@
 #include "array.h"
 
 /* Bounds on what a label set can be: anything beyond is not one. */
-#define MAX_PAIRS   4096
-#define MAX_STRING  (64u << 10)
-#define MAX_BUCKETS (1u << 16)
+#define MAX_PAIRS  4096
+#define MAX_STRING (64u << 10)
+/* 4096 pairs fill 2^10 buckets at most (load factor 6.5); a bucket array with overflow chains. */
+#define MAX_BUCKETS_LOG2 10
+#define MAX_BUCKET_READS (4u << MAX_BUCKETS_LOG2)
 
 void golabels_init(struct golabels *l, bool slice, golabels_read_fn read, golabels_cycle_fn cycle,
 		   void *ctx)
@@ -122,7 +124,7 @@ struct go_bucket {
 };
 
 static int decode_buckets(const struct golabels *l, uint64_t array, uint64_t nbuckets,
-			  struct label_set *s, size_t *cap)
+			  struct label_set *s, size_t *cap, unsigned *reads)
 {
 	struct go_bucket b;
 	int rc;
@@ -130,8 +132,8 @@ static int decode_buckets(const struct golabels *l, uint64_t array, uint64_t nbu
 	for (uint64_t i = 0; array && i < nbuckets; i++) {
 		uint64_t at = array + i * sizeof(b);
 
-		for (unsigned chain = 0; at; chain++, at = b.overflow) {
-			if (chain > MAX_PAIRS || l->read(l->ctx, at, &b, sizeof(b)) != 0)
+		for (; at; at = b.overflow) {
+			if (++*reads > MAX_BUCKET_READS || l->read(l->ctx, at, &b, sizeof(b)) != 0)
 				return -EIO;
 			for (int c = 0; c < BUCKET_CELLS; c++) {
 				uint64_t kv[4] = {b.keys[c][0], b.keys[c][1], b.elems[c][0],
@@ -157,6 +159,7 @@ static int decode_map(const struct golabels *l, uint64_t ptr, struct label_set *
 		uint64_t buckets, oldbuckets;
 	} h;
 	uint64_t hmap, n, old;
+	unsigned reads = 0;
 	int rc;
 
 	_Static_assert(sizeof(struct go_bucket) == 272, "map[string]string's bucket");
@@ -165,12 +168,12 @@ static int decode_map(const struct golabels *l, uint64_t ptr, struct label_set *
 	if (!hmap)
 		return 0;
 	if (l->read(l->ctx, hmap, &h, sizeof(h)) != 0 || h.count > MAX_PAIRS ||
-	    (1ull << (h.b & 63)) > MAX_BUCKETS)
+	    h.b > MAX_BUCKETS_LOG2)
 		return -EIO;
 	n = 1ull << h.b;
 	old = h.flags & SAME_SIZE_GROW ? n : n >> 1;
-	if ((rc = decode_buckets(l, h.buckets, n, s, cap)) != 0 ||
-	    (rc = decode_buckets(l, h.oldbuckets, old, s, cap)) != 0)
+	if ((rc = decode_buckets(l, h.buckets, n, s, cap, &reads)) != 0 ||
+	    (rc = decode_buckets(l, h.oldbuckets, old, s, cap, &reads)) != 0)
 		return rc;
 	return s->n == h.count ? 0 : -EIO;
 }
@@ -187,7 +190,7 @@ int golabels_decode(const struct golabels *l, uint64_t ptr, struct label_set *ou
 
 	memset(out, 0, sizeof(*out));
 	rc = l->slice ? decode_slice(l, ptr, out, &cap) : decode_map(l, ptr, out, &cap);
-	if (rc == 0) {
+	if (rc == 0 && out->n) {
 		qsort(out->pairs, out->n, sizeof(*out->pairs), by_key);
 		for (size_t i = 1; i < out->n; i++)
 			if (strcmp(out->pairs[i - 1].key, out->pairs[i].key) == 0)
@@ -271,6 +274,11 @@ int64_t golabels_id(struct golabels *l, uint64_t ptr, int64_t cycle)
 
 	if (!ptr || !l->read)
 		return 0;
+	/* Entries of past cycles name nothing any more: a long recording keeps one cycle's. */
+	if (cached && cycle > l->ptr_cycle) {
+		u64map_free(&l->by_ptr);
+		l->ptr_cycle = cycle;
+	}
 	if (cached && (hit = u64map_get(&l->by_ptr, ptr)) && (*hit >> 32) == (stamp >> 32))
 		return (int64_t)(*hit & 0xffffffffu);
 	rc = golabels_decode(l, ptr, &s);

@@ -47,7 +47,8 @@ struct golabels {
 	struct label_set *sets; /* sets[0] is the empty set: no labels */
 	size_t nsets, sets_cap;
 	struct u64map by_content; /* content hash (probed on collision) -> set */
-	struct u64map by_ptr;	  /* g.labels -> cycle << 32 | set */
+	struct u64map by_ptr;	  /* g.labels -> cycle << 32 | set, this cycle's */
+	int64_t ptr_cycle;	  /* the cycle by_ptr holds */
 	uint64_t decoded;	  /* sets read from the target */
 	uint64_t unread;	  /* samples whose labels could not be read, or not in time */
 };
