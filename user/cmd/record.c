@@ -19,7 +19,8 @@
 #define TOP_SITES 10
 #define TOP_LEAKS 3
 
-enum { OPT_BY_LABEL = 0x100 };
+/* Past cli.h's keys (CLI_OPT_BTF is 0x100). */
+enum { OPT_BY_LABEL = 0x200 };
 
 struct record_opts {
 	struct session_opts s;
