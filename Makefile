@@ -17,12 +17,12 @@ CFLAGS   ?= -O2 -g
 USER_DIRS := cmd attach goproc model out util
 CFLAGS   += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Iinclude $(addprefix -Iuser/,$(USER_DIRS)) \
 	    -I$(GEN)
-LDLIBS   := -lbpf -ldw -lelf -lz -lprotobuf-c -lcapstone -ljson-c -lmicrohttpd -lpthread -lm
+LDLIBS   := -lbpf -ldw -lelf -lz -lprotobuf-c -lcapstone -ljson-c -lmicrohttpd -lcurl -lpthread -lm
 # The static binary also takes the compressors libdw's archive calls (its shared library brings them
-# along by itself). It leaves `heapspy serve` out: Debian 12's libmicrohttpd is built with GnuTLS,
-# whose p11-kit has no static archive.
-STATIC_LDLIBS := $(filter-out -lmicrohttpd,$(LDLIBS)) -lzstd -llzma -lbz2
-SERVE_SRCS := user/cmd/serve.c user/cmd/servetarget.c user/cmd/serveroute.c
+# along by itself). It leaves `heapspy serve` out: Debian 12's libmicrohttpd and libcurl are built
+# with GnuTLS, whose p11-kit has no static archive.
+STATIC_LDLIBS := $(filter-out -lmicrohttpd -lcurl,$(LDLIBS)) -lzstd -llzma -lbz2
+SERVE_SRCS := user/cmd/serve.c user/cmd/servetarget.c user/cmd/serveroute.c user/cmd/push.c
 
 BPF_SRCS := $(wildcard bpf/*.bpf.c)
 BPF_OBJS := $(patsubst bpf/%.bpf.c,$(BUILD)/%.bpf.o,$(BPF_SRCS))

@@ -460,3 +460,108 @@ def test_serve_token_and_tls():
         prog.kill()
         if serve:
             serve.stop()
+
+
+class IngestReceiver:
+    """A small stand-in for Pyroscope's ingest API: takes POST /ingest?...&format=pprof with the
+    profile as the multipart field "profile", as Pyroscope does, and keeps what it got."""
+
+    def __init__(self, port, got):
+        import email.parser
+        import email.policy
+        import http.server
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):
+                url = urllib.parse.urlparse(self.path)
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                msg = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(
+                    b"Content-Type: " + self.headers["Content-Type"].encode() + b"\r\n\r\n" +
+                    body)
+                parts = [p.get_payload(decode=True) for p in msg.iter_parts()
+                         if p.get_param("name", header="content-disposition") == "profile"]
+                ok = url.path == "/ingest" and len(parts) == 1
+                if ok:
+                    got.append((urllib.parse.parse_qs(url.query), parts[0]))
+                self.send_response(200 if ok else 400)
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", port), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def stop(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@needs(build(NEWEST_GO, "retain"))
+def test_serve_pushes_to_pyroscope_ingest():
+    """--push every second to a local receiver of Pyroscope's ingest API: each push names the
+    process (name{pid=..,service_name=..}, format=pprof) and covers the second after the one
+    before; the receiver is killed for 3 s and started again: heapspy keeps answering, counts
+    the failures, and delivers what was queued; then the program is stopped (SIGSTOP) and
+    go tool pprof merges every profile received: the deltas add up to the cumulative allocs
+    profile served over HTTP, and the last push's in-use values are its in-use values."""
+    out = tmpdir("serve-push")
+    port, got = free_port(), []
+    recv = IngestReceiver(port, got)
+    binary = go_build(NEWEST_GO, "retain")
+    prog = Program([binary, "-duration", "60s", "-garbage", "20"])
+    serve = None
+    try:
+        prog.wait_for("ready")
+        serve = Serve("--pid", prog.pid, "--push", "http://127.0.0.1:%d" % port,
+                      "--interval", "1")
+        wait_until("fewer than 3 pushes", lambda: len(got) >= 3)
+        recv.stop()
+        time.sleep(3)
+        t0 = time.time()
+        status, body = serve.get("/metrics")
+        check(status == 200 and time.time() - t0 < 1, "/metrics while the server is down")
+        failed = re.search(rb"^heapspy_push_failed_total (\d+)", body, re.M)
+        check(failed and int(failed.group(1)) > 0, "no failed push counted:\n%s" % body)
+        before = len(got)
+        recv = IngestReceiver(port, got)
+        wait_until("what was queued is not delivered", lambda: len(got) >= before + 3)
+        os.kill(prog.pid, signal.SIGSTOP)
+        time.sleep(0.5)
+        stopped = len(got)
+        wait_until("no push after the program stopped", lambda: len(got) >= stopped + 2,
+                   timeout=20)
+        cumulative = pprof_fetch(serve.url("/debug/pprof/allocs"),
+                                 os.path.join(out, "cumulative.pb.gz"))
+        status, body = serve.get("/metrics")
+        check(b"\nheapspy_push_dropped_total 0\n" in body, "pushes dropped:\n%s" % body)
+        recv.stop()
+        recv = None
+
+        name = os.path.basename(binary)
+        spans = sorted((int(q["from"][0]), int(q["until"][0])) for q, _ in got)
+        for q, _ in got:
+            check(q["name"] == ["%s{pid=%d,service_name=%s}" % (name, prog.pid, name)] and
+                  q["format"] == ["pprof"], "push query %s" % q)
+        check(all(a[1] == b[0] for a, b in zip(spans, spans[1:])),
+              "the pushes' spans are not contiguous: %s" % spans)
+        files = []
+        for i, (q, data) in enumerate(sorted(got, key=lambda g: int(g[0]["from"][0]))):
+            files.append(os.path.join(out, "push-%03d.pb.gz" % i))
+            with open(files[-1], "wb") as f:
+                f.write(data)
+        merged = pprof_fetch(files[0], os.path.join(out, "merged.pb.gz"), *files[1:])
+        last = pprof_fetch(files[-1], os.path.join(out, "last.pb.gz"))
+        for st in ("alloc_space", "alloc_objects"):
+            a, b = total(merged, st), total(cumulative, st)
+            check(b > 0 and abs(a - b) <= 0.005 * b,
+                  "%s: the %d pushes add up to %d, the cumulative profile %d" % (
+                      st, len(files), a, b))
+        a, b = total(last, "inuse_space"), total(cumulative, "inuse_space")
+        check(abs(a - b) <= 0.01 * b, "in use: last push %d, served %d" % (a, b))
+    finally:
+        if recv:
+            recv.stop()
+        prog.kill()
+        if serve:
+            serve.stop()

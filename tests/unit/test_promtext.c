@@ -8,7 +8,8 @@
 
 static char *render(const struct prom_target *t, size_t n)
 {
-	struct prom_self self = {1 << 20, 1.5, 1e9};
+	struct prom_self self = {
+	    .rss_bytes = 1 << 20, .cpu_seconds = 1.5, .start_time_seconds = 1e9, .push_sent = 3};
 	char *text = NULL;
 	size_t len = 0;
 	FILE *f = open_memstream(&text, &len);
@@ -83,6 +84,7 @@ static void test_text(void)
 	CHECK(count(text, "# TYPE heapspy_go_gc_cycles_total counter\n") == 1);
 	CHECK(strstr(text, "heapspy_targets 2\n"));
 	CHECK(strstr(text, "process_resident_memory_bytes 1048576\n"));
+	CHECK(strstr(text, "heapspy_push_sent_total 3\n"));
 	free(text);
 	/* No target: every family still declared once, no sample but heapspy's own. */
 	text = render(NULL, 0);

@@ -17,8 +17,8 @@ long cli_parse_long(struct argp_state *state, const char *arg, const char *name,
 	errno = 0;
 	v = strtol(arg, &end, 10);
 	if (errno || end == arg || *end || v < min || v > max)
-		argp_error(state, "%s takes a whole number from %ld to %ld, not '%s'", name, min, max,
-			   arg);
+		argp_error(state, "%s takes a whole number from %ld to %ld, not '%s'", name, min,
+			   max, arg);
 	return v;
 }
 

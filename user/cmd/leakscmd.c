@@ -1,7 +1,7 @@
 /*
  * heapspy leaks: attach (or launch), follow sampled objects through GC cycles, and name the
- * allocation sites whose memory keeps piling up (user/model/leaks.h states the rule). Writes the ranked
- * candidates as text, optionally JSON, and a heap profile of old objects only.
+ * allocation sites whose memory keeps piling up (user/model/leaks.h states the rule). Writes the
+ * ranked candidates as text, optionally JSON, and a heap profile of old objects only.
  */
 #include "leakscmd.h"
 

@@ -8,8 +8,10 @@
 #include "serve.h"
 
 #include <argp.h>
+#include <curl/curl.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <json-c/json.h>
 #include <microhttpd.h>
 #include <netdb.h>
@@ -29,12 +31,15 @@
 
 #include "cli.h"
 #include "discover.h"
+#include "push.h"
 #include "promtext.h"
 #include "serveroute.h"
 #include "servetarget.h"
 
-#define MAX_PIDS       256
-#define DEFAULT_LISTEN "127.0.0.1:6061"
+#define MAX_PIDS	   256
+#define MAX_PUSH	   8
+#define DEFAULT_INTERVAL_S 15
+#define DEFAULT_LISTEN	   "127.0.0.1:6061"
 /* net/http/pprof bounds `seconds` by the server's WriteTimeout; heapspy by an hour. */
 #define MAX_SECONDS 3600
 /* Connections at once; a thread each. More wait in the kernel's backlog. */
@@ -50,6 +55,9 @@ struct serve_opts {
 	const char *match; /* --match REGEX */
 	double rescan;	   /* seconds between two looks for processes to serve */
 	const char *token_file, *tls_cert, *tls_key;
+	const char *push[MAX_PUSH]; /* Pyroscope servers */
+	size_t npush;
+	double interval; /* seconds between two pushes */
 };
 
 /* A target and who holds it: the list, and each request that found it there. */
@@ -71,9 +79,20 @@ struct serve {
 	char *token; /* the bearer token every request must carry, or NULL */
 	size_t token_len;
 	char *tls_cert, *tls_key; /* PEM, for libmicrohttpd while it serves */
+	struct pusher pushers[MAX_PUSH];
 };
 
-enum { OPT_LISTEN = 0x300, OPT_ALL, OPT_MATCH, OPT_RESCAN, OPT_TOKEN, OPT_TLS_CERT, OPT_TLS_KEY };
+enum {
+	OPT_LISTEN = 0x300,
+	OPT_ALL,
+	OPT_MATCH,
+	OPT_RESCAN,
+	OPT_TOKEN,
+	OPT_TLS_CERT,
+	OPT_TLS_KEY,
+	OPT_PUSH,
+	OPT_INTERVAL,
+};
 
 /* A token or certificate file larger than this is a mistake. */
 #define MAX_SECRET_FILE (1 << 20)
@@ -101,6 +120,11 @@ static const struct argp_option serve_options[] = {
     {"tls-cert", OPT_TLS_CERT, "FILE", 0, "Serve HTTPS with this PEM certificate (and --tls-key)",
      0},
     {"tls-key", OPT_TLS_KEY, "FILE", 0, "The PEM private key of --tls-cert", 0},
+    {"push", OPT_PUSH, "URL", 0,
+     "Also send every process's profile to the Grafana Pyroscope server at URL (its /ingest "
+     "API) every --interval (repeat for more servers)",
+     0},
+    {"interval", OPT_INTERVAL, "SECS", 0, "Seconds between two pushes (default 15)", 0},
     {"duration", 'd', "SECS", 0, "Stop after SECS seconds (default: on Ctrl-C or SIGTERM)", 0},
     {"btf", CLI_OPT_BTF, "FILE", 0, "Kernel BTF to use instead of /sys/kernel/btf/vmlinux", 0},
     {"ringbuf", CLI_OPT_RINGBUF, "KIB", 0,
@@ -139,6 +163,14 @@ static error_t parse_serve(int key, char *arg, struct argp_state *state)
 		return 0;
 	case OPT_TLS_KEY:
 		o->tls_key = arg;
+		return 0;
+	case OPT_PUSH:
+		if (o->npush == MAX_PUSH)
+			argp_error(state, "at most %d --push", MAX_PUSH);
+		o->push[o->npush++] = arg;
+		return 0;
+	case OPT_INTERVAL:
+		o->interval = (double)cli_parse_long(state, arg, "--interval", 1, 3600);
 		return 0;
 	case OPT_RESCAN:
 		o->rescan = (double)cli_parse_long(state, arg, "--rescan", 1, 3600);
@@ -185,10 +217,14 @@ static const char serve_doc[] =
     "looks for processes every --rescan seconds: new ones are served, and a process that "
     "exec'd or a pid that names a new process is served anew. heapspy listens on loopback "
     "unless --listen says otherwise; --token-file requires a bearer token of every request "
-    "(401 otherwise), --tls-cert and --tls-key serve HTTPS."
+    "(401 otherwise), --tls-cert and --tls-key serve HTTPS. --push URL also sends every "
+    "process's profile to a Grafana Pyroscope server's /ingest every --interval seconds: "
+    "alloc values since the push before, in-use values as they are; a server down is retried "
+    "with backoff, and what does not fit the queue is dropped and counted in /metrics."
     "\vExamples:\n"
     "  heapspy serve --pid $(pidof myservice)\n"
     "  heapspy serve --match '^myservice$' --listen :6061\n"
+    "  heapspy serve --all --push http://pyroscope:4040\n"
     "  go tool pprof -top http://127.0.0.1:6061/debug/pprof/heap\n"
     "  go tool pprof http://127.0.0.1:6061/pid/4242/debug/pprof/allocs?seconds=30\n"
     "  curl -s http://127.0.0.1:6061/pid/4242/debug/gc\n"
@@ -331,6 +367,35 @@ static void offer(void *ctx, pid_t pid)
 		fprintf(stderr, "heapspy: not serving pid %d: %s\n", (int)pid, err);
 }
 
+/* Every --interval: each process's profile since the last push, queued for every server. */
+static void push_all(struct serve *sv)
+{
+	struct served *held[MAX_PIDS];
+	size_t n = 0;
+
+	pthread_mutex_lock(&sv->mu);
+	for (; n < sv->ntargets; n++) {
+		held[n] = sv->targets[n];
+		held[n]->refs++;
+	}
+	pthread_mutex_unlock(&sv->mu);
+	for (size_t i = 0; i < n; i++) {
+		const struct target *t = &held[i]->st.r.s.t;
+		const char *base = strrchr(t->display, '/');
+		struct serve_req q = {.ask = SERVE_ASK_PUSH};
+		char name[2 * PATH_MAX + 64];
+
+		base = base ? base + 1 : t->display;
+		snprintf(name, sizeof(name), "%s{pid=%d,service_name=%s}", base, (int)t->pid, base);
+		if (serve_target_ask(&held[i]->st, &q) == 0)
+			for (size_t k = 0; k < sv->o->npush; k++)
+				pusher_enqueue(&sv->pushers[k], name, q.from, q.until, q.body,
+					       q.len);
+		free(q.body);
+		put(sv, held[i]);
+	}
+}
+
 /* ---- HTTP ---- */
 
 static enum MHD_Result respond(struct MHD_Connection *c, unsigned status, const char *type,
@@ -456,6 +521,15 @@ static void self_metrics(struct serve *sv, struct prom_self *self)
 	self->cpu_seconds = (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
 			    (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
 	self->start_time_seconds = sv->start_time;
+	self->push_sent = self->push_failed = self->push_dropped = 0;
+	for (size_t i = 0; i < sv->o->npush; i++) {
+		uint64_t sent, failed, dropped;
+
+		pusher_counts(&sv->pushers[i], &sent, &failed, &dropped);
+		self->push_sent += sent;
+		self->push_failed += failed;
+		self->push_dropped += dropped;
+	}
 }
 
 /* /metrics: each target asked in turn, then every family written once. */
@@ -803,6 +877,7 @@ static int wait_for_end(struct serve *sv, struct discover *d)
 	struct signalfd_siginfo si;
 	double duration = sv->o->s.tgt.duration;
 	uint64_t start = evloop_now_ns(), n, next_scan = start;
+	uint64_t every = (uint64_t)(sv->o->interval * 1e9), next_push = start + every;
 	int sigfd;
 
 	sigemptyset(&mask);
@@ -822,8 +897,18 @@ static int wait_for_end(struct serve *sv, struct discover *d)
 			discover_scan(d, offer, sv);
 			next_scan = evloop_now_ns() + (uint64_t)(sv->o->rescan * 1e9);
 		}
+		if (sv->o->npush && evloop_now_ns() >= next_push) {
+			push_all(sv);
+			next_push += every;
+		}
 		if (d)
 			timeout = (int)((next_scan - evloop_now_ns()) / 1000000) + 1;
+		if (sv->o->npush) {
+			int t = (int)((next_push - evloop_now_ns()) / 1000000) + 1;
+
+			if (timeout < 0 || t < timeout)
+				timeout = t;
+		}
 		if (duration > 0) {
 			double left = duration - (double)(evloop_now_ns() - start) / 1e9;
 
@@ -880,6 +965,7 @@ int cmd_serve(int argc, char **argv)
 	    .s = {.heap = true, .rate = SESSION_DEFAULT_RATE},
 	    .listen = DEFAULT_LISTEN,
 	    .rescan = DEFAULT_RESCAN_S,
+	    .interval = DEFAULT_INTERVAL_S,
 	};
 	struct discover d;
 	bool discovering;
@@ -904,6 +990,12 @@ int cmd_serve(int argc, char **argv)
 	}
 	/* The address first: a port taken is found before any process is touched. */
 	rc = start_http(&sv, err, sizeof(err));
+	if (!rc && o.npush && curl_global_init(CURL_GLOBAL_DEFAULT) != 0) {
+		snprintf(err, sizeof(err), "cannot initialize libcurl for --push");
+		rc = -EINVAL;
+	}
+	for (size_t i = 0; !rc && i < o.npush; i++)
+		rc = pusher_start(&sv.pushers[i], o.push[i], err, sizeof(err));
 	for (size_t i = 0; !rc && i < o.npids; i++) {
 		err[0] = 0;
 		rc = add_target(&sv, o.pids[i], err, sizeof(err));
@@ -913,6 +1005,10 @@ int cmd_serve(int argc, char **argv)
 	else
 		wait_for_end(&sv, discovering ? &d : NULL);
 	shut_down(&sv);
+	for (size_t i = 0; i < o.npush; i++)
+		pusher_stop(&sv.pushers[i]);
+	if (o.npush)
+		curl_global_cleanup();
 	close(sv.endfd);
 	close(sv.quitfd);
 	pthread_mutex_destroy(&sv.mu);

@@ -9,6 +9,14 @@
 
 #include "gc.h"
 
+static int64_t wall_ns(void)
+{
+	struct timespec wall;
+
+	clock_gettime(CLOCK_REALTIME, &wall);
+	return (int64_t)wall.tv_sec * 1000000000 + wall.tv_nsec;
+}
+
 static void answer_profile(struct serve_target *st, struct serve_req *q)
 {
 	struct heapprof h;
@@ -58,20 +66,50 @@ static void answer_metrics(struct serve_target *st, struct prom_target *m)
 	m->gc_lost = st->r.gc.counters[HS_GC_CNT_LOST];
 }
 
+/*
+ * Each push holds what was allocated since the one before (Pyroscope adds them up), in use as
+ * now. The base is taken at the cycle the profile is built at: no allocation falls between two.
+ */
+static void answer_push(struct serve_target *st, struct serve_req *q)
+{
+	struct session *s = &st->r.s;
+	int64_t now = wall_ns(), cycle = heapagg_profile_cycle(&s->agg, session_cycle(s));
+	struct heapprof_base next;
+
+	/*
+	 * Before the first GC publishes anything every event counts, as runtime/pprof counts them;
+	 * from then on only what the cycles published: a base from before is no base for after.
+	 */
+	if (cycle == HEAPAGG_UNKNOWN_CYCLE) {
+		q->rc = -EAGAIN;
+		return;
+	}
+	q->from = (st->push_base.time_ns ? st->push_base.time_ns : s->start_wall_ns) / 1000000000;
+	q->until = now / 1000000000;
+	q->base = st->push_base.time_ns ? &st->push_base : NULL;
+	q->rc = heapprof_base_take(&next, &s->agg, cycle, now);
+	if (!q->rc)
+		answer_profile(st, q);
+	q->base = NULL;
+	if (q->rc) {
+		heapprof_base_free(&next);
+		return;
+	}
+	heapprof_base_free(&st->push_base);
+	st->push_base = next;
+}
+
 static void answer(struct serve_target *st, struct serve_req *q)
 {
 	struct session *s = &st->r.s;
-	struct timespec wall;
 
 	switch (q->ask) {
 	case SERVE_ASK_PROFILE:
 		answer_profile(st, q);
 		break;
 	case SERVE_ASK_BASE:
-		clock_gettime(CLOCK_REALTIME, &wall);
-		q->rc = heapprof_base_take(q->base, &s->agg,
-					   heapagg_profile_cycle(&s->agg, session_cycle(s)),
-					   (int64_t)wall.tv_sec * 1000000000 + wall.tv_nsec);
+		q->rc = heapprof_base_take(
+		    q->base, &s->agg, heapagg_profile_cycle(&s->agg, session_cycle(s)), wall_ns());
 		break;
 	case SERVE_ASK_GC:
 		q->body = (uint8_t *)gc_json_text(&st->r.gc, s);
@@ -80,6 +118,9 @@ static void answer(struct serve_target *st, struct serve_req *q)
 		break;
 	case SERVE_ASK_METRICS:
 		answer_metrics(st, q->metrics);
+		break;
+	case SERVE_ASK_PUSH:
+		answer_push(st, q);
 		break;
 	}
 }
@@ -248,6 +289,7 @@ void serve_target_close(struct serve_target *st)
 		st->thread_started = false;
 	}
 	recording_close(&st->r);
+	heapprof_base_free(&st->push_base);
 	if (st->wakefd >= 0)
 		close(st->wakefd);
 	st->wakefd = -1;

@@ -21,6 +21,7 @@ enum serve_ask {
 	SERVE_ASK_BASE,	   /* fills base: what each site has allocated so far */
 	SERVE_ASK_GC,	   /* heapspy gc's JSON of the cycles so far */
 	SERVE_ASK_METRICS, /* fills metrics (its exe and go_version stay the target's) */
+	SERVE_ASK_PUSH,	   /* the profile since the last push (alloc values), and its span */
 };
 
 struct serve_req {
@@ -30,7 +31,8 @@ struct serve_req {
 	struct prom_target *metrics;
 	uint8_t *body; /* the answer, malloc'd: the asker frees it */
 	size_t len;
-	int rc; /* 0, -ESRCH when the target is gone, or another -errno */
+	int64_t from, until; /* SERVE_ASK_PUSH: what the profile covers, seconds since the epoch */
+	int rc;		     /* 0, -ESRCH when the target is gone, or another -errno */
 	bool done;
 	struct serve_req *next;
 };
@@ -49,6 +51,8 @@ struct serve_target {
 	/* What /metrics shows, kept by the loop's thread as cycles end. */
 	struct prom_target gc;
 	size_t grows_seen; /* of the GC trace's heap growths, those counted in gc.grown_bytes */
+	/* What was allocated as of the last push (nsites 0 before the first: all of it). */
+	struct heapprof_base push_base;
 	/* Called from the target's thread once its loop has ended (to wake whoever joins it). */
 	void (*on_end)(void *ctx);
 	void *on_end_ctx;

@@ -204,6 +204,16 @@ void promtext_write(FILE *f, const struct prom_target *t, size_t n, const struct
 		}
 	}
 	pauses(f, t, n);
+	family(f, "heapspy_push_sent_total", "counter",
+	       "Profiles a Pyroscope server took (--push)");
+	fprintf(f, "heapspy_push_sent_total %" PRIu64 "\n", self->push_sent);
+	family(f, "heapspy_push_failed_total", "counter",
+	       "Pushes that failed (each is tried again with backoff unless refused for good)");
+	fprintf(f, "heapspy_push_failed_total %" PRIu64 "\n", self->push_failed);
+	family(
+	    f, "heapspy_push_dropped_total", "counter",
+	    "Profiles never sent: the queue was full, heapspy stopped, or the server refused them");
+	fprintf(f, "heapspy_push_dropped_total %" PRIu64 "\n", self->push_dropped);
 	/* heapspy's own process, under the names every Prometheus client library uses. */
 	family(f, "process_resident_memory_bytes", "gauge", "heapspy's resident memory in bytes");
 	fprintf(f, "process_resident_memory_bytes %.17g\n", self->rss_bytes);

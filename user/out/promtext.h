@@ -40,6 +40,7 @@ struct prom_target {
 
 struct prom_self {
 	double rss_bytes, cpu_seconds, start_time_seconds;
+	uint64_t push_sent, push_failed, push_dropped; /* --push, all servers */
 };
 
 /* Every family once, each with a sample per target. */
