@@ -162,11 +162,12 @@ def test_attach_reads_runtime_records():
 
 @needs(build(NEWEST_GO, "leaky"))
 def test_record_ends_with_candidates():
-    """heapspy record's summary ends with the top leak candidates."""
+    """heapspy record --leaks follows objects too, and its summary ends with the top leak
+    candidates."""
     binary = go_build(NEWEST_GO, "leaky")
     prof = os.path.join(tmpdir("leaks-record"), "heap.pb.gz")
-    _, stdout, _ = heapspy("record", "--duration", 12, "-o", prof, "--", binary, "-duration",
-                           "17s", *LEAK_CACHE_GARBAGE, check_rc=0, timeout=60)
+    _, stdout, _ = heapspy("record", "--leaks", "--duration", 12, "-o", prof, "--", binary,
+                           "-duration", "17s", *LEAK_CACHE_GARBAGE, check_rc=0, timeout=60)
     check_self_check(stdout, "record of a leak")
     lines = stdout.splitlines()
     at = [i for i, l in enumerate(lines) if "leak candidates" in l]

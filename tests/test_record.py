@@ -157,13 +157,24 @@ def early_attach(version, variant, want, hs_env=None, binary=None):
 def test_self_check_catches_wrong_layout():
     """A deliberately wrong _KindSpecialProfile (HEAPSPY_TEST_PROFILE_KIND, which exists for this
     test only) makes the free probe drop every free, so short-lived garbage would look in use:
-    the self-check must say so plainly in the summary, on stderr and in the profile's comments.
-    Oldest and newest release; kind 1 is never the profile kind."""
+    with --leaks (which follows each object to its free) the self-check must say so plainly in
+    the summary, on stderr and in the profile's comments. Without it record attaches no free
+    probe (one hit per sample, frees from the runtime's records): the same wrong kind changes
+    nothing, and the known shares hold. Oldest and newest release; kind 1 is never the profile
+    kind."""
+    total = float(sum(SITES.values()))
+    want = {k: 100.0 * v / total for k, v in SITES.items()}
     for version in (GO_VERSIONS[0], NEWEST_GO):
         binary = go_build(version, "retain")
         out = os.path.join(tmpdir("wrong-kind-%s" % version), "heap.pb.gz")
-        _, stdout, stderr = heapspy("record", "--rate", "16384", "-o", out, "--", binary,
-                                    "-duration", "4s", "-garbage", "20", check_rc=0,
+        _, stdout, _ = heapspy("record", "--rate", "16384", "-o", out, "--", binary,
+                               "-duration", "4s", "-garbage", "20", check_rc=0,
+                               env={"GOGC": "50", "HEAPSPY_TEST_PROFILE_KIND": "1"})
+        prof = pprofdec.load(out)
+        check_self_check(stdout, "go%s one hit per sample" % version, prof.comments)
+        compare_shares(shares(prof), want, "go%s one hit per sample" % version)
+        _, stdout, stderr = heapspy("record", "--leaks", "--rate", "16384", "-o", out, "--",
+                                    binary, "-duration", "4s", "-garbage", "20", check_rc=0,
                                     env={"GOGC": "50", "HEAPSPY_TEST_PROFILE_KIND": "1"})
         check("self-check FAILED" in stdout and "do not trust this profile" in stdout,
               "go%s: the summary does not say the self-check failed:\n%s" % (version, stdout))

@@ -382,6 +382,63 @@ static void test_scale_matches_runtime_pprof(void)
 	CHECK(heap_scale(64, 1) == 1 && heap_scale(64, 0) == 1);
 }
 
+/*
+ * Without the free probe, a group of sites (the same stack shown, the probes' and the baseline's)
+ * takes the runtime's frees: shared out by what each site published, never more than it
+ * allocated, each weighing its site's mean allocation; the rest is returned.
+ */
+static void test_runtime_frees_shared_out(void)
+{
+	struct heapagg a;
+	uint32_t group[2] = {0, 1};
+	struct hs_alloc_event e;
+
+	heapagg_init(&a);
+	a.runtime_frees = true;
+	a.rate = 4096;
+	for (uint32_t i = 0; i < 3; i++) {
+		e = alloc_ev(1, 0x1000 + i * 64, 64, 5, 0x402000);
+		e.rate = 4096;
+		CHECK(heapagg_alloc(&a, &e) == 0);
+	}
+	e = alloc_ev(2, 0x9000, 64, 5, 0x403000);
+	e.rate = 1;
+	CHECK(heapagg_alloc(&a, &e) == 0);
+	/* Published at cycle 7 only: cycle 8's allocation takes no free of cycle 7's snapshot. */
+	e = alloc_ev(2, 0xa000, 64, 8, 0x403000);
+	e.rate = 4096;
+	CHECK(heapagg_alloc(&a, &e) == 0);
+	CHECK(a.nsites == 2 && a.live.len == 0);
+	CHECK(heapagg_runtime_frees(&a, group, 2, 5, 7, UINT64_MAX) == 1);
+	CHECK(a.frees == 4);
+	CHECK(totals_at(&a, 0, 7).inuse_objects == 0);
+	CHECK(totals_at(&a, 1, 7).inuse_objects == 0);
+	CHECK(totals_at(&a, 1, 10).inuse_objects == 1);
+	CHECK(totals_at(&a, 1, 10).inuse_bytes == 64);
+	/* Site 1's objects weigh 1 (rate 1), then 64/4096's scale: the older goes first. */
+	CHECK(fabs(totals_at(&a, 1, 10).est_inuse - heap_scale(64, 4096)) < 1e-9);
+	/* A later snapshot replaces the last: frees are the runtime's totals, not increments. */
+	CHECK(heapagg_runtime_frees(&a, group, 2, 2, 10, UINT64_MAX) == 0);
+	CHECK(a.frees == 2);
+	CHECK(totals_at(&a, 0, 10).inuse_objects == 1);
+	CHECK(totals_at(&a, 1, 10).inuse_objects == 2);
+	/* Cycle 10 stays as read, however many cycles later the profile is made. */
+	for (uint32_t c = 11; c < 20; c++) {
+		e = alloc_ev(4, 0x10000 + c * 64, 64, c, 0x402000);
+		CHECK(heapagg_alloc(&a, &e) == 0);
+	}
+	CHECK(totals_at(&a, 0, 10).allocs == 3 && totals_at(&a, 0, 10).inuse_objects == 1);
+	CHECK(totals_at(&a, 0, 21).allocs == 12);
+	/* The same address in the same cycle on one thread is the probe's repeat, not a sample. */
+	e = alloc_ev(3, 0xb000, 64, 9, 0x402000);
+	CHECK(heapagg_alloc(&a, &e) == 0);
+	CHECK(heapagg_alloc(&a, &e) == 0);
+	e.hdr.cycle = 10;
+	CHECK(heapagg_alloc(&a, &e) == 0);
+	CHECK(a.samples == 16 && a.repeated == 1);
+	heapagg_free(&a);
+}
+
 int main(void)
 {
 	int failures = 0;
@@ -398,5 +455,6 @@ int main(void)
 	RUN(test_post_sweep_after_baseline);
 	RUN(test_profile_cycle_before_first_gc);
 	RUN(test_samples_unsampled_at_their_rate);
+	RUN(test_runtime_frees_shared_out);
 	return failures;
 }

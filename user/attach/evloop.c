@@ -141,6 +141,12 @@ static void drain_some(struct evloop_ringbuf *r)
 	ring_buffer__consume(r->rb);
 }
 
+void evloop_catch_up(struct evloop *l)
+{
+	for (size_t i = 0; i < l->nrbs; i++)
+		drain_some(&l->rbs[i]);
+}
+
 void evloop_drain(struct evloop *l)
 {
 	for (size_t i = 0; i < l->nrbs; i++) {
@@ -180,8 +186,7 @@ enum evloop_end evloop_run(struct evloop *l, void (*on_tick)(void *ctx, double e
 				if (read(l->timerfd, &expirations, sizeof(expirations)) < 0)
 					break;
 				/* Wake-ups are batched in BPF: the tick keeps the buffers low. */
-				for (size_t j = 0; j < l->nrbs; j++)
-					drain_some(&l->rbs[j]);
+				evloop_catch_up(l);
 				l->drains += (unsigned)expirations;
 				if (l->drains < l->drains_per_tick)
 					break;

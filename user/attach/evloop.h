@@ -75,6 +75,8 @@ enum evloop_end evloop_run(struct evloop *l, void (*on_tick)(void *ctx, double e
  * any more (the probes detached), or it may never end under load.
  */
 void evloop_drain(struct evloop *l);
+/* Consumes what the ring buffers hold, up to the budget of one turn of the loop each. */
+void evloop_catch_up(struct evloop *l);
 void evloop_close(struct evloop *l);
 uint64_t evloop_now_ns(void);
 const char *evloop_end_str(enum evloop_end e, int signal);

@@ -98,6 +98,9 @@ int64_t session_cycle(const struct session *s)
 
 	if (!s->hp.mprof_cycle)
 		return HEAPAGG_UNKNOWN_CYCLE;
+	/* Without the free probe, the last cycle whose frees were read: the runtime's as read. */
+	if (s->agg.runtime_frees && s->rtfrees.applied != HEAPAGG_UNKNOWN_CYCLE)
+		return s->rtfrees.applied;
 	if (s->cycle_final)
 		return c;
 	return s->agg.last_cycle > c ? s->agg.last_cycle : c;
@@ -156,7 +159,7 @@ static int attach_all(struct session *s, char *err, size_t errlen)
 	if (s->o->heap) {
 		rc = attach_one(s, SESSION_LINK_MALLOC, s->skel->progs.mprof_malloc,
 				&s->hp.mprof_malloc, err, errlen);
-		if (!rc)
+		if (!rc && !s->agg.runtime_frees)
 			rc = attach_one(s, SESSION_LINK_FREE, s->skel->progs.free_special,
 					&s->hp.free_special, err, errlen);
 		if (!rc && s->hp.mprof_postsweep.vaddr)
@@ -399,6 +402,12 @@ static void self_check_origin(struct session *s)
 		s->hp.mbuckets =
 		    mbuckets_confirm(&s->t, s->hp.mbuckets_candidates, s->hp.nmbuckets_candidates);
 	selfcheck_origin(&s->check, &s->t, s->hp.mbuckets, s->hp.layout.record_words);
+	if (s->agg.runtime_frees && s->hp.mbuckets) {
+		char err[256];
+
+		mbuckets_walk(&s->t, s->hp.mbuckets, s->hp.layout.record_words, rtfrees_origin,
+			      &s->rtfrees, err, sizeof(err));
+	}
 }
 
 /*
@@ -539,6 +548,27 @@ static int start_loop(struct session *s)
 	return rc;
 }
 
+/*
+ * Frees from the runtime's records where they can be read (the self-check's walk reads them),
+ * else from the free probe; always from the probe where samples carry pprof labels, since the
+ * runtime's records do not split frees by label.
+ */
+static void choose_frees(struct session *s)
+{
+	bool records = (s->hp.mbuckets || s->hp.nmbuckets_candidates) && s->hp.mprof_cycle;
+	bool want = s->o->heap && !s->o->frees && !s->agg.labels;
+
+	s->agg.runtime_frees = want && records;
+	if (want && !records)
+		fprintf(stderr, "heapspy: the runtime's records (runtime.mbuckets, mProfCycle) are "
+				"not found: following each object to its free instead (two probe "
+				"hits per sample)\n");
+	if (s->agg.runtime_frees) {
+		s->check.also = rtfrees_bucket;
+		s->check.also_ctx = &s->rtfrees;
+	}
+}
+
 error_t session_parse_opt(int key, char *arg, struct argp_state *state, struct session_opts *so)
 {
 	switch (key) {
@@ -567,6 +597,7 @@ int session_start(struct session *s, const struct session_opts *o, char *err, si
 	s->loop.epfd = s->loop.sigfd = s->loop.pidfd = s->loop.timerfd = -1;
 	heapagg_init(&s->agg);
 	selfcheck_init(&s->check);
+	rtfrees_init(&s->rtfrees, &s->t);
 	bpfload_set_verbose(o->tgt.verbose);
 
 	rc = bpfload_check(o->tgt.btf, err, errlen);
@@ -591,6 +622,8 @@ int session_start(struct session *s, const struct session_opts *o, char *err, si
 	if (!rc)
 		start_labels(s);
 	if (!rc)
+		choose_frees(s);
+	if (!rc)
 		rc = s->launched ? start_launched(s, err, errlen) : start_running(s, err, errlen);
 	if (!rc)
 		rc = start_loop(s);
@@ -614,6 +647,22 @@ int session_start(struct session *s, const struct session_opts *o, char *err, si
 
 /* Cycles between two self-checks while recording. */
 #define SELF_CHECK_CYCLES 2
+/* Attempts at the last snapshot of the runtime's records, a millisecond apart. */
+#define FINAL_TRIES 50
+
+/*
+ * The runtime's frees of the snapshot just taken into heapagg, once the events from before it are
+ * in: they are in the ring buffers, hardly a tick's worth.
+ */
+static void apply_frees(struct session *s)
+{
+	int rc;
+
+	evloop_catch_up(&s->loop);
+	rc = rtfrees_apply(&s->rtfrees, &s->agg, s->check.pending, s->check.pending_ns);
+	if (rc && !s->error)
+		s->error = rc;
+}
 
 /*
  * Compares what the last snapshot of the runtime's records says with heapspy's totals, then takes
@@ -627,8 +676,12 @@ static void self_check(struct session *s, int64_t every)
 		s->hp.mbuckets =
 		    mbuckets_confirm(&s->t, s->hp.mbuckets_candidates, s->hp.nmbuckets_candidates);
 	selfcheck_compare(&s->check, &s->t, &s->agg);
+	rtfrees_begin(&s->rtfrees);
 	selfcheck_snapshot(&s->check, &s->t, s->hp.mbuckets, s->hp.mprof_cycle,
 			   s->hp.layout.record_words, every);
+	/* The compare above took the last snapshot: one pending now is this walk's. */
+	if (s->agg.runtime_frees && s->check.pending != HEAPAGG_UNKNOWN_CYCLE)
+		apply_frees(s);
 }
 
 /*
@@ -637,8 +690,19 @@ static void self_check(struct session *s, int64_t every)
  */
 static void final_snapshot(struct session *s)
 {
-	if (s->o->heap && target_alive(&s->t))
+	if (!s->o->heap || !target_alive(&s->t))
+		return;
+	self_check(s, 0);
+	/*
+	 * Without the free probe the profile's frees are the snapshot's: worth a few retries when
+	 * the walk met a cycle's turn (hundreds a second in an allocation loop).
+	 */
+	for (int i = 0; i < FINAL_TRIES && s->agg.runtime_frees &&
+			s->check.pending == HEAPAGG_UNKNOWN_CYCLE && target_alive(&s->t);
+	     i++) {
+		usleep(1000);
 		self_check(s, 0);
+	}
 }
 
 /* A snapshot from the last tick still counts when the target has just exited. */
@@ -756,6 +820,7 @@ void session_close(struct session *s)
 	heapagg_free(&s->agg);
 	golabels_free(&s->labels);
 	selfcheck_free(&s->check);
+	rtfrees_free(&s->rtfrees);
 	target_close(&s->t);
 }
 

@@ -16,6 +16,7 @@
 #include "probes.h"
 #include "proc.h"
 #include "rateshare.h"
+#include "rtfrees.h"
 #include "selfcheck.h"
 #include "target.h"
 
@@ -43,6 +44,12 @@ struct probe_set {
 struct session_opts {
 	struct cli_target tgt;
 	bool heap; /* the heap-sampling probes (record, leaks) */
+	/*
+	 * Follow each sampled object to its free with a second probe (two hits per sample: leaks
+	 * needs each object's lifetime). Otherwise frees come from the runtime's own records, read
+	 * at its published cycles (rtfrees.h): one hit per sample.
+	 */
+	bool frees;
 	long rate; /* MemProfileRate heapspy sets when the runtime is not sampling */
 	bool rate_given;
 	bool no_write;		 /* never write to the target's memory */
@@ -106,6 +113,7 @@ struct session {
 	double secs; /* recording time, set by session_stop */
 	/* heapspy's totals against the runtime's own records */
 	struct selfcheck check;
+	struct rtfrees rtfrees; /* frees from them, without the free probe (agg.runtime_frees) */
 	uint64_t counters[HS_CNT_MAX];
 	int error; /* first error from an event handler */
 };

@@ -12,7 +12,7 @@
 void heapagg_init(struct heapagg *a)
 {
 	memset(a, 0, sizeof(*a));
-	a->last_cycle = HEAPAGG_UNKNOWN_CYCLE;
+	a->last_cycle = a->rt_cycle = HEAPAGG_UNKNOWN_CYCLE;
 	a->rate = 512 * 1024;
 	for (int i = 0; i < 4; i++)
 		a->swept[i].cycle = EMPTY_CYCLE;
@@ -183,6 +183,41 @@ static double sample_weight(const struct heapagg *a, struct heap_site *s, int64_
 	return s->scale;
 }
 
+/* Appends n allocations of weight w to s's runs. */
+static void add_run(struct heap_site *s, double w, uint64_t n)
+{
+	uint32_t last = s->nruns - 1;
+
+	if (!n)
+		return;
+	if (s->nruns && s->runs[last].weight == w) {
+		s->runs[last].n += n;
+	} else if (s->nruns < HEAPAGG_RUNS) {
+		s->runs[s->nruns].weight = w;
+		s->runs[s->nruns++].n = n;
+	} else {
+		double all = (double)(s->runs[last].n + n);
+
+		s->runs[last].weight =
+		    (s->runs[last].weight * (double)s->runs[last].n + w * (double)n) / all;
+		s->runs[last].n += n;
+	}
+}
+
+/* The objects the n oldest allocations of s stand for. */
+static double oldest_weight(const struct heap_site *s, uint64_t n)
+{
+	double est = 0;
+
+	for (uint32_t i = 0; i < s->nruns && n; i++) {
+		uint64_t take = n < s->runs[i].n ? n : s->runs[i].n;
+
+		est += s->runs[i].weight * (double)take;
+		n -= take;
+	}
+	return est;
+}
+
 /* Follows the rate samples come at: the summary and the profile say when it changed. */
 static void note_rate(struct heapagg *a, int64_t rate, uint64_t ts)
 {
@@ -282,13 +317,22 @@ int heapagg_alloc(struct heapagg *a, const struct hs_alloc_event *e)
 	site = intern_site(a, (const uint64_t *)e->pcs, e->nframes, e->size, (uint32_t)labels);
 	if (site < 0)
 		return (int)site;
-	prev = u64map_get(&a->live, e->addr);
-	if (repeated(a, &e->hdr, e->addr, prev != NULL))
+	/*
+	 * Without frees, a repeat is the thread's previous allocation again in the same cycle: a
+	 * real second one at that address needs the first swept, which a new cycle comes before.
+	 */
+	prev = a->runtime_frees ? NULL : u64map_get(&a->live, e->addr);
+	if (repeated(a, &e->hdr, a->runtime_frees ? u64_mix(e->addr, e->hdr.cycle) : e->addr,
+		     a->runtime_frees || prev != NULL))
 		return 0;
 	a->samples++;
 	note_rate(a, e->rate, e->hdr.ts);
 	t.est_allocs = sample_weight(a, &a->sites[site], e->rate);
 	account(&a->sites[site], a->sites[site].allocs, cycle, &t);
+	if (a->runtime_frees) {
+		add_run(&a->sites[site], t.est_allocs, 1);
+		return 0;
+	}
 
 	/* An address still live here was freed while an event was lost: the new object wins. */
 	if (prev) {
@@ -397,6 +441,7 @@ int heapagg_baseline(struct heapagg *a, uint64_t bucket, const uint64_t *pcs, ui
 	for (int j = 0; j < 3; j++)
 		add_counts(&all, &r->future[j]);
 	s->pre_objects += all.allocs > all.frees ? all.allocs - all.frees : 0;
+	add_run(s, w, all.allocs);
 	/*
 	 * future[j] holds the allocations of the cycle c with (c+2)%3 == j and the frees of the
 	 * cycle with (c+1)%3 == j; at cycle now those are now-2..now and now-1..now+1.
@@ -432,6 +477,10 @@ static void published(const struct heapagg *a, const struct heap_site *s, int64_
 	/* The newest cycle whose allocations are published; frees are a cycle ahead. */
 	int64_t allocs_to = all ? 0 : early ? now - 1 : now - 2;
 
+	if (a->runtime_frees && now == a->rt_cycle && !all) {
+		*sum = s->rt_published;
+		return;
+	}
 	*sum = s->settled;
 	for (int i = 0; i < 4; i++) {
 		const struct heap_cycle_counts *al = &s->allocs[i], *fr = &s->frees[i];
@@ -440,6 +489,11 @@ static void published(const struct heapagg *a, const struct heap_site *s, int64_
 			add_tally(sum, &al->t);
 		if (fr->cycle != EMPTY_CYCLE && (all || fr->cycle <= allocs_to + 1))
 			add_tally(sum, &fr->t);
+	}
+	if (a->runtime_frees) {
+		sum->n.frees = s->rt_frees;
+		sum->n.free_bytes = s->rt_frees * s->size;
+		sum->est_frees = oldest_weight(s, s->rt_frees);
 	}
 }
 
@@ -463,6 +517,28 @@ void heapagg_totals_before(const struct heapagg *a, const struct heap_site *s, i
 	t->est_allocs = sum.est_allocs;
 	t->est_inuse =
 	    t->inuse_objects && sum.est_allocs > sum.est_frees ? sum.est_allocs - sum.est_frees : 0;
+}
+
+uint64_t heapagg_runtime_frees(struct heapagg *a, const uint32_t *sites, size_t n, uint64_t frees,
+			       int64_t cycle, uint64_t ts)
+{
+	/* Not the stored counts of an earlier call at this cycle: the events since count. */
+	a->rt_cycle = HEAPAGG_UNKNOWN_CYCLE;
+	for (size_t i = 0; i < n; i++) {
+		struct heap_site *s = &a->sites[sites[i]];
+		struct heap_tally *p = &s->rt_published;
+		uint64_t take;
+
+		published(a, s, cycle, ts, p);
+		take = frees < p->n.allocs ? frees : p->n.allocs;
+		a->frees = a->frees - s->rt_frees + take;
+		s->rt_frees = p->n.frees = take;
+		p->n.free_bytes = take * s->size;
+		p->est_frees = oldest_weight(s, take);
+		frees -= take;
+	}
+	a->rt_cycle = cycle;
+	return frees;
 }
 
 int64_t heapagg_profile_cycle(const struct heapagg *a, int64_t now)

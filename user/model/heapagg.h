@@ -29,6 +29,7 @@
 #include "u64map.h"
 
 #define HEAPAGG_UNKNOWN_CYCLE INT64_MIN
+#define HEAPAGG_RUNS	      4
 
 struct heap_counts {
 	uint64_t allocs, frees, alloc_bytes, free_bytes;
@@ -60,6 +61,22 @@ struct heap_site {
 	/* runtime/pprof's scale for this site's size at scale_rate, the last rate seen. */
 	int64_t scale_rate;
 	double scale;
+	/*
+	 * Where frees come from the runtime's records (runtime_frees): this site's share of them,
+	 * and what it published at their cycle (rt_cycle) as they were read.
+	 */
+	uint64_t rt_frees;
+	struct heap_tally rt_published;
+	/*
+	 * The weights of its allocations in the order they came, as runs of one weight (one per
+	 * MemProfileRate; the last run takes in any beyond HEAPAGG_RUNS at their mean): the
+	 * runtime's frees, which do not say whose, weigh the oldest first.
+	 */
+	struct {
+		double weight;
+		uint64_t n;
+	} runs[HEAPAGG_RUNS];
+	uint32_t nruns;
 };
 
 struct heap_stack {
@@ -124,8 +141,16 @@ struct heapagg {
 		uint64_t ts;
 	} swept[4];
 
+	/*
+	 * No free probe: each object is not followed to its free, and frees come from the runtime's
+	 * own records instead (heapagg_runtime_frees), one probe hit per sample. No live objects
+	 * are kept then (heapagg_each_live sees none).
+	 */
+	bool runtime_frees;
+	int64_t rt_cycle; /* of the last heapagg_runtime_frees, HEAPAGG_UNKNOWN_CYCLE before */
+
 	uint64_t samples;         /* allocation events */
-	uint64_t frees;           /* free events */
+	uint64_t frees;           /* free events, or frees the runtime's records gave (runtime_frees) */
 	uint64_t unmatched_frees; /* frees of objects heapspy never saw allocated nor had a bucket for */
 	uint64_t repeated;        /* probe hits the kernel delivered twice for one call */
 	uint64_t baseline_records;
@@ -154,6 +179,19 @@ struct go_mem_record {
 };
 int heapagg_baseline(struct heapagg *a, uint64_t bucket, const uint64_t *pcs, uint32_t nframes,
 		     uint64_t size, const struct go_mem_record *r, int64_t now);
+
+/*
+ * For runtime_frees: frees objects of one group of sites (a site as the profile shows it: stack
+ * and size) were freed as of heap-profile cycle, as the runtime's records said at time ts, once
+ * every event from before then has been consumed. They are shared out over the group's sites in
+ * order, each taking at most the allocations it had published, so no site frees more than it
+ * allocated and the group's in-use is exact; the oldest allocations are taken to go first. Each
+ * site keeps what it published then: a profile at cycle is the runtime's at ts, however many
+ * cycles later it is made. Returns the frees no site could take (objects heapspy never saw
+ * allocated).
+ */
+uint64_t heapagg_runtime_frees(struct heapagg *a, const uint32_t *sites, size_t n, uint64_t frees,
+			       int64_t cycle, uint64_t ts);
 
 /*
  * A site's published counts for a profile taken at heap-profile cycle now (the newest cycle seen

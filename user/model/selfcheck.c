@@ -96,7 +96,7 @@ static int add_runtime(void *ctx, const struct go_bucket_record *b)
 	if (!s)
 		return -ENOMEM;
 	s->runtime += (int64_t)b->r.active.allocs - (int64_t)b->r.active.frees;
-	return 0;
+	return w->c->also ? w->c->also(w->c->also_ctx, b) : 0;
 }
 
 /* Everything a bucket holds, published or not: all of it predates heapspy. */

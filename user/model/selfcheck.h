@@ -19,6 +19,7 @@
 #include <stdint.h>
 
 #include "heapagg.h"
+#include "mbuckets.h"
 #include "target.h"
 #include "u64map.h"
 
@@ -63,6 +64,9 @@ struct selfcheck {
 	int checks, failures;  /* failures: checks beyond the tolerance */
 	struct selfcheck_result last, worst; /* worst: the failed check furthest apart */
 	int error; /* why the runtime's records could not be read (-errno) */
+	/* Also called for each bucket of every snapshot's walk (rtfrees), when set. */
+	int (*also)(void *ctx, const struct go_bucket_record *b);
+	void *also_ctx;
 };
 
 void selfcheck_init(struct selfcheck *c);
