@@ -654,12 +654,12 @@ int session_start(struct session *s, const struct session_opts *o, char *err, si
  * The runtime's frees of the snapshot just taken into heapagg, once the events from before it are
  * in: they are in the ring buffers, hardly a tick's worth.
  */
-static void apply_frees(struct session *s)
+static void apply_frees(struct session *s, int64_t cycle, uint64_t ts)
 {
 	int rc;
 
 	evloop_catch_up(&s->loop);
-	rc = rtfrees_apply(&s->rtfrees, &s->agg, s->check.pending, s->check.pending_ns);
+	rc = rtfrees_apply(&s->rtfrees, &s->agg, cycle, ts);
 	if (rc && !s->error)
 		s->error = rc;
 }
@@ -668,10 +668,13 @@ static void apply_frees(struct session *s)
  * Compares what the last snapshot of the runtime's records says with heapspy's totals, then takes
  * a new snapshot once every cycles more were published (selfcheck.h).
  */
-static void self_check(struct session *s, int64_t every)
+static bool self_check(struct session *s, int64_t every)
 {
+	int64_t cycle;
+	uint64_t ts;
+
 	if (!s->o->heap || s->exited)
-		return;
+		return false;
 	if (!s->hp.mbuckets)
 		s->hp.mbuckets =
 		    mbuckets_confirm(&s->t, s->hp.mbuckets_candidates, s->hp.nmbuckets_candidates);
@@ -680,8 +683,19 @@ static void self_check(struct session *s, int64_t every)
 	selfcheck_snapshot(&s->check, &s->t, s->hp.mbuckets, s->hp.mprof_cycle,
 			   s->hp.layout.record_words, every);
 	/* The compare above took the last snapshot: one pending now is this walk's. */
-	if (s->agg.runtime_frees && s->check.pending != HEAPAGG_UNKNOWN_CYCLE)
-		apply_frees(s);
+	if (!s->agg.runtime_frees)
+		return s->check.pending != HEAPAGG_UNKNOWN_CYCLE;
+	if (s->check.pending != HEAPAGG_UNKNOWN_CYCLE) {
+		/* Its frees are heapspy's now: compared at once, before another walk moves them. */
+		apply_frees(s, s->check.pending, s->check.pending_ns);
+		selfcheck_compare(&s->check, &s->t, &s->agg);
+		return true;
+	}
+	/* Between self-checks the frees follow each cycle the runtime publishes. */
+	if (rtfrees_read(&s->rtfrees, s->hp.mbuckets, s->hp.mprof_cycle, s->hp.layout.record_words,
+			 &cycle, &ts) == 0)
+		apply_frees(s, cycle, ts);
+	return false;
 }
 
 /*
@@ -692,17 +706,14 @@ static void final_snapshot(struct session *s)
 {
 	if (!s->o->heap || !target_alive(&s->t))
 		return;
-	self_check(s, 0);
 	/*
 	 * Without the free probe the profile's frees are the snapshot's: worth a few retries when
 	 * the walk met a cycle's turn (hundreds a second in an allocation loop).
 	 */
-	for (int i = 0; i < FINAL_TRIES && s->agg.runtime_frees &&
-			s->check.pending == HEAPAGG_UNKNOWN_CYCLE && target_alive(&s->t);
-	     i++) {
+	for (int i = 0;
+	     !self_check(s, 0) && s->agg.runtime_frees && i < FINAL_TRIES && target_alive(&s->t);
+	     i++)
 		usleep(1000);
-		self_check(s, 0);
-	}
 }
 
 /* A snapshot from the last tick still counts when the target has just exited. */

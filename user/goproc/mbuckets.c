@@ -94,6 +94,31 @@ long mbuckets_walk(const struct target *t, uint64_t mbuckets_vaddr, unsigned rec
 	return n;
 }
 
+long mbuckets_walk_published(const struct target *t, uint64_t mbuckets_vaddr, uint64_t mprof_cycle,
+			     unsigned record_words,
+			     int (*fn)(void *ctx, const struct go_bucket_record *b), void *ctx,
+			     int64_t *cycle, char *err, size_t errlen)
+{
+	uint32_t before, after;
+	long n;
+	int rc = target_read(t, mprof_cycle, &before, sizeof(before));
+
+	if (rc) {
+		snprintf(err, errlen, "cannot read runtime.mProfCycle: %s", strerror(-rc));
+		return rc;
+	}
+	/* mProfCycle holds the cycle above a flag bit, set once the cycle is published. */
+	if (!(before & 1))
+		return -EAGAIN;
+	n = mbuckets_walk(t, mbuckets_vaddr, record_words, fn, ctx, err, errlen);
+	if (n < 0)
+		return n;
+	if (target_read(t, mprof_cycle, &after, sizeof(after)) != 0 || after != before)
+		return -EAGAIN;
+	*cycle = before >> 1;
+	return n;
+}
+
 struct baseline_ctx {
 	const struct target *t;
 	struct heapagg *a;

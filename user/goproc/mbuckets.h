@@ -30,6 +30,17 @@ long mbuckets_walk(const struct target *t, uint64_t mbuckets_vaddr, unsigned rec
 		   size_t errlen);
 
 /*
+ * mbuckets_walk at one published heap-profile cycle: runtime.mProfCycle (at link-time address
+ * mprof_cycle) must be flushed, and the same after the walk as before, so that no bucket's
+ * published record (memRecord.active) changed under it. Returns what mbuckets_walk returns, with
+ * *cycle set, or -EAGAIN when the cycle was not published yet or moved.
+ */
+long mbuckets_walk_published(const struct target *t, uint64_t mbuckets_vaddr, uint64_t mprof_cycle,
+			     unsigned record_words,
+			     int (*fn)(void *ctx, const struct go_bucket_record *b), void *ctx,
+			     int64_t *cycle, char *err, size_t errlen);
+
+/*
  * Adds every memory bucket to a as read at heap-profile cycle now. The process should be stopped
  * so the list and cycle agree. Returns the number of records read, or -errno with err set.
  */

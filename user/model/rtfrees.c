@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "array.h"
+#include "evloop.h"
 #include "gostack.h"
 
 void rtfrees_init(struct rtfrees *r, const struct target *t)
@@ -121,6 +122,24 @@ int rtfrees_bucket(void *ctx, const struct go_bucket_record *b)
 		return (int)g;
 	r->groups[g].walk += b->r.active.frees;
 	return 0;
+}
+
+int rtfrees_read(struct rtfrees *r, uint64_t mbuckets, uint64_t mprof_cycle, unsigned record_words,
+		 int64_t *cycle, uint64_t *ts)
+{
+	uint32_t now;
+	char err[256];
+	long n;
+
+	if (!mbuckets || !mprof_cycle || target_read(r->t, mprof_cycle, &now, sizeof(now)) != 0)
+		return -ENOENT;
+	if (r->applied != HEAPAGG_UNKNOWN_CYCLE && (int64_t)(now >> 1) <= r->applied)
+		return -EAGAIN;
+	*ts = evloop_now_ns();
+	rtfrees_begin(r);
+	n = mbuckets_walk_published(r->t, mbuckets, mprof_cycle, record_words, rtfrees_bucket, r,
+				    cycle, err, sizeof(err));
+	return n < 0 ? (int)n : 0;
 }
 
 int rtfrees_origin(void *ctx, const struct go_bucket_record *b)

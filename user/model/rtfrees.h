@@ -7,10 +7,11 @@
  * the same stack in the profile (gostack_shown). So frees are matched to sites by what the profile
  * shows, (shown stack, size): the one sample heapprof makes of them all.
  *
- * A snapshot is taken in the self-check's walk of the records (selfcheck_snapshot's also), whose
- * rules make it consistent at one published cycle, and applied to heapagg as soon as the
- * allocations from before it have left the ring buffer: heapagg keeps what every site published
- * then, so the profile at that cycle is the runtime's at that moment.
+ * A snapshot is a walk of the records at one published cycle (mbuckets_walk_published): the
+ * self-check's walk when it takes one (selfcheck's also), else rtfrees_read's at each cycle the
+ * runtime publishes, at most one a tick. It is applied to heapagg as soon as the allocations from
+ * before it have left the ring buffer: heapagg keeps what every site published then, so the profile
+ * at that cycle is the runtime's at that moment, never much older than the end of the recording.
  */
 #ifndef HEAPSPY_RTFREES_H
 #define HEAPSPY_RTFREES_H
@@ -52,6 +53,13 @@ void rtfrees_free(struct rtfrees *r);
 void rtfrees_begin(struct rtfrees *r);
 /* mbuckets_walk's fn (ctx: the rtfrees): a bucket's published frees into the walk. */
 int rtfrees_bucket(void *ctx, const struct go_bucket_record *b);
+/*
+ * A walk of its own when the runtime has published a cycle since the last snapshot applied: 0 with
+ * the cycle and the time it began (CLOCK_MONOTONIC, the probes' clock) for rtfrees_apply, -EAGAIN
+ * when there is nothing new or the cycle moved while it read, or -errno.
+ */
+int rtfrees_read(struct rtfrees *r, uint64_t mbuckets, uint64_t mprof_cycle, unsigned record_words,
+		 int64_t *cycle, uint64_t *ts);
 /*
  * mbuckets_walk's fn at attach, where the records are not read as heapspy's baseline (the runtime
  * was not sampling): every free they hold, published or not, is of an object heapspy never saw.

@@ -140,7 +140,7 @@ int selfcheck_snapshot(struct selfcheck *c, const struct target *t, uint64_t mbu
 		       uint64_t mprof_cycle, unsigned record_words, int64_t every)
 {
 	struct walk_ctx w = {c, t};
-	uint32_t before, after;
+	uint32_t now;
 	uint64_t t0;
 	char err[256];
 	int64_t cycle;
@@ -154,26 +154,26 @@ int selfcheck_snapshot(struct selfcheck *c, const struct target *t, uint64_t mbu
 		return -ENOENT;
 	}
 	t0 = evloop_now_ns();
-	rc = target_read(t, mprof_cycle, &before, sizeof(before));
+	rc = target_read(t, mprof_cycle, &now, sizeof(now));
 	if (rc) {
 		c->error = rc;
 		return rc;
 	}
-	/* mProfCycle holds the cycle above a flag bit, set once the cycle is published. */
-	cycle = before >> 1;
-	if (!(before & 1) || (c->last_snapshot != HEAPAGG_UNKNOWN_CYCLE &&
-			      (cycle < c->last_snapshot + every ||
-			       (every && t0 - c->pending_ns < SELFCHECK_INTERVAL_NS))))
+	/* mProfCycle holds the cycle above a "published" flag bit. */
+	cycle = now >> 1;
+	if (c->last_snapshot != HEAPAGG_UNKNOWN_CYCLE &&
+	    (cycle < c->last_snapshot + every ||
+	     (every && t0 - c->pending_ns < SELFCHECK_INTERVAL_NS)))
 		return -EAGAIN;
 	forget_sites(c);
-	n = mbuckets_walk(t, mbuckets, record_words, add_runtime, &w, err, sizeof(err));
+	n = mbuckets_walk_published(t, mbuckets, mprof_cycle, record_words, add_runtime, &w, &cycle,
+				    err, sizeof(err));
+	if (n == -EAGAIN)
+		return -EAGAIN;
 	if (n < 0) {
 		c->error = (int)n;
 		return (int)n;
 	}
-	rc = target_read(t, mprof_cycle, &after, sizeof(after));
-	if (rc || after != before)
-		return -EAGAIN;
 	c->pending = c->last_snapshot = cycle;
 	c->pending_ns = t0;
 	c->error = 0;
