@@ -430,6 +430,7 @@ static int baseline_after_all(struct session *s, char *err, size_t errlen)
 		return rc;
 	s->events_from_ns = evloop_now_ns();
 	selfcheck_forget_origin(&s->check);
+	rtfrees_forget_origin(&s->rtfrees);
 	rc = read_baseline(s, err, errlen);
 	proc_thaw(&freeze);
 	return rc;

@@ -155,6 +155,12 @@ int rtfrees_origin(void *ctx, const struct go_bucket_record *b)
 	return 0;
 }
 
+void rtfrees_forget_origin(struct rtfrees *r)
+{
+	for (size_t i = 0; i < r->ngroups; i++)
+		r->groups[i].origin = 0;
+}
+
 /* Puts heapagg's sites that are new since the last call into their groups. */
 static int place_sites(struct rtfrees *r, const struct heapagg *a)
 {

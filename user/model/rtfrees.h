@@ -65,6 +65,8 @@ int rtfrees_read(struct rtfrees *r, uint64_t mbuckets, uint64_t mprof_cycle, uns
  * was not sampling): every free they hold, published or not, is of an object heapspy never saw.
  */
 int rtfrees_origin(void *ctx, const struct go_bucket_record *b);
+/* The records were read as the baseline after all: every free in them counts. */
+void rtfrees_forget_origin(struct rtfrees *r);
 /*
  * The walk since rtfrees_begin was consistent at heap-profile cycle, started at time ts, and a
  * holds every event from before it: shares its frees out over a's sites (heapagg_runtime_frees).
