@@ -565,3 +565,33 @@ def test_serve_pushes_to_pyroscope_ingest():
         prog.kill()
         if serve:
             serve.stop()
+
+
+@needs(build(NEWEST_GO, "gcload"))
+def test_serve_keeps_recent_gc_records():
+    """Weeks of GC cycles in days' memory: a target keeps its newest 2048 cycles for
+    /debug/gc, counts the ones it let go, and /metrics still counts every cycle. gcload with
+    nothing live collects hundreds of times a second."""
+    prog = Program([go_build(NEWEST_GO, "gcload"), "-duration", "60s", "-live", "1",
+                    "-force", "0", "-stw", "0"])
+    serve = None
+    try:
+        prog.wait_for("ready")
+        serve = Serve("--pid", prog.pid)
+
+        def metric(name):
+            m = re.search(rb"^%s\{[^}]*\} (\d+)" % name.encode(), serve.get("/metrics")[1], re.M)
+            return int(m.group(1)) if m else 0
+        wait_until("no GC record dropped", lambda: metric("heapspy_gc_records_dropped_total") > 0,
+                   timeout=30)
+        kept = json.loads(serve.get("/debug/gc")[1])["gc_cycles"]
+        cycles = metric("heapspy_go_gc_cycles_total")
+        check(len(kept) <= 2048 and cycles > len(kept),
+              "/debug/gc has %d cycles, /metrics counts %d" % (len(kept), cycles))
+        numbers = [c["cycle"] for c in kept]
+        check(numbers == list(range(numbers[0], numbers[0] + len(numbers))),
+              "the cycles kept are not the newest in a row")
+    finally:
+        prog.kill()
+        if serve:
+            serve.stop()

@@ -3,6 +3,7 @@
  * attach-time cycles, heapspy's own probe time, and cycles put together from the probes' timing
  * (stripped binaries), with events built by hand the way bpf/gc.bpf.c fills them.
  */
+#include <stdlib.h>
 #include <string.h>
 
 #include "check.h"
@@ -305,6 +306,28 @@ static void test_go119_stops(void)
 	gcdecode_free(&d);
 }
 
+/* A recording of weeks keeps the newest cycles, stops and growths only, and counts the rest. */
+static void test_keep_newest(void)
+{
+	struct gcdecode_config cfg = {0};
+	struct gcdecode d;
+
+	gcdecode_init(&d, &cfg);
+	d.cycles = calloc(10, sizeof(*d.cycles));
+	d.stws = calloc(3, sizeof(*d.stws));
+	for (int i = 0; i < 10; i++)
+		d.cycles[i].cycle = i + 1;
+	d.ncycles = d.cycles_cap = 10;
+	d.nstws = d.stws_cap = 3;
+	gcdecode_keep(&d, 4);
+	CHECK(d.ncycles == 4 && d.cycles[0].cycle == 7 && d.cycles[3].cycle == 10);
+	CHECK(d.nstws == 3 && d.ngrows == 0);
+	CHECK(d.dropped == 6);
+	gcdecode_keep(&d, 4);
+	CHECK(d.dropped == 6 && d.ncycles == 4);
+	gcdecode_free(&d);
+}
+
 int main(void)
 {
 	int failures = 0;
@@ -317,5 +340,6 @@ int main(void)
 	RUN(test_heap_growth);
 	RUN(test_cycles_from_probe_timing);
 	RUN(test_go119_stops);
+	RUN(test_keep_newest);
 	return failures;
 }

@@ -223,11 +223,15 @@ void gc_pprof_comments(const struct gctrace *g, const struct session *s, struct 
 
 char *gc_json_text(const struct gctrace *g, const struct session *s)
 {
+	double secs = session_secs(s);
 	struct gc_summary sum;
 	struct gc_tuning tune;
 	struct gc_report r;
 
-	if (gcstats_summarize(&g->dec, session_secs(s), &sum))
+	/* Older cycles let go (gcdecode_keep): the summary covers the ones kept. */
+	if (g->dec.dropped && g->dec.ncycles)
+		secs = (double)((int64_t)evloop_now_ns() - g->dec.cycles[0].start_ns) / 1e9;
+	if (gcstats_summarize(&g->dec, secs, &sum))
 		return NULL;
 	report_init(&r, &sum, &tune, g, s);
 	return gcout_json_text(&r);

@@ -64,6 +64,8 @@ static void answer_metrics(struct serve_target *st, struct prom_target *m)
 	m->lost = s->counters[HS_CNT_LOST];
 	m->gc_probe_hits = st->r.gc.counters[HS_GC_CNT_HITS];
 	m->gc_lost = st->r.gc.counters[HS_GC_CNT_LOST];
+	m->grown_bytes = st->r.gc.dec.grown_bytes;
+	m->gc_records_dropped = st->r.gc.dec.dropped;
 }
 
 /*
@@ -180,11 +182,10 @@ static void on_cycle(void *ctx, const struct gc_cycle *c)
 static void on_tick(void *ctx, double elapsed)
 {
 	struct serve_target *st = ctx;
-	const struct gcdecode *d = &st->r.gc.dec;
-
 	recording_tick(&st->r, elapsed);
-	for (; st->grows_seen < d->ngrows; st->grows_seen++)
-		st->gc.grown_bytes += d->grows[st->grows_seen].bytes;
+	/* Weeks of cycles: /debug/gc shows the recent ones; /metrics counts them all as they end.
+	 */
+	gcdecode_keep(&st->r.gc.dec, SERVE_GC_RECORDS);
 }
 
 static void *run(void *arg)

@@ -16,6 +16,9 @@
 #include "promtext.h"
 #include "recording.h"
 
+/* GC cycles (and other stops, heap growths) a target keeps for /debug/gc: a day at 1 a minute. */
+#define SERVE_GC_RECORDS 2048
+
 enum serve_ask {
 	SERVE_ASK_PROFILE, /* the gzipped heap profile, less base's alloc values if base is set */
 	SERVE_ASK_BASE,	   /* fills base: what each site has allocated so far */
@@ -50,7 +53,6 @@ struct serve_target {
 	bool ended;		 /* under mu: the loop has ended; nothing is answered any more */
 	/* What /metrics shows, kept by the loop's thread as cycles end. */
 	struct prom_target gc;
-	size_t grows_seen; /* of the GC trace's heap growths, those counted in gc.grown_bytes */
 	/* What was allocated as of the last push (nsites 0 before the first: all of it). */
 	struct heapprof_base push_base;
 	/* Called from the target's thread once its loop has ended (to wake whoever joins it). */

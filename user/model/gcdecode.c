@@ -32,6 +32,26 @@ void gcdecode_init(struct gcdecode *d, const struct gcdecode_config *cfg)
 	d->seq = cfg->numgc_base;
 }
 
+/* Moves the newest max of n elements of size bytes to the front; returns how many went. */
+static size_t keep_newest(void *array, size_t *n, size_t size, size_t max)
+{
+	size_t gone;
+
+	if (*n <= max)
+		return 0;
+	gone = *n - max;
+	memmove(array, (char *)array + gone * size, max * size);
+	*n = max;
+	return gone;
+}
+
+void gcdecode_keep(struct gcdecode *d, size_t max)
+{
+	d->dropped += keep_newest(d->cycles, &d->ncycles, sizeof(*d->cycles), max);
+	d->dropped += keep_newest(d->stws, &d->nstws, sizeof(*d->stws), max);
+	d->dropped += keep_newest(d->grows, &d->ngrows, sizeof(*d->grows), max);
+}
+
 void gcdecode_free(struct gcdecode *d)
 {
 	free(d->cycles);

@@ -77,6 +77,7 @@ struct gcdecode {
 	struct gc_grow *grows;
 	size_t ngrows, grows_cap;
 	uint64_t grown_bytes;
+	uint64_t dropped;   /* cycles, other stops and growths gcdecode_keep let go */
 	uint64_t repeated;  /* the same probe hit delivered twice (a signal interrupted its step) */
 	uint64_t missed;    /* cycles the runtime completed that no event showed (lost events) */
 	uint64_t attaching; /* cycles that ended while the probes were going in */
@@ -114,6 +115,11 @@ struct gcdecode {
 void gcdecode_init(struct gcdecode *d, const struct gcdecode_config *cfg);
 /* Decodes one event; 0, or -ENOMEM. New cycles are appended to d->cycles. */
 int gcdecode_event(struct gcdecode *d, const struct hs_gc_event *e);
+/*
+ * Keeps only the newest max cycles, other stops and heap growths (a recording that runs for
+ * weeks); counted in d->dropped. Call between events: indices into the arrays move.
+ */
+void gcdecode_keep(struct gcdecode *d, size_t max);
 void gcdecode_free(struct gcdecode *d);
 
 #endif

@@ -66,6 +66,7 @@ enum field {
 	F_LOST,
 	F_GC_HITS,
 	F_GC_LOST,
+	F_GC_DROPPED,
 };
 
 static const struct {
@@ -101,6 +102,8 @@ static const struct {
     {F_GC_HITS, "heapspy_gc_probe_hits_total", "counter", "Hits of heapspy's GC probes"},
     {F_GC_LOST, "heapspy_gc_events_lost_total", "counter",
      "GC events lost because the ring buffer was full"},
+    {F_GC_DROPPED, "heapspy_gc_records_dropped_total", "counter",
+     "Old GC cycles, stops and heap growths no longer kept for /debug/gc (counted here still)"},
 };
 
 /* The value of one field; false where it is unknown (no sample is written). */
@@ -154,6 +157,9 @@ static bool value(const struct prom_target *t, enum field fl, double *v)
 		return true;
 	case F_GC_LOST:
 		*v = (double)t->gc_lost;
+		return true;
+	case F_GC_DROPPED:
+		*v = (double)t->gc_records_dropped;
 		return true;
 	}
 	return false;
