@@ -37,7 +37,7 @@ class Serve:
                 m = re.search(r"serving on (https?)://127\.0\.0\.1:(\d+)/", line)
                 if m:
                     self.scheme, self.port = m.group(1), int(m.group(2))
-                if self.port and (not attaching or "heapspy: recording pid" in line):
+                if self.port and (not attaching or "heapspy: serving pid" in line):
                     ready.set()
             ready.set()
         self.reader = threading.Thread(target=read, daemon=True)
@@ -591,6 +591,40 @@ def test_serve_keeps_recent_gc_records():
         numbers = [c["cycle"] for c in kept]
         check(numbers == list(range(numbers[0], numbers[0] + len(numbers))),
               "the cycles kept are not the newest in a row")
+    finally:
+        prog.kill()
+        if serve:
+            serve.stop()
+
+
+@needs(build(NEWEST_GO, "leaky", tags="withpprof"))
+def test_serve_leak_candidates():
+    """/pid/PID/debug/leaks with --leaks: heapspy leaks' JSON as of the moment asked.
+    tests/go/leaky (a 4 MiB/s leak beside two bounded caches and garbage), served for 12 s:
+    main.leak is the first candidate and neither cache nor the garbage is one. Without --leaks,
+    404 and a line saying so."""
+    from test_leaks import LEAK_CACHE_GARBAGE, NOT_LEAKS, has
+    prog = Program([go_build(NEWEST_GO, "leaky", tags="withpprof"), "-duration", "60s"] +
+                   LEAK_CACHE_GARBAGE)
+    serve = None
+    try:
+        prog.wait_for("ready")
+        serve = Serve("--pid", prog.pid, "--leaks")
+        time.sleep(12)
+        status, body = serve.get("/pid/%d/debug/leaks" % prog.pid)
+        check(status == 200, "/debug/leaks: %d %r" % (status, body))
+        report = json.loads(body)
+        cands = report["candidates"]
+        check(report["pid"] == prog.pid and cands and has(cands[0]["stack"], "main.leak"),
+              "main.leak is not the first candidate: %s" % report["verdict"])
+        for fn in NOT_LEAKS:
+            check(not any(has(c["stack"], fn) for c in cands), "%s is a candidate" % fn)
+        serve.stop()
+        serve = Serve("--pid", prog.pid)
+        wait_until("pid %d is not served" % prog.pid, lambda: b'"pid":"%d"' % prog.pid in
+                   serve.get("/targets")[1])
+        status, body = serve.get("/debug/leaks")
+        check(status == 404 and b"--leaks" in body, "without --leaks: %d %r" % (status, body))
     finally:
         prog.kill()
         if serve:

@@ -19,6 +19,8 @@ static void test_paths(void)
 	    {"/pid/4242/debug/pprof/heap", SERVE_HEAP, 4242},
 	    {"/pid/1/debug/pprof/allocs", SERVE_ALLOCS, 1},
 	    {"/pid/77/debug/gc", SERVE_GC, 77},
+	    {"/pid/77/debug/leaks", SERVE_LEAKS, 77},
+	    {"/debug/leaks", SERVE_LEAKS, 0},
 	    /* Anything else is not served. */
 	    {"/debug/pprof/heap/", SERVE_UNKNOWN, 0},
 	    {"/debug/pprof/profile", SERVE_UNKNOWN, 0},

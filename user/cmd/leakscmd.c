@@ -126,10 +126,10 @@ static void on_tick(void *ctx, double elapsed)
 
 static int analyze(struct leaks *l, struct session *s, struct leak_report *r)
 {
-	struct leaks_now now = {session_cycle(s), evloop_now_ns(), s->secs};
+	struct leaks_now now = {session_cycle(s), evloop_now_ns(), session_secs(s)};
 
 	/* Cycles that ended while the probes were drained. */
-	leaks_tick(l, s, s->secs);
+	leaks_tick(l, s, now.secs);
 	return leaks_analyze(l, &s->agg, &now, r);
 }
 
@@ -147,6 +147,31 @@ void leaks_brief(FILE *f, struct leaks *l, struct session *s, struct heapprof *h
 	}
 	leakout_brief(f, &r, h, top);
 	leaks_report_free(&r);
+}
+
+char *leaks_json_text(struct leaks *l, struct session *s)
+{
+	struct heapprof_meta m = {.rate = session_period(s),
+				  .cycle = heapagg_profile_cycle(&s->agg, session_cycle(s))};
+	struct leakout_info info = {
+	    .pid = (int)s->t.pid,
+	    .program = s->t.display,
+	    .go_version = s->t.go_version,
+	    .secs = session_secs(s),
+	    .rate = m.rate,
+	};
+	struct leak_report r;
+	struct heapprof h;
+	char *text = NULL;
+
+	if (heapprof_build(&h, &s->t, &s->agg, &m))
+		return NULL;
+	if (!analyze(l, s, &r)) {
+		text = leakout_json_text(&r, l, &h, &info);
+		leaks_report_free(&r);
+	}
+	heapprof_free(&h);
+	return text;
 }
 
 static void print_header(const struct session *s, enum evloop_end end)

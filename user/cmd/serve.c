@@ -125,6 +125,10 @@ static const struct argp_option serve_options[] = {
      "API) every --interval (repeat for more servers)",
      0},
     {"interval", OPT_INTERVAL, "SECS", 0, "Seconds between two pushes (default 15)", 0},
+    {"leaks", 'l', NULL, 0,
+     "Also follow each sampled object to its free, for /pid/PID/debug/leaks (two probe hits "
+     "per sample instead of one)",
+     0},
     {"duration", 'd', "SECS", 0, "Stop after SECS seconds (default: on Ctrl-C or SIGTERM)", 0},
     {"btf", CLI_OPT_BTF, "FILE", 0, "Kernel BTF to use instead of /sys/kernel/btf/vmlinux", 0},
     {"ringbuf", CLI_OPT_RINGBUF, "KIB", 0,
@@ -163,6 +167,9 @@ static error_t parse_serve(int key, char *arg, struct argp_state *state)
 		return 0;
 	case OPT_TLS_KEY:
 		o->tls_key = arg;
+		return 0;
+	case 'l':
+		o->s.frees = true;
 		return 0;
 	case OPT_PUSH:
 		if (o->npush == MAX_PUSH)
@@ -208,6 +215,8 @@ static const char serve_doc[] =
     "      ?seconds=S                alloc values: what was allocated in the next S seconds "
     "(in-use values stay as of the end)\n"
     "  /pid/PID/debug/gc             every GC cycle so far, as `heapspy gc --json` writes them\n"
+    "  /pid/PID/debug/leaks          with --leaks, the leak candidates so far, as `heapspy "
+    "leaks --json` writes them\n"
     "  /metrics                      every process's GC and heap figures, and heapspy's own, "
     "for Prometheus (labels pid, exe, go_version); /pid/PID/metrics one process's\n"
     "  /targets                      the processes served, in Prometheus' HTTP service "
@@ -338,6 +347,7 @@ static int add_target(struct serve *sv, pid_t pid, char *err, size_t errlen)
 	pthread_mutex_lock(&sv->mu);
 	sv->targets[sv->ntargets++] = t;
 	pthread_mutex_unlock(&sv->mu);
+	fprintf(stderr, "heapspy: serving pid %d at /pid/%d/\n", (int)pid, (int)pid);
 	return 0;
 }
 
@@ -453,6 +463,10 @@ static enum MHD_Result answer_error(struct MHD_Connection *c, struct served *t, 
 	if (rc == -ESRCH)
 		return fail(c, MHD_HTTP_NOT_FOUND, "pid %d exited: it is no longer served",
 			    (int)t->pid);
+	if (rc == -ENOTSUP)
+		return fail(
+		    c, MHD_HTTP_NOT_FOUND,
+		    "leak candidates need heapspy serve --leaks (a second probe per sample)");
 	return fail(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "cannot build the answer: %s",
 		    strerror(-rc));
 }
@@ -495,9 +509,10 @@ static enum MHD_Result serve_profile(struct serve *sv, struct MHD_Connection *c,
 		       MHD_RESPMEM_MUST_FREE, filename);
 }
 
-static enum MHD_Result serve_gc(struct MHD_Connection *c, struct served *t)
+/* A JSON document the target's thread writes: the GC cycles, or the leak candidates. */
+static enum MHD_Result serve_json(struct MHD_Connection *c, struct served *t, enum serve_ask ask)
 {
-	struct serve_req q = {.ask = SERVE_ASK_GC};
+	struct serve_req q = {.ask = ask};
 	int rc = serve_target_ask(&t->st, &q);
 
 	if (rc)
@@ -712,8 +727,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 	t = get(sv, r.pid, why, sizeof(why));
 	if (!t)
 		return fail(c, MHD_HTTP_NOT_FOUND, "%s", why);
-	if (r.ep == SERVE_GC)
-		rc = serve_gc(c, t);
+	if (r.ep == SERVE_GC || r.ep == SERVE_LEAKS)
+		rc = serve_json(c, t, r.ep == SERVE_GC ? SERVE_ASK_GC : SERVE_ASK_LEAKS);
 	else
 		rc = serve_profile(sv, c, t, r.ep);
 	put(sv, t);

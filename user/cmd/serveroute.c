@@ -9,8 +9,8 @@ static const struct {
 	enum serve_endpoint ep;
 } endpoints[] = {
     {"/debug/pprof/heap", SERVE_HEAP}, {"/debug/pprof/allocs", SERVE_ALLOCS},
-    {"/debug/gc", SERVE_GC},	       {"/metrics", SERVE_METRICS},
-    {"/targets", SERVE_TARGETS},
+    {"/debug/gc", SERVE_GC},	       {"/debug/leaks", SERVE_LEAKS},
+    {"/metrics", SERVE_METRICS},       {"/targets", SERVE_TARGETS},
 };
 
 static enum serve_endpoint endpoint(const char *path)

@@ -14,6 +14,7 @@ enum serve_endpoint {
 	SERVE_HEAP,    /* debug/pprof/heap */
 	SERVE_ALLOCS,  /* debug/pprof/allocs: the same profile, alloc_space by default */
 	SERVE_GC,      /* debug/gc: heapspy gc's JSON of the cycles so far */
+	SERVE_LEAKS,   /* debug/leaks: heapspy leaks' JSON of the candidates as of now */
 	SERVE_METRICS, /* metrics: for Prometheus; at the root, every target's */
 	SERVE_TARGETS, /* /targets: Prometheus' HTTP service discovery (root only) */
 };

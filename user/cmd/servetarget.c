@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "gc.h"
+#include "leakscmd.h"
 
 static int64_t wall_ns(void)
 {
@@ -115,6 +116,16 @@ static void answer(struct serve_target *st, struct serve_req *q)
 		break;
 	case SERVE_ASK_GC:
 		q->body = (uint8_t *)gc_json_text(&st->r.gc, s);
+		q->len = q->body ? strlen((char *)q->body) : 0;
+		q->rc = q->body ? 0 : -ENOMEM;
+		break;
+	case SERVE_ASK_LEAKS:
+		/* Without the free probe there is no object's lifetime to judge. */
+		if (!s->o->frees) {
+			q->rc = -ENOTSUP;
+			break;
+		}
+		q->body = (uint8_t *)leaks_json_text(&st->r.leaks, s);
 		q->len = q->body ? strlen((char *)q->body) : 0;
 		q->rc = q->body ? 0 : -ENOMEM;
 		break;

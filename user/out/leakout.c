@@ -302,20 +302,17 @@ static struct json_object *site_json(const struct leak_site *s, const struct lea
 	return o;
 }
 
-int leakout_json(const char *path, const struct leak_report *r, const struct leaks *l,
-		 struct heapprof *h, const struct leakout_info *info, char *err, size_t errlen)
+char *leakout_json_text(const struct leak_report *r, const struct leaks *l, struct heapprof *h,
+			const struct leakout_info *info)
 {
 	static const char *const lists[] = {
 	    [LEAK_GROWING] = "candidates", [LEAK_STOPPED] = "stopped", [LEAK_THIN] = "thin"};
 	struct json_object *root = json_object_new_object();
-	char line[512];
+	char line[512], *copy;
 	const char *text;
-	int rc;
 
-	if (!root) {
-		snprintf(err, errlen, "cannot build %s: out of memory", path);
-		return -ENOMEM;
-	}
+	if (!root)
+		return NULL;
 	json_object_object_add(root, "pid", json_object_new_int(info->pid));
 	json_object_object_add(root, "program", json_object_new_string(info->program));
 	json_object_object_add(root, "go_version", json_object_new_string(info->go_version));
@@ -343,9 +340,19 @@ int leakout_json(const char *path, const struct leak_report *r, const struct lea
 	}
 	text = json_object_to_json_string_ext(root, JSON_C_TO_STRING_PRETTY |
 							JSON_C_TO_STRING_NOSLASHESCAPE);
-	rc = text ? pprof_write_file(path, text, strlen(text)) : -ENOMEM;
+	copy = text ? strdup(text) : NULL;
+	json_object_put(root);
+	return copy;
+}
+
+int leakout_json(const char *path, const struct leak_report *r, const struct leaks *l,
+		 struct heapprof *h, const struct leakout_info *info, char *err, size_t errlen)
+{
+	char *text = leakout_json_text(r, l, h, info);
+	int rc = text ? pprof_write_file(path, text, strlen(text)) : -ENOMEM;
+
 	if (rc)
 		snprintf(err, errlen, "cannot write %s: %s", path, strerror(-rc));
-	json_object_put(root);
+	free(text);
 	return rc;
 }

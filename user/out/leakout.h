@@ -24,7 +24,10 @@ struct leakout_info {
 void leakout_text(FILE *f, const struct leak_report *r, struct heapprof *h, int top);
 /* A few lines: the top candidates, one per line, or why there are none. */
 void leakout_brief(FILE *f, const struct leak_report *r, struct heapprof *h, int top);
-/* {"candidates": [...], "stopped": [...], "thin": [...], ...}; 0 or -errno with err set. */
+/* {"candidates": [...], "stopped": [...], "thin": [...], ...}, malloc'd; NULL if out of memory. */
+char *leakout_json_text(const struct leak_report *r, const struct leaks *l, struct heapprof *h,
+			const struct leakout_info *info);
+/* The same, written to path; 0 or -errno with err set. */
 int leakout_json(const char *path, const struct leak_report *r, const struct leaks *l,
 		 struct heapprof *h, const struct leakout_info *info, char *err, size_t errlen);
 
