@@ -6,6 +6,8 @@
 // Each tenant keeps a ring of 8 KiB blocks and replaces its whole ring every second, so a heapspy
 // attached late sees every retained block allocated again, under its labels, within a second or
 // two. beta's blocks are allocated by a goroutine started inside pprof.Do: it inherits the labels.
+// With -still, one tenant allocates its ring at the start only: its objects are the oldest, while
+// the others' are replaced; only the free of each object tells whose were freed.
 // With -leak, one tenant keeps every block it allocates after the start: a leak in the shared
 // handler that only that tenant's label tells from the others' steady use of the same line.
 // gamma carries 25 more labels (27 in all): before Go 1.24 its label set is a map that had just
@@ -34,6 +36,7 @@ type tenant struct {
 	extra []string // labels beyond tenant and endpoint
 	child bool     // serve from a goroutine started under the labels
 	leaks bool     // -leak: keeps every block, from the same line of the same handler
+	still bool     // -still: allocates its ring once, at the start, and keeps it
 	kept  [][]byte
 }
 
@@ -113,6 +116,7 @@ func main() {
 	duration := flag.Duration("duration", 5*time.Second, "how long to run")
 	garbageRate := flag.Int("garbage", 10, "MiB of short-lived unlabeled garbage per second")
 	leak := flag.String("leak", "", "this tenant keeps every block it allocates after the start")
+	still := flag.String("still", "", "this tenant allocates its ring at the start only")
 	flag.Parse()
 
 	usr1 := make(chan os.Signal, 1)
@@ -120,6 +124,7 @@ func main() {
 	for _, t := range tenants {
 		serve(t, len(t.ring))
 		t.leaks = t.name == *leak
+		t.still = t.name == *still
 	}
 	fmt.Println("ready")
 
@@ -133,7 +138,9 @@ func main() {
 			writeHeapProfile()
 		case <-tick.C:
 			for _, t := range tenants {
-				serve(t, len(t.ring)/100)
+				if !t.still {
+					serve(t, len(t.ring)/100)
+				}
 			}
 			for done := 0; done < *garbageRate<<20/100; done += 4096 {
 				garbage(4096)
