@@ -161,37 +161,6 @@ int disasm_rets(const struct elfbin *eb, uint64_t start, uint64_t end, uint64_t 
 	return n;
 }
 
-unsigned disasm_stack_check_len(const struct elfbin *eb, uint64_t entry)
-{
-	uint8_t code[32];
-	const uint8_t *c = code;
-	size_t size = sizeof(code);
-	uint64_t addr = entry;
-	unsigned len = 0;
-	cs_insn *in;
-	csh cs;
-
-	if (elfbin_read_vaddr(eb, entry, code, sizeof(code)) != 0 ||
-	    cs_open(CS_ARCH_X86, CS_MODE_64, &cs))
-		return 0;
-	cs_option(cs, CS_OPT_DETAIL, CS_OPT_ON);
-	in = cs_malloc(cs);
-	if (in && cs_disasm_iter(cs, &c, &size, &addr, in) && in->id == X86_INS_CMP &&
-	    in->detail->x86.op_count == 2 && in->detail->x86.operands[0].type == X86_OP_REG &&
-	    in->detail->x86.operands[0].reg == X86_REG_RSP &&
-	    in->detail->x86.operands[1].type == X86_OP_MEM &&
-	    in->detail->x86.operands[1].mem.base == X86_REG_R14) {
-		unsigned cmp_len = in->size;
-
-		if (cs_disasm_iter(cs, &c, &size, &addr, in) &&
-		    (in->id == X86_INS_JBE || in->id == X86_INS_JA))
-			len = cmp_len;
-	}
-	cs_free(in, 1);
-	cs_close(&cs);
-	return len;
-}
-
 /* A register's 64-bit parent, so that DL, EDX and RDX are one register. */
 static x86_reg full_reg(x86_reg r)
 {
@@ -231,6 +200,47 @@ static bool op_is_reg(const cs_insn *in, int i, x86_reg full)
 
 	return x->op_count > i && x->operands[i].type == X86_OP_REG &&
 	       full_reg(x->operands[i].reg) == full;
+}
+
+unsigned disasm_stack_check_len(const struct elfbin *eb, uint64_t entry)
+{
+	uint8_t code[32];
+	const uint8_t *c = code;
+	size_t size = sizeof(code);
+	uint64_t addr = entry;
+	unsigned len = 0;
+	cs_insn *in;
+	csh cs;
+
+	if (elfbin_read_vaddr(eb, entry, code, sizeof(code)) != 0 ||
+	    cs_open(CS_ARCH_X86, CS_MODE_64, &cs))
+		return 0;
+	cs_option(cs, CS_OPT_DETAIL, CS_OPT_ON);
+	in = cs_malloc(cs);
+	if (in && cs_disasm_iter(cs, &c, &size, &addr, in)) {
+		/* A frame above StackSmall compares SP less the excess: LEAQ -N(SP), R12 first. */
+		x86_reg sp = X86_REG_RSP;
+		unsigned before = 0;
+
+		if (in->id == X86_INS_LEA && op_is_reg(in, 0, X86_REG_R12) &&
+		    field_of(&in->detail->x86.operands[1], X86_REG_RSP)) {
+			sp = X86_REG_R12;
+			before = in->size;
+			if (!cs_disasm_iter(cs, &c, &size, &addr, in))
+				in->id = X86_INS_INVALID;
+		}
+		if (in->id == X86_INS_CMP && op_is_reg(in, 0, sp) &&
+		    field_of(&in->detail->x86.operands[1], X86_REG_R14)) {
+			unsigned cmp_len = before + in->size;
+
+			if (cs_disasm_iter(cs, &c, &size, &addr, in) &&
+			    (in->id == X86_INS_JBE || in->id == X86_INS_JA))
+				len = cmp_len;
+		}
+	}
+	cs_free(in, 1);
+	cs_close(&cs);
+	return len;
 }
 
 static bool op_imm(const cs_insn *in, int i, int64_t *imm)

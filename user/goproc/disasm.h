@@ -38,10 +38,11 @@ int disasm_g_zero_stores(const struct elfbin *eb, uint64_t start, uint64_t end,
 int disasm_rets(const struct elfbin *eb, uint64_t start, uint64_t end, uint64_t *out, int max);
 
 /*
- * Length of the stack-bound check a Go function starts with (`CMPQ SP, 16(R14)`, then a
- * conditional jump to morestack), or 0 if it does not start with one. A uprobe there must
- * single-step the CMP out of line; one on the jump that follows is emulated in the kernel and
- * costs a fraction, with every register still as at entry.
+ * Length of the stack-bound check a Go function starts with (`CMPQ SP, 16(R14)`, or for a frame
+ * above StackSmall `LEAQ -N(SP), R12; CMPQ R12, 16(R14)`, then a conditional jump to morestack),
+ * or 0 if it does not start with one. A uprobe there must single-step an instruction out of
+ * line; one on the jump that follows is emulated in the kernel and costs a fraction, with every
+ * register but R12 (scratch, not an argument's) still as at entry.
  */
 unsigned disasm_stack_check_len(const struct elfbin *eb, uint64_t entry);
 
