@@ -528,17 +528,37 @@ static void detach_all(struct session *s)
 /*
  * Where samples carry labels, each new set must be read before the GC that may free it ends its
  * cycle (golabels.h): the consumer then drains every 10 ms, whatever woke it, and not just once
- * the BPF side has queued 256 KiB or a tick has passed. That costs heapspy a little CPU, never the
- * target (no more wake-ups from the probes).
+ * the BPF side has queued 256 KiB or a tick has passed; every 2 ms while the GC ends a cycle
+ * every tick or more often (a program's first cycles are milliseconds apart: a launched program
+ * starts so). That costs heapspy a little CPU (500 idle drains a second at most), never the target
+ * (no more wake-ups from the probes).
  */
-#define LABELS_DRAIN_MS 10
+#define LABELS_DRAIN_MS	     10
+#define LABELS_FAST_DRAIN_MS 2
+
+static void labels_drain(struct session *s, unsigned ms)
+{
+	if (s->labels_drain_ms != ms && evloop_drain_every(&s->loop, TICK_MS, ms) == 0)
+		s->labels_drain_ms = ms;
+}
+
+/* On each tick: fast while the last tick saw the GC end a cycle. */
+static void adapt_labels_drain(struct session *s)
+{
+	if (!s->agg.labels)
+		return;
+	labels_drain(s, s->cycle != s->labels_tick_cycle ? LABELS_FAST_DRAIN_MS : LABELS_DRAIN_MS);
+	s->labels_tick_cycle = s->cycle;
+}
 
 static int start_loop(struct session *s)
 {
 	int rc = evloop_init(&s->loop, s->t.pidfd, s->o->tgt.duration, TICK_MS, !s->o->no_signals);
 
-	if (!rc && s->agg.labels)
-		rc = evloop_drain_every(&s->loop, TICK_MS, LABELS_DRAIN_MS);
+	if (!rc && s->agg.labels) {
+		s->labels_tick_cycle = s->cycle;
+		labels_drain(s, LABELS_FAST_DRAIN_MS);
+	}
 
 	if (!rc && s->o->heap)
 		rc = evloop_add_ringbuf(&s->loop, bpf_map__fd(s->skel->maps.events), on_heap_event,
@@ -742,6 +762,7 @@ static void session_tick(void *ctx, double elapsed)
 	struct tick_ctx *tc = ctx;
 
 	read_cycle(tc->s);
+	adapt_labels_drain(tc->s);
 	keep_sampling(tc->s);
 	self_check(tc->s, SELF_CHECK_CYCLES);
 	if (tc->on_tick)

@@ -93,7 +93,9 @@ struct session {
 	struct heap_bpf *skel;
 	struct probe_link *links[SESSION_LINKS];
 	struct heapagg agg;
-	struct golabels labels; /* the label sets of the samples, where the probe reads them */
+	struct golabels labels;	   /* the label sets of the samples, where the probe reads them */
+	unsigned labels_drain_ms;  /* how often the ring buffers are drained for them */
+	int64_t labels_tick_cycle; /* the heap-profile cycle at the last tick */
 	struct evloop loop;
 	struct launch launch;
 	bool launched;

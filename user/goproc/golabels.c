@@ -85,22 +85,25 @@ static int add_pair(const struct golabels *l, struct label_set *s, size_t *cap,
 	return 0;
 }
 
-/* Go 1.24+: labelMap{LabelSet{list []label}}, label{key, value string}. */
+/* Go 1.24+: labelMap{LabelSet{list []label}}, label{key, value string}: the pairs in one read. */
 static int decode_slice(const struct golabels *l, uint64_t ptr, struct label_set *s, size_t *cap)
 {
-	uint64_t hdr[2], kv[4];
-	int rc;
+	uint64_t hdr[2], (*kv)[4];
+	int rc = 0;
 
 	if (l->read(l->ctx, ptr, hdr, sizeof(hdr)) != 0 || hdr[1] > MAX_PAIRS ||
 	    (hdr[1] && !hdr[0]))
 		return -EIO;
-	for (uint64_t i = 0; i < hdr[1]; i++) {
-		if (l->read(l->ctx, hdr[0] + i * sizeof(kv), kv, sizeof(kv)) != 0)
-			return -EIO;
-		if ((rc = add_pair(l, s, cap, kv)) != 0)
-			return rc;
-	}
-	return 0;
+	if (!hdr[1])
+		return 0;
+	if (!(kv = malloc(hdr[1] * sizeof(*kv))))
+		return -ENOMEM;
+	if (l->read(l->ctx, hdr[0], kv, hdr[1] * sizeof(*kv)) != 0)
+		rc = -EIO;
+	for (uint64_t i = 0; !rc && i < hdr[1]; i++)
+		rc = add_pair(l, s, cap, kv[i]);
+	free(kv);
+	return rc;
 }
 
 /*

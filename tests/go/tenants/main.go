@@ -6,7 +6,8 @@
 // Each tenant keeps a ring of 8 KiB blocks and replaces its whole ring every second, so a heapspy
 // attached late sees every retained block allocated again, under its labels, within a second or
 // two. beta's blocks are allocated by a goroutine started inside pprof.Do: it inherits the labels.
-// With -still, one tenant allocates its ring at the start only: its objects are the oldest, while
+// With -still, one tenant allocates its ring once, from 300 to 600 ms after the start (past the
+// first GC cycles, which are milliseconds apart), and keeps it: its objects become the oldest as
 // the others' are replaced; only the free of each object tells whose were freed.
 // With -leak, one tenant keeps every block it allocates after the start: a leak in the shared
 // handler that only that tenant's label tells from the others' steady use of the same line.
@@ -36,7 +37,7 @@ type tenant struct {
 	extra []string // labels beyond tenant and endpoint
 	child bool     // serve from a goroutine started under the labels
 	leaks bool     // -leak: keeps every block, from the same line of the same handler
-	still bool     // -still: allocates its ring once, at the start, and keeps it
+	still bool     // -still: allocates its ring once, from 300 to 600 ms, and keeps it
 	kept  [][]byte
 }
 
@@ -116,30 +117,35 @@ func main() {
 	duration := flag.Duration("duration", 5*time.Second, "how long to run")
 	garbageRate := flag.Int("garbage", 10, "MiB of short-lived unlabeled garbage per second")
 	leak := flag.String("leak", "", "this tenant keeps every block it allocates after the start")
-	still := flag.String("still", "", "this tenant allocates its ring at the start only")
+	still := flag.String("still", "", "this tenant allocates its ring once, from 300 to 600 ms")
 	flag.Parse()
 
 	usr1 := make(chan os.Signal, 1)
 	signal.Notify(usr1, syscall.SIGUSR1)
 	for _, t := range tenants {
-		serve(t, len(t.ring))
-		t.leaks = t.name == *leak
 		t.still = t.name == *still
+		if !t.still {
+			serve(t, len(t.ring))
+		}
+		t.leaks = t.name == *leak
 	}
 	fmt.Println("ready")
 
 	end := time.Now().Add(*duration)
 	tick := time.NewTicker(10 * time.Millisecond)
 	defer tick.Stop()
-	for time.Now().Before(end) {
+	for ticks := 0; time.Now().Before(end); {
 		select {
 		case <-usr1:
 			runtime.GC()
 			writeHeapProfile()
 		case <-tick.C:
+			ticks++
 			for _, t := range tenants {
 				if !t.still {
 					serve(t, len(t.ring)/100)
+				} else if ticks > 30 && ticks <= 60 {
+					serve(t, len(t.ring)/30+1)
 				}
 			}
 			for done := 0; done < *garbageRate<<20/100; done += 4096 {
