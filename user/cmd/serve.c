@@ -247,7 +247,9 @@ static const char serve_doc[] =
     "  scrape_configs:\n"
     "    - job_name: heapspy-sd\n"
     "      http_sd_configs:\n"
-    "        - url: http://127.0.0.1:6061/targets";
+    "        - url: http://127.0.0.1:6061/targets\n"
+    "Parca and Grafana Alloy scrape /debug/pprof/allocs at heapspy's address (one process), or "
+    "with the path prefix /pid/PID; or give --push http://PYROSCOPE:4040.";
 
 /* ---- targets ---- */
 
