@@ -629,3 +629,23 @@ def test_serve_leak_candidates():
         prog.kill()
         if serve:
             serve.stop()
+
+
+@needs(build(NEWEST_GO, "retain"))
+def test_serve_no_delta_before_a_gc():
+    """A delta (?seconds=) needs a published cycle at both ends: before the first GC since
+    heapspy switched sampling on (retain, idle, collects nothing), 503 with one line saying so,
+    never a delta of two incomparable profiles; the profile itself is served."""
+    prog = Program([go_build(NEWEST_GO, "retain"), "-duration", "60s", "-garbage", "0"])
+    serve = None
+    try:
+        prog.wait_for("ready")
+        serve = Serve("--pid", prog.pid)
+        status, body = serve.get("/debug/pprof/allocs?seconds=1")
+        check(status == 503 and body.count(b"\n") == 1 and b"no GC" in body,
+              "?seconds=1 before a GC: %d %r" % (status, body))
+        check(serve.get("/debug/pprof/heap")[0] == 200, "no profile before a GC")
+    finally:
+        prog.kill()
+        if serve:
+            serve.stop()

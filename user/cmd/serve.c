@@ -465,6 +465,11 @@ static enum MHD_Result answer_error(struct MHD_Connection *c, struct served *t, 
 	if (rc == -ESRCH)
 		return fail(c, MHD_HTTP_NOT_FOUND, "pid %d exited: it is no longer served",
 			    (int)t->pid);
+	if (rc == -EAGAIN)
+		return fail(c, MHD_HTTP_SERVICE_UNAVAILABLE,
+			    "pid %d: no GC has published a heap profile since heapspy attached: no "
+			    "delta yet, try again after one",
+			    (int)t->pid);
 	if (rc == -ENOTSUP)
 		return fail(
 		    c, MHD_HTTP_NOT_FOUND,

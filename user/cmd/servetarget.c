@@ -105,14 +105,18 @@ static void answer_push(struct serve_target *st, struct serve_req *q)
 static void answer(struct serve_target *st, struct serve_req *q)
 {
 	struct session *s = &st->r.s;
+	int64_t cycle;
 
 	switch (q->ask) {
 	case SERVE_ASK_PROFILE:
 		answer_profile(st, q);
 		break;
 	case SERVE_ASK_BASE:
-		q->rc = heapprof_base_take(
-		    q->base, &s->agg, heapagg_profile_cycle(&s->agg, session_cycle(s)), wall_ns());
+		/* As for pushes: a base from before the first published cycle is none after it. */
+		cycle = heapagg_profile_cycle(&s->agg, session_cycle(s));
+		q->rc = cycle == HEAPAGG_UNKNOWN_CYCLE
+			    ? -EAGAIN
+			    : heapprof_base_take(q->base, &s->agg, cycle, wall_ns());
 		break;
 	case SERVE_ASK_GC:
 		q->body = (uint8_t *)gc_json_text(&st->r.gc, s);

@@ -21,7 +21,7 @@
 
 enum serve_ask {
 	SERVE_ASK_PROFILE, /* the gzipped heap profile, less base's alloc values if base is set */
-	SERVE_ASK_BASE,	   /* fills base: what each site has allocated so far */
+	SERVE_ASK_BASE,	   /* fills base: each site's allocations so far; -EAGAIN before a GC */
 	SERVE_ASK_GC,	   /* heapspy gc's JSON of the cycles so far */
 	SERVE_ASK_LEAKS,   /* heapspy leaks' JSON of the candidates as of now */
 	SERVE_ASK_METRICS, /* fills metrics (its exe and go_version stay the target's) */
