@@ -136,9 +136,13 @@ int rtfrees_read(struct rtfrees *r, uint64_t mbuckets, uint64_t mprof_cycle, uns
 	if (r->applied != HEAPAGG_UNKNOWN_CYCLE && (int64_t)(now >> 1) <= r->applied)
 		return -EAGAIN;
 	*ts = evloop_now_ns();
+	if (*ts - r->walk_end_ns < 9 * r->walk_ns)
+		return -EAGAIN;
 	rtfrees_begin(r);
 	n = mbuckets_walk_published(r->t, mbuckets, mprof_cycle, record_words, rtfrees_bucket, r,
 				    cycle, err, sizeof(err));
+	r->walk_end_ns = evloop_now_ns();
+	r->walk_ns = r->walk_end_ns - *ts;
 	return n < 0 ? (int)n : 0;
 }
 

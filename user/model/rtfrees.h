@@ -9,9 +9,11 @@
  *
  * A snapshot is a walk of the records at one published cycle (mbuckets_walk_published): the
  * self-check's walk when it takes one (selfcheck's also), else rtfrees_read's at each cycle the
- * runtime publishes, at most one a tick. It is applied to heapagg as soon as the allocations from
- * before it have left the ring buffer: heapagg keeps what every site published then, so the profile
- * at that cycle is the runtime's at that moment, never much older than the end of the recording.
+ * runtime publishes, at most one a tick, and never more than a tenth of heapspy's time (a large
+ * heap's thousands of buckets take milliseconds to read). It is applied to heapagg as soon as the
+ * allocations from before it have left the ring buffer: heapagg keeps what every site published
+ * then, so the profile at that cycle is the runtime's at that moment, never much older than the end
+ * of the recording.
  */
 #ifndef HEAPSPY_RTFREES_H
 #define HEAPSPY_RTFREES_H
@@ -44,6 +46,7 @@ struct rtfrees {
 	uint64_t *buf;	   /* scratch for stacks */
 	size_t buf_cap;
 	int64_t applied; /* cycle of the last snapshot applied, or HEAPAGG_UNKNOWN_CYCLE */
+	uint64_t walk_ns, walk_end_ns; /* how long rtfrees_read's last walk took, when it ended */
 };
 
 void rtfrees_init(struct rtfrees *r, const struct target *t);
