@@ -16,6 +16,9 @@ VERSIONS = ["1.19", NEWEST_GO]
 GCLOAD_ARGS = ["-live", "4", "-rate", "150", "-force", "0", "-stw", "0"]
 CYCLES_TOLERANCE = 0.30
 PEAK_TOLERANCE = 0.20
+# gctrace prints heaps in whole MB (truncated): at GOGC=50 the peak is 6 or 7 of them, so the
+# measured peak itself is uncertain by one MB beside the model's 20%.
+PEAK_QUANTUM_MIB = 1.0
 # Cycles of the start (building the live heap) that gctrace's figures leave out.
 WARMUP = 3
 GCTRACE = re.compile(r"^gc (\d+) @.*? (\d+)->(\d+)->(\d+) MB, (\d+) MB goal")
@@ -73,7 +76,8 @@ def measured(binary, gogc):
 
 @needs([build(v, "gcload") for v in VERSIONS])
 def test_predictions_match_gctrace():
-    """Each predicted GOGC's cycles per GiB within 30% and peak heap within 20% of gctrace."""
+    """Each predicted GOGC's cycles per GiB within 30% and peak heap within 20% (and gctrace's
+    1 MB rounding) of gctrace."""
     rows = []
     for version in VERSIONS:
         binary = go_build(version, "gcload")
@@ -95,7 +99,7 @@ def test_predictions_match_gctrace():
             rows.append("%s GOGC=%d: cycles/GiB %.1f predicted, %.1f measured; peak %.1f "
                         "predicted, %.1f MiB measured" % (what, o["gogc"], pc, cycles, pp, peak))
             check(abs(pc / cycles - 1) <= CYCLES_TOLERANCE and
-                  abs(pp / peak - 1) <= PEAK_TOLERANCE,
+                  abs(pp - peak) <= PEAK_TOLERANCE * peak + PEAK_QUANTUM_MIB,
                   "%s GOGC=%d off:\n%s" % (what, o["gogc"], "\n".join(rows)))
     print("\n".join(rows))
 
