@@ -47,17 +47,6 @@ static unsigned profstack_of_default, curg_of_default;
 /* The table's row for this exact release says what the build's DWARF says. */
 static void check_table_row(const struct target *t, const struct heap_layout *l)
 {
-	const unsigned got[LF_COUNT] = {
-	    [LF_KIND_OFFSET] = l->cfg.kind_offset,
-	    [LF_PROFILE_KIND] = l->cfg.profile_kind,
-	    [LF_BUCKET_OFFSET] = l->cfg.bucket_offset,
-	    [LF_MALLOC_ARGS] = l->cfg.malloc_arg_base,
-	    [LF_RECORD_WORDS] = l->record_words,
-	    [LF_PROFSTACK] = l->cfg.profstack_offset,
-	    [LF_G_LABELS] = l->g_labels,
-	    [LF_G_M] = l->g_m,
-	    [LF_M_CURG] = l->m_curg,
-	};
 	const struct heaplayout_row *row = NULL;
 
 	for (size_t i = 0; heaplayout_table_row(i); i++)
@@ -70,9 +59,9 @@ static void check_table_row(const struct target *t, const struct heap_layout *l)
 		return;
 	}
 	for (int i = 0; i < LF_COUNT; i++)
-		if (row->v[i] >= 0 && row->v[i] != got[i]) {
+		if (row->v[i] >= 0 && row->v[i] != heaplayout_fact(l, i)) {
 			fprintf(stderr, "  %s: fact %d is %u in the DWARF, %lld in the table\n",
-				t->go_version, i, got[i], (long long)row->v[i]);
+				t->go_version, i, heaplayout_fact(l, i), (long long)row->v[i]);
 			CHECK(0);
 		}
 }

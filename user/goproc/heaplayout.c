@@ -231,6 +231,23 @@ int heaplayout_resolve(const struct target *t, struct heap_layout *l, char *err,
 	return 0;
 }
 
+unsigned heaplayout_fact(const struct heap_layout *l, int i)
+{
+	const unsigned facts[LF_COUNT] = {
+	    [LF_KIND_OFFSET] = l->cfg.kind_offset,
+	    [LF_PROFILE_KIND] = l->cfg.profile_kind,
+	    [LF_BUCKET_OFFSET] = l->cfg.bucket_offset,
+	    [LF_MALLOC_ARGS] = l->cfg.malloc_arg_base,
+	    [LF_RECORD_WORDS] = l->record_words,
+	    [LF_PROFSTACK] = l->cfg.profstack_offset,
+	    [LF_G_LABELS] = l->g_labels,
+	    [LF_G_M] = l->g_m,
+	    [LF_M_CURG] = l->m_curg,
+	};
+
+	return i >= 0 && i < LF_COUNT ? facts[i] : 0;
+}
+
 void heaplayout_describe(const struct heap_layout *l, FILE *f)
 {
 	static const char *const how[LF_COUNT] = {
@@ -244,17 +261,6 @@ void heaplayout_describe(const struct heap_layout *l, FILE *f)
 	    [LF_G_M] = "g.m at offset %u (0: unknown)",
 	    [LF_M_CURG] = "m.curg at offset %u (0: unknown)",
 	};
-	const unsigned vals[LF_COUNT] = {
-	    [LF_KIND_OFFSET] = l->cfg.kind_offset,
-	    [LF_PROFILE_KIND] = l->cfg.profile_kind,
-	    [LF_BUCKET_OFFSET] = l->cfg.bucket_offset,
-	    [LF_MALLOC_ARGS] = l->cfg.malloc_arg_base,
-	    [LF_RECORD_WORDS] = l->record_words,
-	    [LF_PROFSTACK] = l->cfg.profstack_offset,
-	    [LF_G_LABELS] = l->g_labels,
-	    [LF_G_M] = l->g_m,
-	    [LF_M_CURG] = l->m_curg,
-	};
 	static const char *const label_states[] = {
 	    [LABELS_NOT_LINKED] = "not read: nothing in the binary sets them",
 	    [LABELS_UNKNOWN] = "not read: g's layout unknown",
@@ -263,7 +269,7 @@ void heaplayout_describe(const struct heap_layout *l, FILE *f)
 
 	for (int i = 0; i < LF_COUNT; i++) {
 		fprintf(f, "heapspy: layout: ");
-		fprintf(f, how[i], vals[i]);
+		fprintf(f, how[i], heaplayout_fact(l, i));
 		fprintf(f, " (from %s)\n", source_names[l->src[i]]);
 	}
 	fprintf(f, "heapspy: layout: goroutine labels %s (a %s)\n", label_states[l->labels],

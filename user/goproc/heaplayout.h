@@ -77,6 +77,8 @@ const struct heaplayout_row *heaplayout_table_row(size_t i);
 
 /* Establishes every fact or says, in one line, which one it could not. 0 or -ENOTSUP. */
 int heaplayout_resolve(const struct target *t, struct heap_layout *l, char *err, size_t errlen);
+/* Fact i (enum layout_fact) as resolved into l. */
+unsigned heaplayout_fact(const struct heap_layout *l, int i);
 /* Each fact and where it came from, for -v. */
 void heaplayout_describe(const struct heap_layout *l, FILE *f);
 
