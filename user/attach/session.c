@@ -394,20 +394,27 @@ static int located(struct session *s, char *err, size_t errlen)
  * Without a baseline, the self-check must leave out what the runtime's records held before: the
  * runtime samples its first allocations at start-up even when it is then told not to.
  */
+static int origin_bucket(void *ctx, const struct go_bucket_record *b)
+{
+	struct session *s = ctx;
+	int rc = selfcheck_origin_bucket(&s->check, &s->t, b);
+
+	return !rc && s->agg.runtime_frees ? rtfrees_origin(&s->rtfrees, b) : rc;
+}
+
+/* One walk of the records serves the self-check and the frees read from the records. */
 static void self_check_origin(struct session *s)
 {
+	char err[256];
+
 	if (!s->o->heap)
 		return;
 	if (!s->hp.mbuckets)
 		s->hp.mbuckets =
 		    mbuckets_confirm(&s->t, s->hp.mbuckets_candidates, s->hp.nmbuckets_candidates);
-	selfcheck_origin(&s->check, &s->t, s->hp.mbuckets, s->hp.layout.record_words);
-	if (s->agg.runtime_frees && s->hp.mbuckets) {
-		char err[256];
-
-		mbuckets_walk(&s->t, s->hp.mbuckets, s->hp.layout.record_words, rtfrees_origin,
-			      &s->rtfrees, err, sizeof(err));
-	}
+	if (s->hp.mbuckets)
+		mbuckets_walk(&s->t, s->hp.mbuckets, s->hp.layout.record_words, origin_bucket, s,
+			      err, sizeof(err));
 }
 
 /*

@@ -135,6 +135,15 @@ static void add_counts(struct heap_counts *to, const struct heap_counts *c)
 	to->free_bytes += c->free_bytes;
 }
 
+struct heap_counts heapagg_held(const struct go_mem_record *r)
+{
+	struct heap_counts all = r->active;
+
+	for (int j = 0; j < 3; j++)
+		add_counts(&all, &r->future[j]);
+	return all;
+}
+
 static void add_tally(struct heap_tally *to, const struct heap_tally *t)
 {
 	add_counts(&to->n, &t->n);
@@ -437,9 +446,7 @@ int heapagg_baseline(struct heapagg *a, uint64_t bucket, const uint64_t *pcs, ui
 	add_tally(&s->settled, &(struct heap_tally){.n = r->active,
 						    .est_allocs = w * (double)r->active.allocs,
 						    .est_frees = w * (double)r->active.frees});
-	all = r->active;
-	for (int j = 0; j < 3; j++)
-		add_counts(&all, &r->future[j]);
+	all = heapagg_held(r);
 	s->pre_objects += all.allocs > all.frees ? all.allocs - all.frees : 0;
 	add_run(s, w, all.allocs);
 	/*

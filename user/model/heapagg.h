@@ -179,6 +179,8 @@ struct go_mem_record {
 };
 int heapagg_baseline(struct heapagg *a, uint64_t bucket, const uint64_t *pcs, uint32_t nframes,
 		     uint64_t size, const struct go_mem_record *r, int64_t now);
+/* Everything a record holds, published (active) or not (future). */
+struct heap_counts heapagg_held(const struct go_mem_record *r);
 
 /*
  * For runtime_frees: frees objects of one group of sites (a site as the profile shows it: stack

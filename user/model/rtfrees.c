@@ -153,9 +153,7 @@ int rtfrees_origin(void *ctx, const struct go_bucket_record *b)
 
 	if (g < 0)
 		return (int)g;
-	r->groups[g].origin += b->r.active.frees;
-	for (int j = 0; j < 3; j++)
-		r->groups[g].origin += b->r.future[j].frees;
+	r->groups[g].origin += heapagg_held(&b->r).frees;
 	return 0;
 }
 

@@ -100,40 +100,23 @@ static int add_runtime(void *ctx, const struct go_bucket_record *b)
 }
 
 /* Everything a bucket holds, published or not: all of it predates heapspy. */
-static int add_origin(void *ctx, const struct go_bucket_record *b)
+int selfcheck_origin_bucket(struct selfcheck *c, const struct target *t,
+			    const struct go_bucket_record *b)
 {
-	struct walk_ctx *w = ctx;
-	uint64_t key = site_key(w->c, w->t, b->size, b->pcs, b->nframes), *n;
-	struct heap_counts all = b->r.active;
+	uint64_t key = site_key(c, t, b->size, b->pcs, b->nframes), *n;
+	struct heap_counts all = heapagg_held(&b->r);
 
-	for (int j = 0; j < 3; j++) {
-		all.allocs += b->r.future[j].allocs;
-		all.frees += b->r.future[j].frees;
-	}
 	if (all.allocs <= all.frees)
 		return 0;
-	n = u64map_get(&w->c->origin, key);
+	n = u64map_get(&c->origin, key);
 	if (n)
 		*n += all.allocs - all.frees;
-	return n ? 0 : u64map_put(&w->c->origin, key, all.allocs - all.frees);
+	return n ? 0 : u64map_put(&c->origin, key, all.allocs - all.frees);
 }
 
 void selfcheck_forget_origin(struct selfcheck *c)
 {
 	u64map_free(&c->origin);
-}
-
-int selfcheck_origin(struct selfcheck *c, const struct target *t, uint64_t mbuckets,
-		     unsigned record_words)
-{
-	struct walk_ctx w = {c, t};
-	char err[256];
-	long n;
-
-	if (!mbuckets)
-		return -ENOENT;
-	n = mbuckets_walk(t, mbuckets, record_words, add_origin, &w, err, sizeof(err));
-	return n < 0 ? (int)n : 0;
 }
 
 int selfcheck_snapshot(struct selfcheck *c, const struct target *t, uint64_t mbuckets,

@@ -87,11 +87,12 @@ void selfcheck_free(struct selfcheck *c);
 int selfcheck_snapshot(struct selfcheck *c, const struct target *t, uint64_t mbuckets,
 		       uint64_t mprof_cycle, unsigned record_words, int64_t every);
 /*
- * Notes what the runtime's records hold before heapspy's probes see anything, for a recording that
- * does not read them as its baseline. 0 or -errno.
+ * Notes what one of the runtime's records holds before heapspy's probes see anything, for a
+ * recording that does not read them as its baseline (each bucket of one mbuckets_walk). 0 or
+ * -ENOMEM.
  */
-int selfcheck_origin(struct selfcheck *c, const struct target *t, uint64_t mbuckets,
-		     unsigned record_words);
+int selfcheck_origin_bucket(struct selfcheck *c, const struct target *t,
+			    const struct go_bucket_record *b);
 /* Forgets that origin: the recording read the runtime's records as its baseline after all. */
 void selfcheck_forget_origin(struct selfcheck *c);
 /* Compares a pending snapshot with heapspy's totals at its cycle. */
