@@ -1,6 +1,7 @@
 """Shared machinery of heapspy's integration tests: building Go programs with each of Debian's Go
 toolchains, running heapspy against them, and reading what it wrote."""
 import collections
+import errno
 import functools
 import hashlib
 import itertools
@@ -263,8 +264,18 @@ class Program:
     """A Go test program running in the background, with its stdout read line by line."""
 
     def __init__(self, argv, env=None):
-        self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                     env=dict(os.environ, **(env or {})), text=True)
+        # A binary a test has just written can be busy for a moment: a child another test thread
+        # forked meanwhile holds the writer's descriptor until it execs (ETXTBSY).
+        for attempt in range(50):
+            try:
+                self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE,
+                                             stderr=subprocess.PIPE,
+                                             env=dict(os.environ, **(env or {})), text=True)
+                break
+            except OSError as e:
+                if e.errno != errno.ETXTBSY or attempt == 49:
+                    raise
+                time.sleep(0.1)
         self.pid = self.proc.pid
 
     def wait_for(self, line, timeout=30):
