@@ -156,7 +156,7 @@ static bool frame_eq(const struct hs_frame *a, const struct hs_frame *b)
 /*
  * Callers lists the physical return address of each frame followed by one "virtual" PC per
  * enclosing inlined call (entry + parentPc + 1). So a physical PC expanding to n frames is followed
- * by n-1 PCs that must expand to the tail of the same list.
+ * by n-1 PCs that must expand to the tail of the same list, each one past the frame's pc.
  */
 static int expand_stack(const struct gosym *g, const struct stack *st, uint64_t bias,
 			struct hs_frame *out, int max)
@@ -169,8 +169,11 @@ static int expand_stack(const struct gosym *g, const struct stack *st, uint64_t 
 			i++;
 			continue;
 		}
+		CHECK(fr[0].pc + 1 + bias == st->pcs[i]);
 		for (int k = 1; k < n && i + k < st->npcs; k++) {
 			int m = gosym_lookup(g, st->pcs[i + k] - 1 - bias, tail, MAX_FRAMES);
+			/* The PC the runtime kept for an enclosing call is where gosym found it. */
+			CHECK(fr[k].pc + 1 + bias == st->pcs[i + k]);
 			CHECK(m == n - k);
 			for (int j = 0; j < m && j < n - k; j++)
 				CHECK(frame_eq(&tail[j], &fr[k + j]));

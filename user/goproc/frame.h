@@ -17,6 +17,8 @@ struct hs_frame {
 	uint8_t func_id;     /* the runtime's abi.FuncID of this frame's function: its numbering
 				changes between releases (gostack reads it) */
 	const char *symbol;  /* the linker's name: a generic's shapes in full, not "[...]" */
+	uint64_t pc;	     /* link-time address the frame is at: the one looked up for the
+				innermost, its inlined call's parentPc for each enclosing frame */
 };
 
 #endif

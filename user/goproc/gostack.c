@@ -83,21 +83,6 @@ static bool elided(const struct func_ids *id, uint8_t func_id, uint8_t callee)
 	       callee != id->panicwrap;
 }
 
-/*
- * How many of the logical frames at a physical return address the runtime records; callee,
- * innermost first, carries the funcID of the frame called across physical frames.
- */
-static int unelided(const struct func_ids *id, const struct hs_frame *f, int nf, uint8_t *callee)
-{
-	int kept = 0;
-
-	for (int k = 0; k < nf; k++) {
-		kept += !elided(id, f[k].func_id, *callee);
-		*callee = f[k].func_id;
-	}
-	return kept;
-}
-
 int gostack_frames(const struct target *t, uint64_t pc, struct hs_frame *frames, int max)
 {
 	struct func_ids id = func_ids(t->go_minor);
@@ -157,44 +142,73 @@ int gostack_record_depth(struct target *t, uint32_t profstack_offset)
 	return rc;
 }
 
-uint32_t gostack_shown(const struct target *t, const uint64_t *pcs, uint32_t n, uint64_t *out)
+/*
+ * The runtime's record of a stack holds a PC per logical frame (tracebackPCs): the return address
+ * for a physical frame's innermost call, its inlined call's parentPc + 1 for each enclosing one.
+ * Where the record starts inside a physical frame (the fixed skip of allocator frames ends in an
+ * inlined call, or runtime/pprof hides a runtime function inlined into the caller), the profile's
+ * location for that frame is the first PC kept: it shows only the frames from there out.
+ * Returns how many PCs it wrote to out, one per physical frame at most.
+ */
+static uint32_t shown(const struct target *t, const uint64_t *pcs, uint32_t n, bool hide,
+		      uint64_t *out)
 {
 	struct func_ids id = func_ids(t->go_minor);
 	struct hs_frame f[MAX_INLINE];
-	uint32_t logical = 0, m = 0, first = 0, skip = 0;
+	uint32_t logical = 0, m = 0, skip = 0;
 	uint8_t callee = 0;
 
 	for (uint32_t i = 0; i < n; i++) {
-		int nf, kept;
+		int nf;
+		bool found = false;
 
 		/* A physical frame whose inlined calls straddle the cut is kept whole:
 		 * runtime/pprof expands the PC the runtime kept for it into all of them. */
 		if (t->record_frames && logical >= t->record_frames)
 			break;
 		nf = gosym_lookup(t->sym, pcs[i] - 1 - t->bias, f, MAX_INLINE);
+		if (nf <= 0) {
+			f[0] = (struct hs_frame){.pc = pcs[i] - 1 - t->bias};
+			nf = 1;
+		}
 		/*
 		 * A probe's stack starts at mProf_Malloc's one caller, where the runtime's callers
-		 * skips a fixed count of frames: on a short path (internal/bytealg.MakeNoZero calls
-		 * mallocgc itself) that skips a frame no runtime.* trim would. The runtime's
-		 * records are kept from there on already.
+		 * skips a fixed count of frames: on a short path (internal/bytealg.MakeNoZero, or
+		 * make-and-copy, which call mallocgc themselves) that skips a frame no runtime.*
+		 * trim would, inlined or not. The runtime's records are kept from there on already.
 		 */
-		if (i == 0 && nf > 0 && strcmp(f[0].function, "runtime.profilealloc") == 0)
+		if (i == 0 && f[0].function && strcmp(f[0].function, "runtime.profilealloc") == 0)
 			skip = t->record_skip;
-		kept = nf > 0 ? unelided(&id, f, nf, &callee) : 1;
-		logical += (uint32_t)kept;
-		if (kept && logical > skip)
-			out[m++] = pcs[i];
+		for (int k = 0; k < nf; k++) {
+			uint64_t pc = f[k].pc + 1 + t->bias;
+			bool gone = f[k].function && elided(&id, f[k].func_id, callee);
+
+			callee = f[k].func_id;
+			if (gone || ++logical <= skip || found)
+				continue;
+			/* runtime/pprof hides leading frames by runtime.FuncForPC(pc), which takes
+			 * the PC as kept (not pc-1) and names the innermost function there. */
+			if (hide && m == 0 && hidden(t, pc))
+				continue;
+			out[m++] = pc;
+			found = true;
+		}
 		/* The runtime's unwinder stops on the system stack, where the frame pointers go on
 		 * into the goroutine that switched to it. */
-		if (nf > 0 && strcmp(f[nf - 1].function, "runtime.systemstack") == 0)
+		if (f[nf - 1].function && strcmp(f[nf - 1].function, "runtime.systemstack") == 0)
 			break;
 	}
+	return m;
+}
+
+uint32_t gostack_shown(const struct target *t, const uint64_t *pcs, uint32_t n, uint64_t *out)
+{
+	uint32_t m = shown(t, pcs, n, true, out);
+
+	/* runtime/pprof shows every frame of a stack that has only the runtime's. */
+	if (m == 0)
+		m = shown(t, pcs, n, false, out);
 	while (m > 0 && goexit(t, out[m - 1]))
 		m--;
-	while (first < m && hidden(t, out[first]))
-		first++;
-	if (first == m)
-		first = 0;
-	memmove(out, out + first, (m - first) * sizeof(*out));
-	return m - first;
+	return m;
 }

@@ -474,6 +474,7 @@ int gosym_lookup(const struct gosym *g, uint64_t pc, struct hs_frame *frames, in
 	for (;;) {
 		struct hs_frame *fr = &frames[n++];
 		fr->func_entry = f.entry;
+		fr->pc = pc;
 		file_line(g, &f, pc, fr);
 		const uint8_t *call = tree >= 0 ? inl_call(g, &f, tree, pc) : NULL;
 		uint32_t nameoff = call ? le32(call + g->inl_name) : f.nameoff;

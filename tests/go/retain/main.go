@@ -22,6 +22,9 @@ var (
 	batches  [9][][]byte
 	sink     []byte
 	sinkText string
+	sinkCopy []byte
+	pattern  [4096]byte
+	sinkPCs  *runtime.Frames
 )
 
 // RETAIN_RATE sets runtime.MemProfileRate in init, as programs that want a finer heap profile do:
@@ -92,6 +95,32 @@ func text(size int) {
 	sinkText = b.String()
 }
 
+// clone is small enough to be inlined into copied. Make-and-copy of bytes compiles to a call of
+// mallocgc itself, one frame short of the usual path, so the runtime's fixed skip of allocator
+// frames ends inside copied's physical frame: its records start at copied's own logical frame,
+// without clone.
+func clone(b []byte) []byte {
+	c := make([]byte, len(b))
+	copy(c, b)
+	return c
+}
+
+//go:noinline
+func copied(size int) {
+	sinkCopy = clone(pattern[:size])
+}
+
+// frames allocates in runtime.CallersFrames, inlined into it: runtime/pprof hides the runtime's
+// function and shows frames from the PC the runtime keeps for its enclosing call.
+//
+//go:noinline
+func frames(n int) {
+	pcs := []uintptr{0}
+	for i := 0; i < n; i++ {
+		sinkPCs = runtime.CallersFrames(pcs)
+	}
+}
+
 //go:noinline
 func garbage(size int) {
 	sink = make([]byte, size)
@@ -142,6 +171,11 @@ func main() {
 				churner.churn(4096)
 			}
 			text(32768)
+			// About 5 samples a second each at the default rate.
+			for j := 0; j < 8; j++ {
+				copied(3000)
+			}
+			frames(128)
 			if *gc {
 				batch(i % 8)
 				runtime.GC()
