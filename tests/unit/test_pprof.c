@@ -88,13 +88,13 @@ static struct pprof *example(struct example *ex)
 				    "/nonexistent/libfake.so", NULL);
 
 	const struct hs_frame inlined[] = {
-	    {"main.(*cache).put", "/src/cache.go", 42, 0x401000, 0, NULL},
-	    {"main.handle", "/src/main.go", 17, 0x401000, 0, NULL},
+	    {"main.(*cache).put", "/src/cache.go", 42, 0x401000, 0, NULL, 0},
+	    {"main.handle", "/src/main.go", 17, 0x401000, 0, NULL, 0},
 	};
-	const struct hs_frame main_main = {"main.main", "/src/main.go", 30, 0x402000, 0, NULL};
-	const struct hs_frame handle = {"main.handle", "/src/main.go", 25, 0x401000, 0, NULL};
+	const struct hs_frame main_main = {"main.main", "/src/main.go", 30, 0x402000, 0, NULL, 0};
+	const struct hs_frame handle = {"main.handle", "/src/main.go", 25, 0x401000, 0, NULL, 0};
 	const struct hs_frame mallocgc = {
-	    "runtime.mallocgc", "/go/src/runtime/malloc.go", 1000, 0x404000, 0, NULL};
+	    "runtime.mallocgc", "/go/src/runtime/malloc.go", 1000, 0x404000, 0, NULL, 0};
 	ex->put_handle = pprof_location(p, ex->main_map, 0x401010, inlined, 2);
 	ex->main_main = pprof_location(p, ex->main_map, 0x402020, &main_main, 1);
 	ex->handle = pprof_location(p, ex->main_map, 0x401080, &handle, 1);
@@ -104,7 +104,7 @@ static struct pprof *example(struct example *ex)
 	const struct pprof_label size8k = {"bytes", NULL, 8192, "bytes"};
 	const struct pprof_label labels[] = {
 	    {"bytes", NULL, 4096, "bytes"},
-	    {"kind", "large", 0, NULL},
+	    {"kind", "large", 0, NULL, 0},
 	};
 	const uint64_t s1[] = {ex->malloc, ex->put_handle, ex->main_main};
 	const uint64_t s2[] = {ex->malloc, ex->handle, ex->main_main};
@@ -279,7 +279,7 @@ static void test_roundtrip(void)
 	if (!p)
 		return;
 	/* The same (mapping, address) is the same location, whatever lines come with it. */
-	const struct hs_frame other = {"other", "other.go", 1, 0, 0, NULL};
+	const struct hs_frame other = {"other", "other.go", 1, 0, 0, NULL, 0};
 	CHECK(pprof_location(p, ex.main_map, 0x401010, &other, 1) == ex.put_handle);
 	CHECK(pprof_location(p, ex.lib_map, 0x7f0000001234, NULL, 0) == ex.lib);
 	pb_profile *pb = encode_decode(p);
@@ -326,7 +326,7 @@ static void test_many(void)
 		for (uint64_t i = 0; i < NLOC; i++) {
 			snprintf(name, sizeof(name), "f%llu", (unsigned long long)(i % NFUNC));
 			snprintf(file, sizeof(file), "file%llu.go", (unsigned long long)(i % 7));
-			const struct hs_frame fr = {name, file, (uint32_t)i, 0, 0, NULL};
+			const struct hs_frame fr = {name, file, (uint32_t)i, 0, 0, NULL, 0};
 			uint64_t id = pprof_location(p, map, 0x1000 + i * 16, &fr, 1);
 			if (pass == 0)
 				ids_ok &= id == i + 1;
@@ -380,7 +380,7 @@ static void test_misuse(void)
 	p = pprof_new();
 	uint64_t loc = pprof_location(p, 0, 0x1000, NULL, 0);
 	CHECK(loc == 1);
-	pprof_sample(p, &loc, 1, NULL, &(struct pprof_label){NULL, "v", 0, NULL}, 1);
+	pprof_sample(p, &loc, 1, NULL, &(struct pprof_label){NULL, "v", 0, NULL, 0}, 1);
 	CHECK(expect_encode_error(p) == -EINVAL);
 
 	/* Earlier samples would lack a value for the new type. */
