@@ -104,7 +104,7 @@ static struct pprof *example(struct example *ex)
 	const struct pprof_label size8k = {"bytes", NULL, 8192, "bytes"};
 	const struct pprof_label labels[] = {
 	    {"bytes", NULL, 4096, "bytes"},
-	    {"kind", "large", 0, NULL, 0},
+	    {"kind", "large", 0, NULL},
 	};
 	const uint64_t s1[] = {ex->malloc, ex->put_handle, ex->main_main};
 	const uint64_t s2[] = {ex->malloc, ex->handle, ex->main_main};
@@ -380,7 +380,7 @@ static void test_misuse(void)
 	p = pprof_new();
 	uint64_t loc = pprof_location(p, 0, 0x1000, NULL, 0);
 	CHECK(loc == 1);
-	pprof_sample(p, &loc, 1, NULL, &(struct pprof_label){NULL, "v", 0, NULL, 0}, 1);
+	pprof_sample(p, &loc, 1, NULL, &(struct pprof_label){NULL, "v", 0, NULL}, 1);
 	CHECK(expect_encode_error(p) == -EINVAL);
 
 	/* Earlier samples would lack a value for the new type. */
