@@ -160,7 +160,8 @@ def test_launch_matches_gctrace():
 
 
 def attached(version, binary, what):
-    """heapspy gc attached for 2 s to gcload running with gctrace, compared with it."""
+    """heapspy gc attached for 2 s to gcload running with gctrace, compared with it: the report,
+    and (cycles within tolerance of gctrace's pause, cycles)."""
     out = tmpdir("gc-attach-" + os.path.basename(binary))
     js, trace_file = os.path.join(out, "gc.json"), os.path.join(out, "gctrace.txt")
     with open(trace_file, "w") as err:
@@ -177,8 +178,7 @@ def attached(version, binary, what):
             prog.kill()
             prog.communicate()
     report = json.load(open(js))
-    compare(version, report, parse_gctrace(open(trace_file).read()), False, what)
-    return report
+    return report, compare(version, report, parse_gctrace(open(trace_file).read()), False, what)
 
 
 def launched(version, binary, what):
@@ -217,7 +217,7 @@ def test_attach_midrun_matches_gctrace():
         binary = go_build(version, "gcload", ldflags="-w", variant="-nodwarf",
                           experiment=experiment)
         what = "go%s%s attached" % (version, " GOEXPERIMENT=" + experiment if experiment else "")
-        check_report(attached(version, binary, what), "table", what)
+        check_report(attached(version, binary, what)[0], "table", what)
 
 
 @needs([build(v, "gcload", ldflags="-s -w", variant="-stripped") for v in GO_VERSIONS])

@@ -649,3 +649,36 @@ def test_serve_no_delta_before_a_gc():
         prog.kill()
         if serve:
             serve.stop()
+
+
+@needs(build(NEWEST_GO, "retain"))
+def test_serve_slow_clients_stall_no_one():
+    """Clients that stall cannot stall the agent or each other: 40 connections that send half a
+    request and wait, and one that asks for a profile and never reads it, while a scraper
+    fetches /metrics and the heap profile: every fetch answered, each within 5 s."""
+    prog = Program([go_build(NEWEST_GO, "retain"), "-duration", "60s", "-garbage", "20"])
+    serve, stalled = None, []
+    try:
+        prog.wait_for("ready")
+        serve = Serve("--pid", prog.pid)
+        for _ in range(40):
+            s = socket.create_connection(("127.0.0.1", serve.port))
+            s.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\n")
+            stalled.append(s)
+        reader = socket.create_connection(("127.0.0.1", serve.port))
+        reader.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        reader.sendall(b"GET /debug/pprof/heap?debug=0 HTTP/1.1\r\nHost: x\r\n\r\n")
+        stalled.append(reader)
+        for path in ("/metrics", "/debug/pprof/heap", "/metrics", "/targets"):
+            t0 = time.time()
+            status, body = serve.get(path)
+            took = time.time() - t0
+            check(status == 200 and body and took < 5,
+                  "%s beside stalled clients: status %d, %d bytes in %.1f s"
+                  % (path, status, len(body), took))
+    finally:
+        for s in stalled:
+            s.close()
+        prog.kill()
+        if serve:
+            serve.stop()

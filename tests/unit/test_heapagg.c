@@ -137,6 +137,31 @@ static void test_sites_are_stack_and_size(void)
 	heapagg_free(&a);
 }
 
+/* Past max_sites a new site's samples are counted and left out; known sites go on counting. */
+static void test_sites_capped(void)
+{
+	struct heapagg a;
+	struct hs_alloc_event e1 = alloc_ev(1, 0x1000, 64, 1, 0x402000);
+	struct hs_alloc_event e2 = alloc_ev(1, 0x2000, 128, 1, 0x402000);
+	struct hs_alloc_event e3 = alloc_ev(1, 0x3000, 64, 1, 0x403000);
+	struct hs_alloc_event e4 = alloc_ev(1, 0x4000, 64, 1, 0x402000);
+	struct hs_alloc_event e5 = alloc_ev(1, 0x5000, 256, 1, 0x402000);
+
+	heapagg_init(&a);
+	a.max_sites = 2;
+	CHECK(heapagg_alloc(&a, &e1) == 0);
+	CHECK(heapagg_alloc(&a, &e2) == 0);
+	CHECK(heapagg_alloc(&a, &e3) == 0); /* a new stack */
+	CHECK(heapagg_alloc(&a, &e4) == 0); /* e1's site */
+	CHECK(heapagg_alloc(&a, &e5) == 0); /* a known stack, a new size */
+	CHECK(a.nsites == 2);
+	CHECK(a.nstacks == 1);
+	CHECK(a.capped_samples == 2);
+	CHECK(a.samples == 3);
+	CHECK(totals_at(&a, 0, 3).allocs == 2);
+	heapagg_free(&a);
+}
+
 /* A uprobe handler re-run after a signal delivers the same call twice on one thread. */
 static void test_repeated_probe_hits_dropped(void)
 {
@@ -446,6 +471,7 @@ int main(void)
 	RUN(test_u64map_matches_reference);
 	RUN(test_publication_delay);
 	RUN(test_sites_are_stack_and_size);
+	RUN(test_sites_capped);
 	RUN(test_repeated_probe_hits_dropped);
 	RUN(test_baseline_record);
 	RUN(test_unknown_cycle_counts_everything);

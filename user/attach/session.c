@@ -62,6 +62,8 @@ static void start_labels(struct session *s)
 	if (l->labels != LABELS_READ)
 		return;
 	golabels_init(&s->labels, l->labels_slice, read_labels, labels_cycle, s);
+	/* No more label sets than sites: each new one makes a new site. */
+	s->labels.max_sets = s->o->max_sites;
 	s->agg.labels = &s->labels;
 }
 
@@ -624,6 +626,7 @@ int session_start(struct session *s, const struct session_opts *o, char *err, si
 	s->share.fd = -1;
 	s->loop.epfd = s->loop.sigfd = s->loop.pidfd = s->loop.timerfd = -1;
 	heapagg_init(&s->agg);
+	s->agg.max_sites = o->max_sites;
 	selfcheck_init(&s->check);
 	rtfrees_init(&s->rtfrees, &s->t);
 	bpfload_set_verbose(o->tgt.verbose);

@@ -50,7 +50,8 @@ struct session_opts {
 	 * at its published cycles (rtfrees.h): one hit per sample.
 	 */
 	bool frees;
-	long rate; /* MemProfileRate heapspy sets when the runtime is not sampling */
+	long rate;	  /* MemProfileRate heapspy sets when the runtime is not sampling */
+	size_t max_sites; /* heapagg's cap on sites, 0 for none (heapagg.h) */
 	bool rate_given;
 	bool no_write;		 /* never write to the target's memory */
 	bool no_signals;	 /* the event loop leaves the ending signals to the main thread */

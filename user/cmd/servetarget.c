@@ -63,6 +63,7 @@ static void answer_metrics(struct serve_target *st, struct prom_target *m)
 	m->samples = a->samples;
 	m->frees = a->frees;
 	m->lost = s->counters[HS_CNT_LOST];
+	m->capped = a->capped_samples;
 	m->gc_probe_hits = st->r.gc.counters[HS_GC_CNT_HITS];
 	m->gc_lost = st->r.gc.counters[HS_GC_CNT_LOST];
 	m->grown_bytes = st->r.gc.dec.grown_bytes;
@@ -232,6 +233,7 @@ int serve_target_start(struct serve_target *st, pid_t pid, const struct session_
 	st->so.tgt.pid = pid;
 	st->so.tgt.duration = 0; /* the main thread ends everything at once */
 	st->so.no_signals = true;
+	st->so.max_sites = SERVE_MAX_SITES;
 	st->on_end = on_end;
 	st->on_end_ctx = ctx;
 	pthread_mutex_init(&st->mu, NULL);

@@ -18,6 +18,12 @@
 
 /* GC cycles (and other stops, heap growths) a target keeps for /debug/gc: a day at 1 a minute. */
 #define SERVE_GC_RECORDS 2048
+/*
+ * Sites (stack, size, label set) kept per process: tens of megabytes at most, where a real
+ * service has hundreds; a program whose label values never repeat would otherwise grow heapspy
+ * for as long as it runs. Samples of new sites past it are counted in /metrics.
+ */
+#define SERVE_MAX_SITES 100000
 
 enum serve_ask {
 	SERVE_ASK_PROFILE, /* the gzipped heap profile, less base's alloc values if base is set */

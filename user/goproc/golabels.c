@@ -257,6 +257,10 @@ static int64_t intern(struct golabels *l, struct label_set *s)
 		label_set_free(s);
 		return (int64_t)idx;
 	}
+	if (l->max_sets && l->nsets >= l->max_sets) {
+		label_set_free(s);
+		return -ENOSPC;
+	}
 	if (l->nsets >= UINT32_MAX ||
 	    array_reserve((void **)&l->sets, &l->sets_cap, l->nsets, sizeof(*l->sets)) ||
 	    u64map_put(&l->by_content, key, l->nsets)) {

@@ -51,6 +51,7 @@ struct golabels {
 	int64_t ptr_cycle;	  /* the cycle by_ptr holds */
 	uint64_t decoded;	  /* sets read from the target */
 	uint64_t unread;	  /* samples whose labels could not be read, or not in time */
+	size_t max_sets;	  /* new sets past this many are refused (-ENOSPC); 0: no limit */
 };
 
 /* A reader with no target (pipebench, tests of the rest) gets NULL functions: every set empty. */
@@ -60,7 +61,8 @@ void golabels_free(struct golabels *l);
 
 /*
  * The id of the set g.labels pointed to at an allocation in heap-profile cycle `cycle` (INT64_MIN:
- * unknown, then nothing is cached): 0 for no labels or unreadable ones, or -ENOMEM.
+ * unknown, then nothing is cached): 0 for no labels or unreadable ones, -ENOSPC for a new set
+ * past max_sets, or -ENOMEM.
  */
 int64_t golabels_id(struct golabels *l, uint64_t ptr, int64_t cycle);
 

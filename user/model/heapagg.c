@@ -65,7 +65,8 @@ static uint64_t stack_hash(const uint64_t *pcs, uint32_t n)
 	return u64_mix(h0, h1);
 }
 
-static int64_t intern_stack(struct heapagg *a, const uint64_t *pcs, uint32_t n)
+/* The stack's index, added unless full (then -ENOSPC when it is new), or -ENOMEM. */
+static int64_t intern_stack(struct heapagg *a, const uint64_t *pcs, uint32_t n, bool full)
 {
 	struct stack_key k = {a, pcs, n};
 	uint64_t idx, key;
@@ -73,6 +74,8 @@ static int64_t intern_stack(struct heapagg *a, const uint64_t *pcs, uint32_t n)
 
 	if (u64map_find(&a->stack_index, stack_hash(pcs, n), same_stack, &k, &idx, &key))
 		return (int64_t)idx;
+	if (full)
+		return -ENOSPC;
 	if (array_reserve((void **)&a->stacks, &a->stacks_cap, a->nstacks, sizeof(*a->stacks)))
 		return -ENOMEM;
 	s = &a->stacks[a->nstacks];
@@ -100,10 +103,12 @@ static bool same_site(const void *ctx, uint64_t idx)
 	       k->a->sites[idx].labels == k->labels;
 }
 
+/* The site's index, added while there is room (else -ENOSPC when it is new), or -ENOMEM. */
 static int64_t intern_site(struct heapagg *a, const uint64_t *pcs, uint32_t n, uint64_t size,
 			   uint32_t labels)
 {
-	int64_t stack = intern_stack(a, pcs, n);
+	bool full = a->max_sites && a->nsites >= a->max_sites;
+	int64_t stack = intern_stack(a, pcs, n, full);
 	struct site_key k = {a, (uint32_t)stack, labels, size};
 	uint64_t idx, key;
 	struct heap_site *s;
@@ -113,6 +118,8 @@ static int64_t intern_site(struct heapagg *a, const uint64_t *pcs, uint32_t n, u
 	if (u64map_find(&a->site_index, u64_mix(u64_mix((uint64_t)stack, size), labels), same_site,
 			&k, &idx, &key))
 		return (int64_t)idx;
+	if (full)
+		return -ENOSPC;
 	if (array_reserve((void **)&a->sites, &a->sites_cap, a->nsites, sizeof(*a->sites)) ||
 	    u64map_put(&a->site_index, key, a->nsites))
 		return -ENOMEM;
@@ -321,9 +328,17 @@ int heapagg_alloc(struct heapagg *a, const struct hs_alloc_event *e)
 	int64_t site, obj;
 	uint64_t *prev;
 
+	if (labels == -ENOSPC) {
+		a->capped_samples++;
+		return 0;
+	}
 	if (labels < 0)
 		return (int)labels;
 	site = intern_site(a, (const uint64_t *)e->pcs, e->nframes, e->size, (uint32_t)labels);
+	if (site == -ENOSPC) {
+		a->capped_samples++;
+		return 0;
+	}
 	if (site < 0)
 		return (int)site;
 	/*
@@ -438,6 +453,10 @@ int heapagg_baseline(struct heapagg *a, uint64_t bucket, const uint64_t *pcs, ui
 	struct heap_site *s;
 	double w;
 
+	if (site == -ENOSPC) {
+		a->capped_samples += heapagg_held(r).allocs;
+		return 0;
+	}
 	if (site < 0 || u64map_put(&a->buckets, bucket, (uint64_t)site))
 		return -ENOMEM;
 	s = &a->sites[site];

@@ -53,7 +53,8 @@ struct heap_site {
 	uint64_t size;
 	/* Counts published at the newest cycle seen, and at every later one. */
 	struct heap_tally settled;
-	/* Allocations and frees of the last cycles, by cycle % 4 (an allocation waits two cycles). */
+	/* Allocations and frees of the last cycles, by cycle % 4 (an allocation waits two cycles).
+	 */
 	struct heap_cycle_counts allocs[4];
 	struct heap_cycle_counts frees[4];
 	/* Objects from before attach (the runtime's records) that no free has matched yet. */
@@ -117,14 +118,15 @@ struct heapagg {
 
 	struct heap_object *objects; /* live sampled objects; a free list threads the holes */
 	size_t nobjects, objects_cap;
-	uint64_t free_object;        /* 1 + index of the first hole, 0 when none */
-	struct u64map live;          /* address -> object index << 32 | its site */
-	struct u64map buckets;       /* the runtime's *bucket -> site, for objects from before attach */
-	struct u64map last_event;    /* thread -> its previous event, to drop repeated probe hits */
-	struct golabels *labels;     /* decodes events' label pointers; NULL: no labels */
+	uint64_t free_object;  /* 1 + index of the first hole, 0 when none */
+	struct u64map live;    /* address -> object index << 32 | its site */
+	struct u64map buckets; /* the runtime's *bucket -> site, for objects from before attach */
+	struct u64map last_event; /* thread -> its previous event, to drop repeated probe hits */
+	struct golabels *labels;  /* decodes events' label pointers; NULL: no labels */
 
-	int64_t last_cycle;    /* newest heap-profile cycle seen, HEAPAGG_UNKNOWN_CYCLE if none */
-	uint64_t baseline_ts;  /* frees of pre-attach objects before this are in the baseline already */
+	int64_t last_cycle; /* newest heap-profile cycle seen, HEAPAGG_UNKNOWN_CYCLE if none */
+	uint64_t
+	    baseline_ts; /* frees of pre-attach objects before this are in the baseline already */
 	/*
 	 * The MemProfileRate assumed where a sample does not say its own: the runtime's records
 	 * from before attach, events from a binary whose MemProfileRate heapspy could not locate.
@@ -149,10 +151,19 @@ struct heapagg {
 	bool runtime_frees;
 	int64_t rt_cycle; /* of the last heapagg_runtime_frees, HEAPAGG_UNKNOWN_CYCLE before */
 
-	uint64_t samples;         /* allocation events */
-	uint64_t frees;           /* free events, or frees the runtime's records gave (runtime_frees) */
-	uint64_t unmatched_frees; /* frees of objects heapspy never saw allocated nor had a bucket for */
-	uint64_t repeated;        /* probe hits the kernel delivered twice for one call */
+	/*
+	 * At most this many sites, 0 for no limit: a program whose stacks or label sets never stop
+	 * growing must not grow a long-running heapspy without bound. A sample of a new site past
+	 * it (or of a new label set past golabels' max_sets) is left out and counted in
+	 * capped_samples (with the records of a bucket read so).
+	 */
+	size_t max_sites;
+	uint64_t capped_samples;
+	uint64_t samples; /* allocation events */
+	uint64_t frees;	  /* free events, or frees the runtime's records gave (runtime_frees) */
+	uint64_t
+	    unmatched_frees; /* frees of objects heapspy never saw allocated nor had a bucket for */
+	uint64_t repeated;   /* probe hits the kernel delivered twice for one call */
 	uint64_t baseline_records;
 };
 

@@ -64,6 +64,7 @@ enum field {
 	F_SAMPLES,
 	F_FREES,
 	F_LOST,
+	F_CAPPED,
 	F_GC_HITS,
 	F_GC_LOST,
 	F_GC_DROPPED,
@@ -99,6 +100,8 @@ static const struct {
      "Frees of sampled objects heapspy's probes reported"},
     {F_LOST, "heapspy_heap_events_lost_total", "counter",
      "Heap events lost because the ring buffer was full"},
+    {F_CAPPED, "heapspy_heap_samples_capped_total", "counter",
+     "Samples left out: their site was new past the cap on sites per process"},
     {F_GC_HITS, "heapspy_gc_probe_hits_total", "counter", "Hits of heapspy's GC probes"},
     {F_GC_LOST, "heapspy_gc_events_lost_total", "counter",
      "GC events lost because the ring buffer was full"},
@@ -151,6 +154,9 @@ static bool value(const struct prom_target *t, enum field fl, double *v)
 		return true;
 	case F_LOST:
 		*v = (double)t->lost;
+		return true;
+	case F_CAPPED:
+		*v = (double)t->capped;
 		return true;
 	case F_GC_HITS:
 		*v = (double)t->gc_probe_hits;

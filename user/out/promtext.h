@@ -36,6 +36,7 @@ struct prom_target {
 	int64_t alloc_bytes, alloc_objects, inuse_bytes, inuse_objects;
 	int64_t sample_rate;
 	uint64_t samples, frees, lost, gc_probe_hits, gc_lost;
+	uint64_t capped;	     /* samples of sites past the cap on sites, left out */
 	uint64_t gc_records_dropped; /* cycles and stops no longer kept for /debug/gc */
 };
 
