@@ -682,3 +682,45 @@ def test_serve_slow_clients_stall_no_one():
         prog.kill()
         if serve:
             serve.stop()
+
+
+# --all serves every Go process on the machine: beside other tests it would attach to theirs.
+RUN_ALONE = {"test_serve_all_go_processes"}
+
+
+@needs(build(NEWEST_GO, "retain"), build("1.19", "retain"))
+def test_serve_all_go_processes():
+    """--all (with --no-write, so that whatever other Go process this machine runs is served as
+    found and never written to): Go programs of the oldest and newest release are served as they
+    start and dropped as they exit; a process that is not Go (sleep) is not served; every
+    target /targets lists is a live Go process, named with its release."""
+    serve = Serve("--all", "--no-write", "--rescan", "1", attaching=False)
+    sleeper = subprocess.Popen(["sleep", "60"])
+    progs = [sleeper]
+
+    def targets():
+        return {int(g["labels"]["pid"]): g for g in json.loads(serve.get("/targets")[1])}
+    try:
+        for version in ("1.19", NEWEST_GO):
+            p = Program([go_build(version, "retain"), "-duration", "60s", "-garbage", "5"])
+            progs.append(p)
+            p.wait_for("ready")
+        for p in progs[1:]:
+            wait_until("pid %d is not served" % p.pid, lambda: p.pid in targets())
+        got = targets()
+        check(got[progs[1].pid]["labels"]["go_version"].startswith("go1.19") and
+              got[progs[2].pid]["labels"]["go_version"].startswith("go" + NEWEST_GO),
+              "releases: %s" % got)
+        check(sleeper.pid not in got, "sleep, not a Go program, is served: %s" % got)
+        for pid, g in got.items():
+            check(os.path.exists("/proc/%d" % pid) and g["labels"]["go_version"].startswith("go"),
+                  "served pid %d: %s" % (pid, g))
+        progs[1].kill()
+        wait_until("pid %d exited but is still served" % progs[1].pid,
+                   lambda: progs[1].pid not in targets())
+        check(progs[2].pid in targets(), "the other program was dropped too")
+    finally:
+        for p in progs:
+            p.kill()
+        sleeper.wait()
+        serve.stop()
