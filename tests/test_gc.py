@@ -182,13 +182,12 @@ def attached(version, binary, what):
 
 
 def launched(version, binary, what):
-    """heapspy gc launching gcload with gctrace for 3 s, compared with it."""
+    """heapspy gc launching gcload with gctrace for 3 s, compared with it: as attached()."""
     js = os.path.join(tmpdir("gc-launch-" + os.path.basename(binary)), "gc.json")
     _, _, stderr = heapspy("gc", "--json", js, "--", binary, "-duration", "3s", *GCLOAD_ARGS,
                            check_rc=0, env={"GODEBUG": "gctrace=1"})
     report = json.load(open(js))
-    compare(version, report, parse_gctrace(stderr), True, what)
-    return report
+    return report, compare(version, report, parse_gctrace(stderr), True, what)
 
 
 def claiming(binary, out, release=None):
@@ -226,7 +225,7 @@ def test_stripped_binary():
     for version in GO_VERSIONS:
         binary = go_build(version, "gcload", ldflags="-s -w", variant="-stripped")
         what = "go%s stripped" % version
-        check_report(launched(version, binary, what), "table", what)
+        check_report(launched(version, binary, what)[0], "table", what)
 
 
 @needs(build(NEWEST_GO, "gcload", ldflags="-s -w", variant="-stripped"),
@@ -240,7 +239,7 @@ def test_unknown_patch_release():
                           variant="-stripped" if "-s" in ldflags else "-nodwarf")
         patched = claiming(binary, out)
         what = "go%s claiming another patch release" % version
-        check_report(run(version, patched, what), "code", what)
+        check_report(run(version, patched, what)[0], "code", what)
 
 
 @needs([build(v, "gcload", ldflags="-s -w", variant="-stripped") for v in ("1.19", NEWEST_GO)])

@@ -49,7 +49,7 @@ def compare(mine, own, what):
 
 def test_node_exporter_matches_its_own_profile():
     """Attached late to the running service while Prometheus-like scrapes load it, default
-    record (one probe hit per sample, frees from the runtime's records): in-use and allocated
+    record (the runtime's own records, read at each GC cycle; no probe): in-use and allocated
     bytes and objects within 1% of the service's own /debug/pprof/heap?gc=1 taken at the same
     moment, every stack's share within 3 points (measured: equal to the byte), and the
     self-check agrees."""

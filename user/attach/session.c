@@ -100,8 +100,9 @@ int64_t session_cycle(const struct session *s)
 
 	if (!s->hp.mprof_cycle)
 		return HEAPAGG_UNKNOWN_CYCLE;
-	/* Without the free probe, the last cycle whose frees were read: the runtime's as read. */
-	if (s->agg.runtime_frees && s->rtfrees.applied != HEAPAGG_UNKNOWN_CYCLE)
+	/* Without the free probe, the last cycle whose frees (or records) were read: as read. */
+	if ((s->agg.runtime_frees || s->agg.records_only) &&
+	    s->rtfrees.applied != HEAPAGG_UNKNOWN_CYCLE)
 		return s->rtfrees.applied;
 	if (s->cycle_final)
 		return c;
@@ -158,7 +159,7 @@ static int attach_all(struct session *s, char *err, size_t errlen)
 {
 	int rc = 0;
 
-	if (s->o->heap) {
+	if (s->o->heap && !s->agg.records_only) {
 		rc = attach_one(s, SESSION_LINK_MALLOC, s->skel->progs.mprof_malloc,
 				&s->hp.mprof_malloc, err, errlen);
 		if (!rc && !s->agg.runtime_frees)
@@ -409,7 +410,8 @@ static void self_check_origin(struct session *s)
 {
 	char err[256];
 
-	if (!s->o->heap)
+	/* A recording of the records alone holds all they hold, as runtime/pprof does. */
+	if (!s->o->heap || s->agg.records_only)
 		return;
 	if (!s->hp.mbuckets)
 		s->hp.mbuckets =
@@ -578,17 +580,62 @@ static int start_loop(struct session *s)
 	return rc;
 }
 
+/* records_only: each bucket a walk reads becomes its site's counts. */
+static int apply_record(void *ctx, const struct go_bucket_record *b)
+{
+	struct session *s = ctx;
+
+	s->walk_samples += b->r.active.allocs;
+	s->walk_frees += b->r.active.frees;
+	return mbuckets_record(&s->t, &s->agg, b);
+}
+
+/* Before a walk that may apply the records: unsampled at the rate the runtime samples at now. */
+static void begin_records(struct session *s)
+{
+	int64_t rate;
+
+	s->walk_samples = s->walk_frees = 0;
+	s->agg.inconsistent = 0;
+	if (s->hp.mem_profile_rate && read_rate(s, &rate) == 0 && rate > 0)
+		s->agg.rate = rate;
+}
+
 /*
- * Frees from the runtime's records where they can be read (the self-check's walk reads them),
- * else from the free probe; always from the probe where samples carry pprof labels, since the
- * runtime's records do not split frees by label.
+ * A walk that applied the records was consistent at cycle: the profile is theirs at it, and the
+ * samples and frees the runtime published since heapspy attached are the summary's.
+ */
+static void records_read(struct session *s, int64_t cycle)
+{
+	const struct heap_counts *b = &s->agg.baseline_held;
+
+	s->agg.samples = s->walk_samples > b->allocs ? s->walk_samples - b->allocs : 0;
+	s->agg.frees = s->walk_frees > b->frees ? s->walk_frees - b->frees : 0;
+	s->check.inconsistent = s->agg.inconsistent;
+	s->rtfrees.applied = cycle;
+	if (cycle > s->agg.last_cycle)
+		s->agg.last_cycle = cycle;
+}
+
+/*
+ * Attached to a running program with no probe needed for what only a probe sees (each object's
+ * lifetime, pprof labels), the profile is the runtime's own records, read at each cycle it
+ * publishes: no probe hit at all. Launched, the program may exit before heapspy reads its last
+ * cycle: a probe per sample then, with the frees from the records where they can be read (the
+ * self-check's walk reads them), else from the free probe; always from the probe where samples
+ * carry pprof labels, since the runtime's records do not split frees by label.
  */
 static void choose_frees(struct session *s)
 {
 	bool records = (s->hp.mbuckets || s->hp.nmbuckets_candidates) && s->hp.mprof_cycle;
 	bool want = s->o->heap && !s->o->frees && !s->agg.labels;
 
-	s->agg.runtime_frees = want && records;
+	s->agg.records_only = want && records && !s->o->tgt.argv;
+	s->agg.runtime_frees = want && records && !s->agg.records_only;
+	if (s->agg.records_only) {
+		s->check.also = apply_record;
+		s->check.also_ctx = s;
+	}
 	if (want && !records)
 		fprintf(stderr, "heapspy: the runtime's records (runtime.mbuckets, mProfCycle) are "
 				"not found: following each object to its free instead (two probe "
@@ -711,21 +758,34 @@ static bool self_check(struct session *s, int64_t every)
 		    mbuckets_confirm(&s->t, s->hp.mbuckets_candidates, s->hp.nmbuckets_candidates);
 	selfcheck_compare(&s->check, &s->t, &s->agg);
 	rtfrees_begin(&s->rtfrees);
+	if (s->agg.records_only)
+		begin_records(s);
 	selfcheck_snapshot(&s->check, &s->t, s->hp.mbuckets, s->hp.mprof_cycle,
 			   s->hp.layout.record_words, every);
 	/* The compare above took the last snapshot: one pending now is this walk's. */
-	if (!s->agg.runtime_frees)
+	if (!s->agg.runtime_frees && !s->agg.records_only)
 		return s->check.pending != HEAPAGG_UNKNOWN_CYCLE;
 	if (s->check.pending != HEAPAGG_UNKNOWN_CYCLE) {
-		/* Its frees are heapspy's now: compared at once, before another walk moves them. */
-		apply_frees(s, s->check.pending, s->check.pending_ns);
+		/* Its frees (or records) are heapspy's now: compared at once, before another walk
+		 * moves them. */
+		if (s->agg.records_only)
+			records_read(s, s->check.pending);
+		else
+			apply_frees(s, s->check.pending, s->check.pending_ns);
 		selfcheck_compare(&s->check, &s->t, &s->agg);
 		return true;
 	}
-	/* Between self-checks the frees follow each cycle the runtime publishes. */
-	if (rtfrees_read(&s->rtfrees, s->hp.mbuckets, s->hp.mprof_cycle, s->hp.layout.record_words,
-			 &cycle, &ts) == 0)
+	/* Between self-checks the frees (or records) follow each cycle the runtime publishes. */
+	if (s->agg.records_only) {
+		begin_records(s);
+		if (rtfrees_read(&s->rtfrees, s->hp.mbuckets, s->hp.mprof_cycle,
+				 s->hp.layout.record_words, apply_record, s, &cycle, &ts) == 0)
+			records_read(s, cycle);
+	} else if (rtfrees_read(&s->rtfrees, s->hp.mbuckets, s->hp.mprof_cycle,
+				s->hp.layout.record_words, rtfrees_bucket, &s->rtfrees, &cycle,
+				&ts) == 0) {
 		apply_frees(s, cycle, ts);
+	}
 	return false;
 }
 
@@ -741,8 +801,8 @@ static void final_snapshot(struct session *s)
 	 * Without the free probe the profile's frees are the snapshot's: worth a few retries when
 	 * the walk met a cycle's turn (hundreds a second in an allocation loop).
 	 */
-	for (int i = 0;
-	     !self_check(s, 0) && s->agg.runtime_frees && i < FINAL_TRIES && target_alive(&s->t);
+	for (int i = 0; !self_check(s, 0) && (s->agg.runtime_frees || s->agg.records_only) &&
+			i < FINAL_TRIES && target_alive(&s->t);
 	     i++)
 		usleep(1000);
 }

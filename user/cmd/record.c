@@ -73,12 +73,16 @@ static const char record_doc[] =
     "Record a heap profile of a running Go program, or of one heapspy launches.\n\n"
     "  heapspy record --pid PID [-o heap.pb.gz] [--duration SECS]\n"
     "  heapspy record [-o heap.pb.gz] -- ./prog ARGS...\n\n"
-    "The Go runtime samples one allocation per MemProfileRate bytes and keeps its own count "
-    "of what the garbage collector frees; heapspy takes each sample with a uprobe (its stack, "
-    "size and rate) and the frees from the runtime's records, so the program runs at full "
-    "speed between samples and pays one probe hit per sample (about 1-5 us; --leaks makes it "
-    "two). Programs that do not link runtime/pprof run with sampling off; heapspy switches it "
-    "on (at --rate) and restores it when it detaches. When the runtime was sampling already, "
+    "The Go runtime samples one allocation per MemProfileRate bytes and keeps its own records "
+    "of them, per stack and size, published at each GC. Attached to a running program, heapspy "
+    "reads those records (as runtime/pprof does from inside) at each cycle the runtime "
+    "publishes: the program pays no probe hit at all, only its own sampling. Where a probe is "
+    "needed, each sample costs one uprobe hit (about 1-5 us): in a program that sets pprof "
+    "labels (to read the allocating goroutine's), and when heapspy launches the program (which "
+    "may exit before its last cycle is read); --leaks follows each object to its free too, "
+    "two hits per sample. Programs that do not link runtime/pprof run with sampling off; "
+    "heapspy switches it on (at --rate) and restores it when it detaches. When the runtime was "
+    "sampling already, "
     "the profile also holds what was allocated before heapspy attached.\n\n"
     "Recording ends after --duration, on Ctrl-C or SIGTERM, or when the program exits. The "
     "profile is what runtime/pprof's heap profile would be at that moment (in use as of the "
@@ -175,7 +179,10 @@ static void print_summary(const struct session *s, const struct heapprof *h, enu
 	       s->t.go_version, s->secs, evloop_end_str(end, s->loop.signal));
 	session_rate_text(s, rate, sizeof(rate));
 	printf("  %s; %" PRIu64 " samples, %" PRIu64 " frees%s, %" PRIu64 " events lost", rate,
-	       s->agg.samples, s->agg.frees, s->agg.runtime_frees ? " (the runtime's records)" : "",
+	       s->agg.samples, s->agg.frees,
+	       s->agg.records_only    ? " (the runtime's records, read at each GC: no probe)"
+	       : s->agg.runtime_frees ? " (the runtime's records)"
+				      : "",
 	       s->counters[HS_CNT_LOST]);
 	if (s->baseline_records)
 		printf("; %ld runtime records from before attach", s->baseline_records);
@@ -217,7 +224,7 @@ static int write_profile(struct recording *r, const struct record_opts *o, enum 
 	rc = pprof_write(h.p, o->output, err, errlen);
 	if (!rc) {
 		print_summary(&r->s, &h, end, o->top, o->by_label);
-		if (!r->s.agg.runtime_frees)
+		if (heapagg_follows_objects(&r->s.agg))
 			leaks_brief(stdout, &r->leaks, &r->s, &h, TOP_LEAKS);
 		gc_record_summary(&r->gc, &r->s, stdout, o->output);
 		printf("  wrote %s: go tool pprof %s\n", o->output, o->output);

@@ -25,7 +25,7 @@ int recording_start(struct recording *r, const char *command, struct session_opt
 void recording_tick(struct recording *r, double elapsed)
 {
 	/* The leak timeline judges objects it follows: not where frees come from the records. */
-	if (!r->s.agg.runtime_frees)
+	if (heapagg_follows_objects(&r->s.agg))
 		leaks_tick(&r->leaks, &r->s, elapsed);
 	/* The GC settings and CPU account kept fresh for the summary's tuning table. */
 	if (r->s.t.mem_fd >= 0)

@@ -209,7 +209,8 @@ static const char serve_doc[] =
     "  heapspy serve --all | --match REGEX [--rescan SECS] [--listen ADDR]\n\n"
     "Each process is recorded as `heapspy record` records it, for as long as heapspy serves "
     "(heapspy switches the runtime's heap sampling on where it is off, and restores it on exit; "
-    "one probe hit per sample, frees from the runtime's own records), and served under "
+    "the runtime's own records, read at each GC: no probe hit, unless the process sets pprof "
+    "labels), and served under "
     "/pid/PID/:\n"
     "  /pid/PID/debug/pprof/heap     the heap profile, in use as of the last GC (gzipped pprof)\n"
     "  /pid/PID/debug/pprof/allocs   the same, alloc_space by default\n"
@@ -1000,8 +1001,8 @@ int cmd_serve(int argc, char **argv)
 
 	cli_parse(&argp, argc, argv, &o, &o.s.tgt);
 	/*
-	 * A thread per target would give each its own malloc arena, and a target that comes and goes
-	 * leaves its arena fragmented: 20 targets, one restarted a minute, grew RSS 0.93 MiB a
+	 * A thread per target would give each its own malloc arena, and a target that comes and
+	 * goes leaves its arena fragmented: 20 targets, one restarted a minute, grew RSS 0.93 MiB a
 	 * minute with glibc's default arenas and 0.25 with two (tools/soak.py).
 	 */
 	mallopt(M_ARENA_MAX, 2);

@@ -125,16 +125,28 @@ struct baseline_ctx {
 	int64_t now;
 };
 
+/* The same frame list as the probes' for the same site (gostack), into pcs; returns its length. */
+static uint32_t physical(const struct target *t, const struct go_bucket_record *b, uint64_t *pcs)
+{
+	memcpy(pcs, b->pcs, b->nframes * sizeof(*pcs));
+	return gostack_physical(t, pcs, b->nframes);
+}
+
 static int add_baseline(void *ctx, const struct go_bucket_record *b)
 {
 	struct baseline_ctx *c = ctx;
 	uint64_t pcs[GO_MAX_STACK];
-	uint32_t n;
+	uint32_t n = physical(c->t, b, pcs);
 
-	/* The same frame list as the probes' for the same site (gostack). */
-	memcpy(pcs, b->pcs, b->nframes * sizeof(*pcs));
-	n = gostack_physical(c->t, pcs, b->nframes);
 	return heapagg_baseline(c->a, b->addr, pcs, n, b->size, &b->r, c->now);
+}
+
+int mbuckets_record(const struct target *t, struct heapagg *a, const struct go_bucket_record *b)
+{
+	uint64_t pcs[GO_MAX_STACK];
+	uint32_t n = physical(t, b, pcs);
+
+	return heapagg_record(a, b->addr, pcs, n, b->size, &b->r);
 }
 
 long mbuckets_read(const struct target *t, uint64_t mbuckets_vaddr, unsigned record_words,

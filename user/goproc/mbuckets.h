@@ -47,6 +47,9 @@ long mbuckets_walk_published(const struct target *t, uint64_t mbuckets_vaddr, ui
 long mbuckets_read(const struct target *t, uint64_t mbuckets_vaddr, unsigned record_words,
 		   int64_t now, struct heapagg *a, char *err, size_t errlen);
 
+/* A bucket read by mbuckets_walk into a recording made of the records alone (heapagg_record). */
+int mbuckets_record(const struct target *t, struct heapagg *a, const struct go_bucket_record *b);
+
 /*
  * Of the candidate addresses found in a stripped binary's code, the one that holds the runtime's
  * list of memory-profile buckets in the live process (its first bucket has the memory type), or 0.

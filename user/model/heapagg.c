@@ -466,6 +466,7 @@ int heapagg_baseline(struct heapagg *a, uint64_t bucket, const uint64_t *pcs, ui
 						    .est_allocs = w * (double)r->active.allocs,
 						    .est_frees = w * (double)r->active.frees});
 	all = heapagg_held(r);
+	add_counts(&a->baseline_held, &all);
 	s->pre_objects += all.allocs > all.frees ? all.allocs - all.frees : 0;
 	add_run(s, w, all.allocs);
 	/*
@@ -488,6 +489,35 @@ int heapagg_baseline(struct heapagg *a, uint64_t bucket, const uint64_t *pcs, ui
 	}
 	if (now > a->last_cycle)
 		a->last_cycle = now;
+	return 0;
+}
+
+int heapagg_record(struct heapagg *a, uint64_t bucket, const uint64_t *pcs, uint32_t nframes,
+		   uint64_t size, const struct go_mem_record *r)
+{
+	const uint64_t *known = u64map_get(&a->buckets, bucket);
+	int64_t site = known ? (int64_t)*known : intern_site(a, pcs, nframes, size, 0);
+	const struct heap_counts *c = &r->active;
+	struct heap_site *s;
+	double w;
+
+	if (site == -ENOSPC)
+		return 0;
+	if (site < 0 || (!known && u64map_put(&a->buckets, bucket, (uint64_t)site)))
+		return -ENOMEM;
+	s = &a->sites[site];
+	if (c->alloc_bytes != c->allocs * size || c->free_bytes != c->frees * size ||
+	    c->frees > c->allocs)
+		a->inconsistent++;
+	w = sample_weight(a, s, a->rate);
+	s->settled = (struct heap_tally){
+	    .n = *c, .est_allocs = w * (double)c->allocs, .est_frees = w * (double)c->frees};
+	for (int i = 0; i < 4; i++) {
+		memset(&s->allocs[i], 0, sizeof(s->allocs[i]));
+		memset(&s->frees[i], 0, sizeof(s->frees[i]));
+		s->allocs[i].cycle = s->frees[i].cycle = EMPTY_CYCLE;
+	}
+	s->pre_objects = 0;
 	return 0;
 }
 

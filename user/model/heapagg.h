@@ -150,6 +150,15 @@ struct heapagg {
 	 */
 	bool runtime_frees;
 	int64_t rt_cycle; /* of the last heapagg_runtime_frees, HEAPAGG_UNKNOWN_CYCLE before */
+	/*
+	 * No probe at all: every site's counts are the runtime's records as last read at a
+	 * published cycle (heapagg_record), what runtime/pprof would write then; samples and frees
+	 * are theirs. No probe hit costs the target anything.
+	 */
+	bool records_only;
+	uint64_t inconsistent; /* records whose bytes are not their counts times the size */
+	/* What the baseline's records held: records_only counts samples and frees from there. */
+	struct heap_counts baseline_held;
 
 	/*
 	 * At most this many sites, 0 for no limit: a program whose stacks or label sets never stop
@@ -166,6 +175,12 @@ struct heapagg {
 	uint64_t repeated;   /* probe hits the kernel delivered twice for one call */
 	uint64_t baseline_records;
 };
+
+/* Each sampled object is followed to its free (the free probe): leak candidates can be judged. */
+static inline bool heapagg_follows_objects(const struct heapagg *a)
+{
+	return !a->runtime_frees && !a->records_only;
+}
 
 void heapagg_init(struct heapagg *a);
 void heapagg_free(struct heapagg *a);
@@ -192,6 +207,14 @@ int heapagg_baseline(struct heapagg *a, uint64_t bucket, const uint64_t *pcs, ui
 		     uint64_t size, const struct go_mem_record *r, int64_t now);
 /* Everything a record holds, published (active) or not (future). */
 struct heap_counts heapagg_held(const struct go_mem_record *r);
+/*
+ * For records_only: one of the runtime's records read at a published cycle, its site's counts from
+ * now on exactly what it published (active), as runtime/pprof reads them; unsampled at a->rate, as
+ * runtime/pprof scales them. Counts it in inconsistent where it cannot be a record of objects of
+ * one size (a layout is wrong). 0, or -ENOMEM.
+ */
+int heapagg_record(struct heapagg *a, uint64_t bucket, const uint64_t *pcs, uint32_t nframes,
+		   uint64_t size, const struct go_mem_record *r);
 
 /*
  * For runtime_frees: frees objects of one group of sites (a site as the profile shows it: stack

@@ -125,7 +125,8 @@ int rtfrees_bucket(void *ctx, const struct go_bucket_record *b)
 }
 
 int rtfrees_read(struct rtfrees *r, uint64_t mbuckets, uint64_t mprof_cycle, unsigned record_words,
-		 int64_t *cycle, uint64_t *ts)
+		 int (*fn)(void *ctx, const struct go_bucket_record *b), void *ctx, int64_t *cycle,
+		 uint64_t *ts)
 {
 	uint32_t now;
 	char err[256];
@@ -139,8 +140,8 @@ int rtfrees_read(struct rtfrees *r, uint64_t mbuckets, uint64_t mprof_cycle, uns
 	if (*ts - r->walk_end_ns < 9 * r->walk_ns)
 		return -EAGAIN;
 	rtfrees_begin(r);
-	n = mbuckets_walk_published(r->t, mbuckets, mprof_cycle, record_words, rtfrees_bucket, r,
-				    cycle, err, sizeof(err));
+	n = mbuckets_walk_published(r->t, mbuckets, mprof_cycle, record_words, fn, ctx, cycle, err,
+				    sizeof(err));
 	r->walk_end_ns = evloop_now_ns();
 	r->walk_ns = r->walk_end_ns - *ts;
 	return n < 0 ? (int)n : 0;

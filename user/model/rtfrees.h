@@ -57,12 +57,14 @@ void rtfrees_begin(struct rtfrees *r);
 /* mbuckets_walk's fn (ctx: the rtfrees): a bucket's published frees into the walk. */
 int rtfrees_bucket(void *ctx, const struct go_bucket_record *b);
 /*
- * A walk of its own when the runtime has published a cycle since the last snapshot applied: 0 with
- * the cycle and the time it began (CLOCK_MONOTONIC, the probes' clock) for rtfrees_apply, -EAGAIN
- * when there is nothing new or the cycle moved while it read, or -errno.
+ * A walk of its own when the runtime has published a cycle since the last snapshot applied (each
+ * bucket to fn: rtfrees_bucket, with r as ctx, for rtfrees_apply): 0 with the cycle and the time
+ * it began (CLOCK_MONOTONIC, the probes' clock), -EAGAIN when there is nothing new or the cycle
+ * moved while it read, or -errno.
  */
 int rtfrees_read(struct rtfrees *r, uint64_t mbuckets, uint64_t mprof_cycle, unsigned record_words,
-		 int64_t *cycle, uint64_t *ts);
+		 int (*fn)(void *ctx, const struct go_bucket_record *b), void *ctx, int64_t *cycle,
+		 uint64_t *ts);
 /*
  * mbuckets_walk's fn at attach, where the records are not read as heapspy's baseline (the runtime
  * was not sampling): every free they hold, published or not, is of an object heapspy never saw.

@@ -222,7 +222,7 @@ void selfcheck_compare(struct selfcheck *c, const struct target *t, const struct
 
 bool selfcheck_failed(const struct selfcheck *c)
 {
-	return c->checks && (!agrees(&c->last) || 2 * c->failures > c->checks);
+	return c->inconsistent || (c->checks && (!agrees(&c->last) || 2 * c->failures > c->checks));
 }
 
 static double percent(uint64_t part, uint64_t whole)
@@ -234,7 +234,14 @@ void selfcheck_line(const struct selfcheck *c, char *buf, size_t len)
 {
 	const struct selfcheck_result *w = agrees(&c->last) ? &c->worst : &c->last, *l = &c->last;
 
-	if (selfcheck_failed(c))
+	if (c->inconsistent)
+		snprintf(buf, len,
+			 "self-check FAILED: %" PRIu64
+			 " of the runtime's records do not hold objects "
+			 "of one size (bytes are not counts times the size): heapspy misreads this "
+			 "runtime, do not trust this profile",
+			 c->inconsistent);
+	else if (selfcheck_failed(c))
 		snprintf(
 		    buf, len,
 		    "self-check FAILED: %" PRIu64 " sampled objects in use, the runtime's own "
