@@ -407,6 +407,39 @@ def test_rate_changed_mid_recording():
             version, mine_b / 1048576.0, theirs_b / 1048576.0))
 
 
+@needs(build(NEWEST_GO, "retain", tags="withpprof"))
+def test_self_check_catches_wrong_record_layout():
+    """Attached to a running program, record reads the runtime's records and probes nothing:
+    with a deliberately wrong memRecordCycle (HEAPSPY_TEST_RECORD_WORDS=4 where Go 1.27 has 2
+    words, tests only) each record's bytes are not its counts times its size, and the summary,
+    stderr and the profile say the self-check failed instead of presenting the numbers; with
+    the right layout the same recording agrees."""
+    binary = go_build(NEWEST_GO, "retain", tags="withpprof")
+    out = tmpdir("wrong-record-words")
+    prog = Program([binary, "-duration", "60s", "-garbage", "30"], env={"GOGC": "50"})
+    try:
+        prog.wait_for("ready")
+        for words, fails in (("", False), ("4", True)):
+            mine = os.path.join(out, "heap%s.pb.gz" % words)
+            _, stdout, stderr = heapspy("record", "--pid", prog.pid, "--duration", "2", "-o",
+                                        mine, check_rc=0,
+                                        env={"HEAPSPY_TEST_RECORD_WORDS": words})
+            check("(the runtime's records, read at each GC: no probe)" in stdout,
+                  "record --pid did not read the records alone:\n" + stdout)
+            comments = pprofdec.load(mine).comments
+            if not fails:
+                check_self_check(stdout, "the right record layout", comments)
+                continue
+            check("self-check FAILED" in stdout and "do not trust this profile" in stdout,
+                  "a wrong record layout: the summary does not say so:\n" + stdout)
+            check("heapspy: warning: self-check FAILED" in stderr,
+                  "a wrong record layout: no warning on stderr:\n" + stderr)
+            check(any("self-check FAILED" in c for c in comments),
+                  "a wrong record layout: the profile's comments do not say so: %s" % comments)
+    finally:
+        prog.kill()
+
+
 @needs(build(CORNER_VERSIONS[-1], "retain"))
 def test_rate_changed_by_program_not_restored():
     """heapspy switched sampling on; the program then chose its own rate: heapspy leaves it and

@@ -1056,8 +1056,11 @@ def write_report(path, quick, when, cfg, mach, load, paired, hit, pipe, pb, atta
         f.write("\n".join(L) + kept)
 
 
-# Sections of BENCHMARKS.md that other tools write (tools/probestats.py): a rerun keeps them.
-CARRIED = ("## Where a probe hit's time goes",)
+# Sections of BENCHMARKS.md that other tools write (tools/probestats.py, tools/benchpair.py): a
+# rerun keeps them.
+CARRIED = ("## Where a probe hit's time goes",
+           "## No probe hit on a running program (issue 12, records)",
+           "## One probe hit per sample (issue 12)")
 
 
 def carried_sections(path):

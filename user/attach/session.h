@@ -46,8 +46,10 @@ struct session_opts {
 	bool heap; /* the heap-sampling probes (record, leaks) */
 	/*
 	 * Follow each sampled object to its free with a second probe (two hits per sample: leaks
-	 * needs each object's lifetime). Otherwise frees come from the runtime's own records, read
-	 * at its published cycles (rtfrees.h): one hit per sample.
+	 * needs each object's lifetime). Otherwise a running program's profile is the runtime's own
+	 * records, read at its published cycles (heapagg_record): no hit at all; a launched one's,
+	 * or one whose samples carry pprof labels, takes each sample with a probe and the frees
+	 * from the records (rtfrees.h): one hit per sample.
 	 */
 	bool frees;
 	long rate;	  /* MemProfileRate heapspy sets when the runtime is not sampling */

@@ -1,8 +1,8 @@
 /*
  * heapspy record: attach (or launch), switch the runtime's heap sampling on if it is off, read
- * the runtime's own records of what was allocated before, stream sampled allocations until the
- * end (frees from the runtime's records, or with --leaks from a probe too), then write a pprof
- * heap profile and a one-screen summary.
+ * the runtime's own records at each GC cycle until the end (or, launched, with pprof labels or
+ * --leaks, stream sampled allocations from a probe too), then write a pprof heap profile and a
+ * one-screen summary.
  */
 #include "record.h"
 
@@ -41,7 +41,8 @@ static const struct argp_option record_options[] = {
      0},
     {"leaks", 'l', NULL, 0,
      "Also follow each sampled object to its free, as heapspy leaks does, and end the summary "
-     "with the top leak candidates: two probe hits per sample instead of one",
+     "with the top leak candidates: two probe hits per sample (without it, none on a running "
+     "program, one on a launched one)",
      0},
     {0},
 };

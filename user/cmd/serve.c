@@ -128,7 +128,7 @@ static const struct argp_option serve_options[] = {
     {"interval", OPT_INTERVAL, "SECS", 0, "Seconds between two pushes (default 15)", 0},
     {"leaks", 'l', NULL, 0,
      "Also follow each sampled object to its free, for /pid/PID/debug/leaks (two probe hits "
-     "per sample instead of one)",
+     "per sample instead of none)",
      0},
     {"duration", 'd', "SECS", 0, "Stop after SECS seconds (default: on Ctrl-C or SIGTERM)", 0},
     {"btf", CLI_OPT_BTF, "FILE", 0, "Kernel BTF to use instead of /sys/kernel/btf/vmlinux", 0},

@@ -25,7 +25,7 @@ static const char *const source_names[] = {
     [LAYOUT_CODE] = "code",
     [LAYOUT_TABLE] = "table",
     [LAYOUT_NEWEST] = "the newest table, a guess for a newer release",
-    [LAYOUT_TEST] = "HEAPSPY_TEST_PROFILE_KIND, tests only",
+    [LAYOUT_TEST] = "HEAPSPY_TEST_*, tests only",
 };
 
 /* m's layout changes with every release and experiment: only the binary can say. */
@@ -188,6 +188,7 @@ static void resolve_labels(const struct target *t, const int64_t *v, struct heap
 int heaplayout_resolve(const struct target *t, struct heap_layout *l, char *err, size_t errlen)
 {
 	const char *test_kind = getenv("HEAPSPY_TEST_PROFILE_KIND");
+	const char *test_words = getenv("HEAPSPY_TEST_RECORD_WORDS");
 	int64_t v[LF_COUNT];
 
 	memset(l, 0, sizeof(*l));
@@ -197,6 +198,10 @@ int heaplayout_resolve(const struct target *t, struct heap_layout *l, char *err,
 	if (test_kind && *test_kind) {
 		v[LF_PROFILE_KIND] = strtol(test_kind, NULL, 0);
 		l->src[LF_PROFILE_KIND] = LAYOUT_TEST;
+	}
+	if (test_words && *test_words) {
+		v[LF_RECORD_WORDS] = strtol(test_words, NULL, 0);
+		l->src[LF_RECORD_WORDS] = LAYOUT_TEST;
 	}
 	/* Without it heapspy keeps the few samples the runtime drops; the self-check allows them.
 	 */

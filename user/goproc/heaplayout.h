@@ -5,8 +5,9 @@
  * a per-release table only as the last resort. A release newer than heapspy knows gets the newest
  * table's guess for what its binary cannot tell, said as such: the self-check judges it.
  *
- * HEAPSPY_TEST_PROFILE_KIND=N replaces _KindSpecialProfile. It exists for the tests only, which
- * use it to show that the self-check catches a wrong layout; it has no other use.
+ * HEAPSPY_TEST_PROFILE_KIND=N replaces _KindSpecialProfile, HEAPSPY_TEST_RECORD_WORDS=N the
+ * words of a memRecordCycle. They exist for the tests only, which use them to show that the
+ * self-check catches a wrong layout; they have no other use.
  */
 #ifndef HEAPSPY_HEAPLAYOUT_H
 #define HEAPSPY_HEAPLAYOUT_H
