@@ -205,14 +205,16 @@ class Heapspy:
         if self.proc.returncode != 0:
             raise BenchError("heapspy exited %d:\n%s%s" % (self.proc.returncode, out, err))
         r = dict(wall=wall, utime=ru.ru_utime, stime=ru.ru_stime, cpu=ru.ru_utime + ru.ru_stime,
-                 maxrss_kib=ru.ru_maxrss, samples=0, frees=0, free_hits=0, lost=0, repeated=0,
-                 secs=0.0)
-        # Frees read from the runtime's records (record without --leaks) cost no probe hit.
-        m = re.search(r"(\d+) samples, (\d+) frees( \(the runtime's records\))?, (\d+) events "
-                      r"lost", out)
+                 maxrss_kib=ru.ru_maxrss, samples=0, frees=0, alloc_hits=0, free_hits=0, lost=0,
+                 repeated=0, secs=0.0)
+        # Frees read from the runtime's records (record without --leaks) cost no probe hit;
+        # samples read from them too (record --pid) none either.
+        m = re.search(r"(\d+) samples, (\d+) frees( \(the runtime's records([^)]*)\))?, (\d+) "
+                      r"events lost", out)
         if m:
-            r["samples"], r["frees"], r["lost"] = int(m.group(1)), int(m.group(2)), int(m.group(4))
+            r["samples"], r["frees"], r["lost"] = int(m.group(1)), int(m.group(2)), int(m.group(5))
             r["free_hits"] = 0 if m.group(3) else r["frees"]
+            r["alloc_hits"] = 0 if m.group(4) and "no probe" in m.group(4) else r["samples"]
         m = re.search(r"heapspy's probes: (\d+) hits, ([\d.]+) us each", out)  # heapspy gc
         if m:
             r["gc_hits"], r["gc_hit_us"] = int(m.group(1)), float(m.group(2))
@@ -513,7 +515,7 @@ def summarize_paired(res, per_hit):
 def probe_share(hs, per_hit_us):
     """The share of the target's CPU time spent in probe hits: hits per target CPU-second over
     the recording, times the cost of one hit."""
-    hits = hs["samples"] + hs["free_hits"] + hs["lost"] + hs["repeated"]
+    hits = hs["alloc_hits"] + hs["free_hits"] + hs["lost"] + hs["repeated"]
     if not per_hit_us or hs.get("target_cpu", 0) <= 0:
         return None
     return hits / hs["target_cpu"] * per_hit_us / 1e6
@@ -522,8 +524,8 @@ def probe_share(hs, per_hit_us):
 def hs_stats(hs):
     """heapspy's own cost over a set of recordings."""
     return dict(
-        hits_per_s=median([(h["samples"] + h["free_hits"] + h["lost"] + h["repeated"]) / h["secs"]
-                           for h in hs if h["secs"] > 0]),
+        hits_per_s=median([(h["alloc_hits"] + h["free_hits"] + h["lost"] + h["repeated"]) /
+                           h["secs"] for h in hs if h["secs"] > 0]),
         hs_cpu=median([h["cpu"] for h in hs]), hs_utime=median([h["utime"] for h in hs]),
         hs_stime=median([h["stime"] for h in hs]), hs_secs=median([h["secs"] for h in hs]),
         hs_wall=median([h["wall"] for h in hs]),
@@ -556,7 +558,7 @@ def hit_run(binary, variant, ops, offsets):
         r = t.result()
         if hs:
             h = r["hs"] = hs.finish()
-            r["hits"] = h["samples"] + h["free_hits"] + h["lost"] + h["repeated"]
+            r["hits"] = h["alloc_hits"] + h["free_hits"] + h["lost"] + h["repeated"]
         else:
             r["hits"] = sum(p.count() for p in probes)
         return r

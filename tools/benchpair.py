@@ -44,7 +44,7 @@ def main():
                 go=ver, mode=mode, program=prog, heapspy=name, median=statistics.median(cpo),
                 mean=statistics.fmean(cpo), two_se=2 * statistics.stdev(cpo) / len(cpo) ** 0.5,
                 cpo=cpo, samples=[h.get("samples") for h in hs],
-                probe_hits=[h.get("samples", 0) + h.get("free_hits", 0) for h in hs],
+                probe_hits=[h.get("alloc_hits", 0) + h.get("free_hits", 0) for h in hs],
                 secs=time.time() - t0)), flush=True)
 
 
