@@ -136,7 +136,10 @@ static int load_heap(struct session *s, char *err, size_t errlen)
 	}
 	s->skel->rodata->cfg = s->hp.layout.cfg;
 	bpfload_prepare(s->skel->obj);
-	if (s->o->tgt.ringbuf_kib)
+	/* Read from the records alone, no heap probe emits: a page, not 8 MiB per process. */
+	if (s->agg.records_only)
+		bpf_map__set_max_entries(s->skel->maps.events, (uint32_t)sysconf(_SC_PAGESIZE));
+	else if (s->o->tgt.ringbuf_kib)
 		bpf_map__set_max_entries(s->skel->maps.events, s->o->tgt.ringbuf_kib * 1024u);
 	rc = heap_bpf__load(s->skel);
 	if (rc) {
