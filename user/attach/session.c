@@ -101,8 +101,7 @@ int64_t session_cycle(const struct session *s)
 	if (!s->hp.mprof_cycle)
 		return HEAPAGG_UNKNOWN_CYCLE;
 	/* Without the free probe, the last cycle whose frees (or records) were read: as read. */
-	if ((s->agg.runtime_frees || s->agg.records_only) &&
-	    s->rtfrees.applied != HEAPAGG_UNKNOWN_CYCLE)
+	if (heapagg_reads_records(&s->agg) && s->rtfrees.applied != HEAPAGG_UNKNOWN_CYCLE)
 		return s->rtfrees.applied;
 	if (s->cycle_final)
 		return c;
@@ -588,20 +587,7 @@ static int apply_record(void *ctx, const struct go_bucket_record *b)
 {
 	struct session *s = ctx;
 
-	s->walk_samples += b->r.active.allocs;
-	s->walk_frees += b->r.active.frees;
 	return mbuckets_record(&s->t, &s->agg, b);
-}
-
-/* Before a walk that may apply the records: unsampled at the rate the runtime samples at now. */
-static void begin_records(struct session *s)
-{
-	int64_t rate;
-
-	s->walk_samples = s->walk_frees = 0;
-	s->agg.inconsistent = 0;
-	if (s->hp.mem_profile_rate && read_rate(s, &rate) == 0 && rate > 0)
-		s->agg.rate = rate;
 }
 
 /*
@@ -611,10 +597,10 @@ static void begin_records(struct session *s)
 static void records_read(struct session *s, int64_t cycle)
 {
 	const struct heap_counts *b = &s->agg.baseline_held;
+	struct heap_counts all = heapagg_records_total(&s->agg, &s->check.inconsistent);
 
-	s->agg.samples = s->walk_samples > b->allocs ? s->walk_samples - b->allocs : 0;
-	s->agg.frees = s->walk_frees > b->frees ? s->walk_frees - b->frees : 0;
-	s->check.inconsistent = s->agg.inconsistent;
+	s->agg.samples = all.allocs > b->allocs ? all.allocs - b->allocs : 0;
+	s->agg.frees = all.frees > b->frees ? all.frees - b->frees : 0;
 	s->rtfrees.applied = cycle;
 	if (cycle > s->agg.last_cycle)
 		s->agg.last_cycle = cycle;
@@ -745,13 +731,22 @@ static void apply_frees(struct session *s, int64_t cycle, uint64_t ts)
 		s->error = rc;
 }
 
+/* A walk consistent at cycle (begun at ts) into the profile: the records, or their frees. */
+static void take_walk(struct session *s, int64_t cycle, uint64_t ts)
+{
+	if (s->agg.records_only)
+		records_read(s, cycle);
+	else
+		apply_frees(s, cycle, ts);
+}
+
 /*
  * Compares what the last snapshot of the runtime's records says with heapspy's totals, then takes
  * a new snapshot once every cycles more were published (selfcheck.h).
  */
 static bool self_check(struct session *s, int64_t every)
 {
-	int64_t cycle;
+	int64_t cycle, rate;
 	uint64_t ts;
 
 	if (!s->o->heap || s->exited)
@@ -761,34 +756,27 @@ static bool self_check(struct session *s, int64_t every)
 		    mbuckets_confirm(&s->t, s->hp.mbuckets_candidates, s->hp.nmbuckets_candidates);
 	selfcheck_compare(&s->check, &s->t, &s->agg);
 	rtfrees_begin(&s->rtfrees);
-	if (s->agg.records_only)
-		begin_records(s);
+	/* The records are unsampled at the rate the runtime samples at now, as runtime/pprof does.
+	 */
+	if (s->agg.records_only && s->hp.mem_profile_rate && read_rate(s, &rate) == 0 && rate > 0)
+		s->agg.rate = rate;
 	selfcheck_snapshot(&s->check, &s->t, s->hp.mbuckets, s->hp.mprof_cycle,
 			   s->hp.layout.record_words, every);
 	/* The compare above took the last snapshot: one pending now is this walk's. */
-	if (!s->agg.runtime_frees && !s->agg.records_only)
+	if (!heapagg_reads_records(&s->agg))
 		return s->check.pending != HEAPAGG_UNKNOWN_CYCLE;
 	if (s->check.pending != HEAPAGG_UNKNOWN_CYCLE) {
 		/* Its frees (or records) are heapspy's now: compared at once, before another walk
 		 * moves them. */
-		if (s->agg.records_only)
-			records_read(s, s->check.pending);
-		else
-			apply_frees(s, s->check.pending, s->check.pending_ns);
+		take_walk(s, s->check.pending, s->check.pending_ns);
 		selfcheck_compare(&s->check, &s->t, &s->agg);
 		return true;
 	}
-	/* Between self-checks the frees (or records) follow each cycle the runtime publishes. */
-	if (s->agg.records_only) {
-		begin_records(s);
-		if (rtfrees_read(&s->rtfrees, s->hp.mbuckets, s->hp.mprof_cycle,
-				 s->hp.layout.record_words, apply_record, s, &cycle, &ts) == 0)
-			records_read(s, cycle);
-	} else if (rtfrees_read(&s->rtfrees, s->hp.mbuckets, s->hp.mprof_cycle,
-				s->hp.layout.record_words, rtfrees_bucket, &s->rtfrees, &cycle,
-				&ts) == 0) {
-		apply_frees(s, cycle, ts);
-	}
+	/* Between self-checks the frees (or records) follow each cycle the runtime publishes, read
+	 * as the snapshot's walk reads them. */
+	if (rtfrees_read(&s->rtfrees, s->hp.mbuckets, s->hp.mprof_cycle, s->hp.layout.record_words,
+			 s->check.also, s->check.also_ctx, &cycle, &ts) == 0)
+		take_walk(s, cycle, ts);
 	return false;
 }
 
@@ -804,8 +792,8 @@ static void final_snapshot(struct session *s)
 	 * Without the free probe the profile's frees are the snapshot's: worth a few retries when
 	 * the walk met a cycle's turn (hundreds a second in an allocation loop).
 	 */
-	for (int i = 0; !self_check(s, 0) && (s->agg.runtime_frees || s->agg.records_only) &&
-			i < FINAL_TRIES && target_alive(&s->t);
+	for (int i = 0; !self_check(s, 0) && heapagg_reads_records(&s->agg) && i < FINAL_TRIES &&
+			target_alive(&s->t);
 	     i++)
 		usleep(1000);
 }

@@ -119,7 +119,6 @@ struct session {
 	/* heapspy's totals against the runtime's own records */
 	struct selfcheck check;
 	struct rtfrees rtfrees; /* frees from them, without the free probe (agg.runtime_frees) */
-	uint64_t walk_samples, walk_frees; /* agg.records_only: the counts of the walk under way */
 	uint64_t counters[HS_CNT_MAX];
 	int error; /* first error from an event handler */
 };

@@ -506,9 +506,6 @@ int heapagg_record(struct heapagg *a, uint64_t bucket, const uint64_t *pcs, uint
 	if (site < 0 || (!known && u64map_put(&a->buckets, bucket, (uint64_t)site)))
 		return -ENOMEM;
 	s = &a->sites[site];
-	if (c->alloc_bytes != c->allocs * size || c->free_bytes != c->frees * size ||
-	    c->frees > c->allocs)
-		a->inconsistent++;
 	w = sample_weight(a, s, a->rate);
 	s->settled = (struct heap_tally){
 	    .n = *c, .est_allocs = w * (double)c->allocs, .est_frees = w * (double)c->frees};
@@ -519,6 +516,22 @@ int heapagg_record(struct heapagg *a, uint64_t bucket, const uint64_t *pcs, uint
 	}
 	s->pre_objects = 0;
 	return 0;
+}
+
+struct heap_counts heapagg_records_total(const struct heapagg *a, uint64_t *inconsistent)
+{
+	struct heap_counts all = {0};
+
+	*inconsistent = 0;
+	for (size_t i = 0; i < a->nsites; i++) {
+		const struct heap_counts *c = &a->sites[i].settled.n;
+		uint64_t size = a->sites[i].size;
+
+		*inconsistent += c->alloc_bytes != c->allocs * size ||
+				 c->free_bytes != c->frees * size || c->frees > c->allocs;
+		add_counts(&all, c);
+	}
+	return all;
 }
 
 /*

@@ -156,7 +156,6 @@ struct heapagg {
 	 * are theirs. No probe hit costs the target anything.
 	 */
 	bool records_only;
-	uint64_t inconsistent; /* records whose bytes are not their counts times the size */
 	/* What the baseline's records held: records_only counts samples and frees from there. */
 	struct heap_counts baseline_held;
 
@@ -176,10 +175,16 @@ struct heapagg {
 	uint64_t baseline_records;
 };
 
+/* Frees, or everything, come from the runtime's records, read at the cycles it publishes. */
+static inline bool heapagg_reads_records(const struct heapagg *a)
+{
+	return a->runtime_frees || a->records_only;
+}
+
 /* Each sampled object is followed to its free (the free probe): leak candidates can be judged. */
 static inline bool heapagg_follows_objects(const struct heapagg *a)
 {
-	return !a->runtime_frees && !a->records_only;
+	return !heapagg_reads_records(a);
 }
 
 void heapagg_init(struct heapagg *a);
@@ -210,11 +215,16 @@ struct heap_counts heapagg_held(const struct go_mem_record *r);
 /*
  * For records_only: one of the runtime's records read at a published cycle, its site's counts from
  * now on exactly what it published (active), as runtime/pprof reads them; unsampled at a->rate, as
- * runtime/pprof scales them. Counts it in inconsistent where it cannot be a record of objects of
- * one size (a layout is wrong). 0, or -ENOMEM.
+ * runtime/pprof scales them. 0, or -ENOMEM.
  */
 int heapagg_record(struct heapagg *a, uint64_t bucket, const uint64_t *pcs, uint32_t nframes,
 		   uint64_t size, const struct go_mem_record *r);
+/*
+ * For records_only, after a walk applied every record: what they hold in all, and in
+ * *inconsistent how many sites cannot hold objects of one size (bytes are not counts times the
+ * size, or more frees than allocations: a layout is wrong).
+ */
+struct heap_counts heapagg_records_total(const struct heapagg *a, uint64_t *inconsistent);
 
 /*
  * For runtime_frees: frees objects of one group of sites (a site as the profile shows it: stack
