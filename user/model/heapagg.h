@@ -53,8 +53,7 @@ struct heap_site {
 	uint64_t size;
 	/* Counts published at the newest cycle seen, and at every later one. */
 	struct heap_tally settled;
-	/* Allocations and frees of the last cycles, by cycle % 4 (an allocation waits two cycles).
-	 */
+	/* Allocations and frees of the last cycles, by cycle % 4 (an allocation waits 2 cycles). */
 	struct heap_cycle_counts allocs[4];
 	struct heap_cycle_counts frees[4];
 	/* Objects from before attach (the runtime's records) that no free has matched yet. */
@@ -125,8 +124,8 @@ struct heapagg {
 	struct golabels *labels;  /* decodes events' label pointers; NULL: no labels */
 
 	int64_t last_cycle; /* newest heap-profile cycle seen, HEAPAGG_UNKNOWN_CYCLE if none */
-	uint64_t
-	    baseline_ts; /* frees of pre-attach objects before this are in the baseline already */
+	/* Frees of pre-attach objects before this are in the baseline already. */
+	uint64_t baseline_ts;
 	/*
 	 * The MemProfileRate assumed where a sample does not say its own: the runtime's records
 	 * from before attach, events from a binary whose MemProfileRate heapspy could not locate.
@@ -169,9 +168,9 @@ struct heapagg {
 	uint64_t capped_samples;
 	uint64_t samples; /* allocation events */
 	uint64_t frees;	  /* free events, or frees the runtime's records gave (runtime_frees) */
-	uint64_t
-	    unmatched_frees; /* frees of objects heapspy never saw allocated nor had a bucket for */
-	uint64_t repeated;   /* probe hits the kernel delivered twice for one call */
+	/* Frees of objects heapspy never saw allocated nor had a bucket for. */
+	uint64_t unmatched_frees;
+	uint64_t repeated; /* probe hits the kernel delivered twice for one call */
 	uint64_t baseline_records;
 };
 

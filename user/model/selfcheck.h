@@ -64,10 +64,13 @@ struct selfcheck {
 	int checks, failures;  /* failures: checks beyond the tolerance */
 	struct selfcheck_result last, worst; /* worst: the failed check furthest apart */
 	int error; /* why the runtime's records could not be read (-errno) */
-	/* Records of the last walk whose bytes are not their counts times the size (records_only)
-	 */
+	/* records_only: sites whose records cannot hold objects of one size, as last read */
 	uint64_t inconsistent;
-	/* Also called for each bucket of every snapshot's walk (rtfrees), when set. */
+	/*
+	 * Also called for each bucket of every snapshot's walk, when set: what a walk of the
+	 * records does for the recording (rtfrees_bucket, or records_only's apply), between
+	 * snapshots too.
+	 */
 	int (*also)(void *ctx, const struct go_bucket_record *b);
 	void *also_ctx;
 };
