@@ -99,7 +99,7 @@ def late_attach(version, variant="", hs_env=None):
           "go%s %s: labels where the program sets none:\n%s" % (version, variant, stdout))
     top = pprof_top(mine)
     check("main.retainA" in top, "go tool pprof -top does not show main.retainA:\n" + top)
-    return stdout
+    return stdout, got, want
 
 
 # Every Go version in these build shapes; the runs share the CPUs (harness.each).

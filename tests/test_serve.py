@@ -19,6 +19,9 @@ from harness import (GO_VERSIONS, HEAPSPY, NEWEST_GO, BUILD, Failure, Program, b
                      go_bin, go_build, needs, tmpdir)
 from test_record import compare_shares, mem_profile_rate, shares
 
+# --all serves every Go process on the machine: beside other tests it would attach to theirs.
+RUN_ALONE = {"test_serve_all_go_processes"}
+
 
 class Serve:
     """heapspy serve in the background on a free loopback port; stderr collected as it comes."""
@@ -682,10 +685,6 @@ def test_serve_slow_clients_stall_no_one():
         prog.kill()
         if serve:
             serve.stop()
-
-
-# --all serves every Go process on the machine: beside other tests it would attach to theirs.
-RUN_ALONE = {"test_serve_all_go_processes"}
 
 
 @needs(build(NEWEST_GO, "retain"), build("1.19", "retain"))

@@ -512,10 +512,15 @@ def summarize_paired(res, per_hit):
     return rows
 
 
+def probe_hits(hs):
+    """The probe hits of one recording: each taken, lost or delivered twice."""
+    return hs["alloc_hits"] + hs["free_hits"] + hs["lost"] + hs["repeated"]
+
+
 def probe_share(hs, per_hit_us):
     """The share of the target's CPU time spent in probe hits: hits per target CPU-second over
     the recording, times the cost of one hit."""
-    hits = hs["alloc_hits"] + hs["free_hits"] + hs["lost"] + hs["repeated"]
+    hits = probe_hits(hs)
     if not per_hit_us or hs.get("target_cpu", 0) <= 0:
         return None
     return hits / hs["target_cpu"] * per_hit_us / 1e6
@@ -524,8 +529,7 @@ def probe_share(hs, per_hit_us):
 def hs_stats(hs):
     """heapspy's own cost over a set of recordings."""
     return dict(
-        hits_per_s=median([(h["alloc_hits"] + h["free_hits"] + h["lost"] + h["repeated"]) /
-                           h["secs"] for h in hs if h["secs"] > 0]),
+        hits_per_s=median([probe_hits(h) / h["secs"] for h in hs if h["secs"] > 0]),
         hs_cpu=median([h["cpu"] for h in hs]), hs_utime=median([h["utime"] for h in hs]),
         hs_stime=median([h["stime"] for h in hs]), hs_secs=median([h["secs"] for h in hs]),
         hs_wall=median([h["wall"] for h in hs]),
@@ -558,7 +562,7 @@ def hit_run(binary, variant, ops, offsets):
         r = t.result()
         if hs:
             h = r["hs"] = hs.finish()
-            r["hits"] = h["alloc_hits"] + h["free_hits"] + h["lost"] + h["repeated"]
+            r["hits"] = probe_hits(h)
         else:
             r["hits"] = sum(p.count() for p in probes)
         return r

@@ -16,7 +16,6 @@ import sys
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests"))
 
 import harness  # noqa: E402
-import pprofdec  # noqa: E402
 import test_gc  # noqa: E402
 import test_record  # noqa: E402
 
@@ -26,10 +25,7 @@ def totals(profile, sample_type):
 
 
 def record_figures(version):
-    stdout = test_record.late_attach(version)
-    out = os.path.join(harness.BUILD, "out", "late-%s" % version)
-    got = pprofdec.load(os.path.join(out, "heapspy.pb.gz"))
-    want = pprofdec.load(os.path.join(out, "runtime.pb.gz"))
+    stdout, got, want = test_record.late_attach(version)
     a, b = test_record.shares(got), test_record.shares(want)
     worst = max(abs(a.get(s, 0.0) - b.get(s, 0.0)) for s in test_record.SITES)
     diff = {t: 100.0 * (totals(got, t) - totals(want, t)) / max(totals(want, t), 1)

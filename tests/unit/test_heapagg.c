@@ -118,20 +118,29 @@ static void test_publication_delay(void)
 	heapagg_free(&a);
 }
 
+/*
+ * Five samples: 64 and 128 bytes at one stack, 64 at another, 64 at the first again (the first
+ * sample's site), 256 at the first (its stack, a new size).
+ */
+static void add_five(struct heapagg *a)
+{
+	const struct hs_alloc_event e[] = {
+	    alloc_ev(1, 0x1000, 64, 1, 0x402000),  alloc_ev(1, 0x2000, 128, 1, 0x402000),
+	    alloc_ev(1, 0x3000, 64, 1, 0x403000),  alloc_ev(1, 0x4000, 64, 1, 0x402000),
+	    alloc_ev(1, 0x5000, 256, 1, 0x402000),
+	};
+
+	for (size_t i = 0; i < sizeof(e) / sizeof(e[0]); i++)
+		CHECK(heapagg_alloc(a, &e[i]) == 0);
+}
+
 static void test_sites_are_stack_and_size(void)
 {
 	struct heapagg a;
-	struct hs_alloc_event e1 = alloc_ev(1, 0x1000, 64, 1, 0x402000);
-	struct hs_alloc_event e2 = alloc_ev(1, 0x2000, 128, 1, 0x402000);
-	struct hs_alloc_event e3 = alloc_ev(1, 0x3000, 64, 1, 0x403000);
-	struct hs_alloc_event e4 = alloc_ev(1, 0x4000, 64, 1, 0x402000);
 
 	heapagg_init(&a);
-	heapagg_alloc(&a, &e1);
-	heapagg_alloc(&a, &e2);
-	heapagg_alloc(&a, &e3);
-	heapagg_alloc(&a, &e4);
-	CHECK(a.nsites == 3);
+	add_five(&a);
+	CHECK(a.nsites == 4);
 	CHECK(a.nstacks == 2);
 	CHECK(totals_at(&a, 0, 3).allocs == 2);
 	heapagg_free(&a);
@@ -141,19 +150,10 @@ static void test_sites_are_stack_and_size(void)
 static void test_sites_capped(void)
 {
 	struct heapagg a;
-	struct hs_alloc_event e1 = alloc_ev(1, 0x1000, 64, 1, 0x402000);
-	struct hs_alloc_event e2 = alloc_ev(1, 0x2000, 128, 1, 0x402000);
-	struct hs_alloc_event e3 = alloc_ev(1, 0x3000, 64, 1, 0x403000);
-	struct hs_alloc_event e4 = alloc_ev(1, 0x4000, 64, 1, 0x402000);
-	struct hs_alloc_event e5 = alloc_ev(1, 0x5000, 256, 1, 0x402000);
 
 	heapagg_init(&a);
 	a.max_sites = 2;
-	CHECK(heapagg_alloc(&a, &e1) == 0);
-	CHECK(heapagg_alloc(&a, &e2) == 0);
-	CHECK(heapagg_alloc(&a, &e3) == 0); /* a new stack */
-	CHECK(heapagg_alloc(&a, &e4) == 0); /* e1's site */
-	CHECK(heapagg_alloc(&a, &e5) == 0); /* a known stack, a new size */
+	add_five(&a); /* the third (a new stack) and the fifth (a new size) are past the cap */
 	CHECK(a.nsites == 2);
 	CHECK(a.nstacks == 1);
 	CHECK(a.capped_samples == 2);
